@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { action } from '../run.ts';
+
+export function register(program: Command): void {
+  program
+    .command('migrate')
+    .description('bring the database schema up to date (DATABASE_URL)')
+    .option('--down', 'undo the latest migration instead')
+    .action(
+      action(async (opts: { down?: boolean }) => {
+        const { config } = await import('../../lib/config.ts');
+        const { openDatabase, assertReachable, migrator } = await import('../../lib/db.ts');
+        const url = config().databaseUrl;
+        const handle = openDatabase(url, { max: 1 });
+        try {
+          await assertReachable(handle, url);
+          const m = migrator(handle.db);
+          const { error, results } = opts.down ? await m.migrateDown() : await m.migrateToLatest();
+          for (const r of results ?? []) {
+            console.log(`${r.status === 'Success' ? 'ok  ' : r.status.toLowerCase()} ${r.direction.toLowerCase()} ${r.migrationName}`);
+          }
+          if (error) throw new Error(`migration failed: ${(error as Error).message ?? error}`);
+          if ((results ?? []).length === 0) console.log('schema is up to date');
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+}

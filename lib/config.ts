@@ -1,0 +1,136 @@
+// The one place that reads the environment: every setting is parsed and validated here, once, and a bad
+// value names its variable. The lab's `lab up` writes these same variables, so any command run with its
+// env file diagnoses the lab instead of the internet.
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  /** @defaultValue postgres://postgres@127.0.0.1:5432/mailcensus */
+  databaseUrl: string;
+  /** @defaultValue redis://127.0.0.1:6379 */
+  redisUrl: string;
+  /** Lab mode: loopback targets are allowed and the lab's resolver/port/CA are used. `MAILCENSUS_LAB=1`. */
+  lab: boolean;
+  /** The validating resolver to ask. @defaultValue the first nameserver of /etc/resolv.conf */
+  resolver: HostPort | null;
+  /** TCP port of the SMTP servers probed. @defaultValue 25 */
+  smtpPort: number;
+  /** DNSBL zones queried (RFC 5782). @defaultValue zen.spamhaus.org */
+  dnsblZones: string[];
+  /** The lab clock: the time recorded on diagnoses. @defaultValue null (real time) */
+  clock: Date | null;
+  /** PEM file with extra CAs trusted when judging certificate chains (the lab CA in lab mode). */
+  extraCaFile: string | null;
+  /** Name we announce in EHLO. @defaultValue the host name */
+  ehloName: string;
+  /** Contact address announced to probed operators (in the EHLO-time MAIL FROM of the relay test). */
+  contact: string;
+  /** Per-query DNS timeout. @defaultValue 2000 */
+  dnsTimeoutMs: number;
+  /** Retries after a DNS timeout. @defaultValue 2 */
+  dnsRetries: number;
+  /** Global DNS queries per second (0 = unlimited). @defaultValue 200 */
+  dnsQps: number;
+  /** @defaultValue 10000 */
+  smtpConnectTimeoutMs: number;
+  /** RFC 5321 §4.5.3.2.1 suggests 5 minutes for the greeting; we wait 30 s. @defaultValue 30000 */
+  smtpBannerTimeoutMs: number;
+  /** Timeout for every other SMTP reply. @defaultValue 30000 */
+  smtpCommandTimeoutMs: number;
+  /** DKIM selectors probed in scan source. */
+  dkimSelectors: string[];
+  /** Foreign domains used as relay-test recipients. @defaultValue relay-test.example */
+  relayTestDomain: string;
+  /** Max concurrent SMTP sessions to one IP. @defaultValue 1 */
+  perIpConcurrency: number;
+  /** Minimum interval between two sessions to one IP. @defaultValue 1000 */
+  perIpIntervalMs: number;
+  /** Domains and IPs never probed. @defaultValue [] */
+  optOut: string[];
+}
+
+export const DEFAULT_DKIM_SELECTORS = [
+  'default', 'selector1', 'selector2', 'google', 'k1', 'k2', 's1', 's2', 'dkim', 'mail',
+  'smtp', 'mx', 'key1', 'key2', 'sig1', 'mandrill', 'everlytickey1', 'mxvault',
+];
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min) {
+    throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function list(env: Env, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  return raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+}
+
+export function parseHostPort(raw: string, defaultPort: number, name: string): HostPort {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(raw.trim());
+  // A bare IPv6 address has colons but no brackets: take it whole.
+  if (raw.includes(':') && !raw.includes('[') && raw.split(':').length > 2) {
+    return { host: raw.trim(), port: defaultPort };
+  }
+  if (!m) throw new ConfigError(`${name} must be HOST or HOST:PORT, got "${raw}"`);
+  const port = m[2] ? Number(m[2]) : defaultPort;
+  if (port < 1 || port > 65535) throw new ConfigError(`${name} has an invalid port in "${raw}"`);
+  return { host: m[1], port };
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const lab = env.MAILCENSUS_LAB === '1' || env.MAILCENSUS_LAB === 'true';
+  let clock: Date | null = null;
+  if (env.MAILCENSUS_CLOCK) {
+    clock = new Date(env.MAILCENSUS_CLOCK);
+    if (Number.isNaN(clock.getTime())) {
+      throw new ConfigError(`MAILCENSUS_CLOCK must be an ISO date-time, got "${env.MAILCENSUS_CLOCK}"`);
+    }
+  }
+  const config: Config = {
+    databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/mailcensus',
+    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    lab,
+    resolver: env.MAILCENSUS_RESOLVER ? parseHostPort(env.MAILCENSUS_RESOLVER, 53, 'MAILCENSUS_RESOLVER') : null,
+    smtpPort: integer(env, 'MAILCENSUS_SMTP_PORT', 25, 1),
+    dnsblZones: list(env, 'MAILCENSUS_DNSBL_ZONES', ['zen.spamhaus.org']),
+    clock,
+    extraCaFile: env.MAILCENSUS_EXTRA_CA || null,
+    ehloName: env.MAILCENSUS_EHLO_NAME || 'mailcensus.invalid',
+    contact: env.MAILCENSUS_CONTACT || 'postmaster@mailcensus.invalid',
+    dnsTimeoutMs: integer(env, 'MAILCENSUS_DNS_TIMEOUT_MS', 2000, 1),
+    dnsRetries: integer(env, 'MAILCENSUS_DNS_RETRIES', 2),
+    dnsQps: integer(env, 'MAILCENSUS_DNS_QPS', 200),
+    smtpConnectTimeoutMs: integer(env, 'MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS', 10000, 1),
+    smtpBannerTimeoutMs: integer(env, 'MAILCENSUS_SMTP_BANNER_TIMEOUT_MS', 30000, 1),
+    smtpCommandTimeoutMs: integer(env, 'MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS', 30000, 1),
+    dkimSelectors: list(env, 'MAILCENSUS_DKIM_SELECTORS', DEFAULT_DKIM_SELECTORS),
+    relayTestDomain: (env.MAILCENSUS_RELAY_TEST_DOMAIN || 'relay-test.example').toLowerCase(),
+    perIpConcurrency: integer(env, 'MAILCENSUS_PER_IP_CONCURRENCY', 1, 1),
+    perIpIntervalMs: integer(env, 'MAILCENSUS_PER_IP_INTERVAL_MS', 1000),
+    optOut: list(env, 'MAILCENSUS_OPT_OUT', []),
+  };
+  return Object.freeze(config);
+}
+
+let cached: Readonly<Config> | undefined;
+/** The process-wide configuration, read from the environment on first use. */
+export function config(): Readonly<Config> {
+  cached ??= loadConfig();
+  return cached;
+}

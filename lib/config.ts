@@ -41,6 +41,22 @@ export interface Config {
   dnsRetries: number;
   /** Global DNS queries per second (0 = unlimited). @defaultValue 200 */
   dnsQps: number;
+  /** Survey runs (issue 6): BullMQ key prefix, so several installations can share one Redis. @defaultValue mailcensus */
+  queuePrefix: string;
+  /** Jobs one worker process runs at once. @defaultValue 20 */
+  workerConcurrency: number;
+  /** Global cap on domain and probe jobs started per second, over all workers (0 = unlimited). @defaultValue 0 */
+  jobsPerSecond: number;
+  /** Retries of a domain whose diagnosis has transient unknowns (timeout, SERVFAIL, 4xx). @defaultValue 2 */
+  transientRetries: number;
+  /** Delay before the first such retry; doubles each time. @defaultValue 60000 */
+  transientRetryDelayMs: number;
+  /** Domain jobs kept in Redis at once; the feeder tops up from Postgres. @defaultValue 10000 */
+  maxQueued: number;
+  /** BullMQ job lock; a killed worker's jobs are retried after about this long. @defaultValue 30000 */
+  lockDurationMs: number;
+  /** On SIGTERM, how long active jobs may take to finish. @defaultValue 30000 */
+  shutdownTimeoutMs: number;
   /** @defaultValue 10000 */
   smtpConnectTimeoutMs: number;
   /** RFC 5321 §4.5.3.2.1 suggests 5 minutes for the greeting; we wait 30 s. @defaultValue 30000 */
@@ -57,6 +73,19 @@ export interface Config {
   perIpIntervalMs: number;
   /** Domains and IPs never probed. @defaultValue [] */
   optOut: string[];
+  /** The test-mail receiver (issue 7): our recipient domain, `check[-token]@<it>`. @defaultValue mailcensus.invalid */
+  receiverDomain: string;
+  /** Name the receiver greets with and writes into Authentication-Results. @defaultValue `ehloName` */
+  receiverHostname: string;
+  /** Address the receiver listens on. @defaultValue 0.0.0.0:25 */
+  receiverListen: HostPort;
+  /** Largest test mail accepted, in bytes (advertised with SIZE). @defaultValue 10485760 */
+  receiverMaxSize: number;
+  /** PEM certificate and key for the receiver's STARTTLS; null = self-signed generated at start. */
+  receiverCertFile: string | null;
+  receiverKeyFile: string | null;
+  /** Send the result mail to the test mail's sender. `MAILCENSUS_RESULT_MAIL=0` turns it off. @defaultValue true */
+  resultMail: boolean;
 }
 
 export const DEFAULT_DKIM_SELECTORS = [
@@ -116,6 +145,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dnsTimeoutMs: integer(env, 'MAILCENSUS_DNS_TIMEOUT_MS', 2000, 1),
     dnsRetries: integer(env, 'MAILCENSUS_DNS_RETRIES', 2),
     dnsQps: integer(env, 'MAILCENSUS_DNS_QPS', 200),
+    queuePrefix: env.MAILCENSUS_QUEUE_PREFIX || 'mailcensus',
+    workerConcurrency: integer(env, 'MAILCENSUS_WORKER_CONCURRENCY', 20, 1),
+    jobsPerSecond: integer(env, 'MAILCENSUS_JOBS_PER_SECOND', 0),
+    transientRetries: integer(env, 'MAILCENSUS_TRANSIENT_RETRIES', 2),
+    transientRetryDelayMs: integer(env, 'MAILCENSUS_TRANSIENT_RETRY_DELAY_MS', 60000),
+    maxQueued: integer(env, 'MAILCENSUS_MAX_QUEUED', 10000, 10),
+    lockDurationMs: integer(env, 'MAILCENSUS_LOCK_DURATION_MS', 30000, 1000),
+    shutdownTimeoutMs: integer(env, 'MAILCENSUS_SHUTDOWN_TIMEOUT_MS', 30000),
     smtpConnectTimeoutMs: integer(env, 'MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS', 10000, 1),
     smtpBannerTimeoutMs: integer(env, 'MAILCENSUS_SMTP_BANNER_TIMEOUT_MS', 30000, 1),
     smtpCommandTimeoutMs: integer(env, 'MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS', 30000, 1),
@@ -124,6 +161,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     perIpConcurrency: integer(env, 'MAILCENSUS_PER_IP_CONCURRENCY', 1, 1),
     perIpIntervalMs: integer(env, 'MAILCENSUS_PER_IP_INTERVAL_MS', 1000),
     optOut: list(env, 'MAILCENSUS_OPT_OUT', []),
+    receiverDomain: (env.MAILCENSUS_RECEIVER_DOMAIN || 'mailcensus.invalid').toLowerCase(),
+    receiverHostname: env.MAILCENSUS_RECEIVER_HOSTNAME || env.MAILCENSUS_EHLO_NAME || 'mailcensus.invalid',
+    receiverListen: parseHostPort(env.MAILCENSUS_RECEIVER_LISTEN || '0.0.0.0:25', 25, 'MAILCENSUS_RECEIVER_LISTEN'),
+    receiverMaxSize: integer(env, 'MAILCENSUS_RECEIVER_MAX_SIZE', 10 * 1024 * 1024, 1024),
+    receiverCertFile: env.MAILCENSUS_RECEIVER_CERT || null,
+    receiverKeyFile: env.MAILCENSUS_RECEIVER_KEY || null,
+    resultMail: !['0', 'false', 'no', 'off'].includes((env.MAILCENSUS_RESULT_MAIL ?? '').toLowerCase()),
   };
   return Object.freeze(config);
 }

@@ -35,6 +35,10 @@ export interface IngestsTable {
   rejected: number;
   added: number;
   finished_at: Timestamp;
+  started_at: Date | null;
+  blank_lines: ColumnType<number, number | undefined, number>;
+  reject_reasons: Json;
+  rejects_file: string | null;
 }
 export interface RunsTable {
   id: Generated<number>;
@@ -45,6 +49,10 @@ export interface RunsTable {
   created_at: Timestamp;
   started_at: Date | null;
   finished_at: Date | null;
+  cancelled_at: Date | null;
+  feed_cursor: ColumnType<string, string | undefined, string>;
+  opted_out: ColumnType<number, number | undefined, number>;
+  dedupe_key: string | null;
 }
 export interface TestMailsTable {
   id: Generated<string>;
@@ -95,6 +103,7 @@ export interface ProbedIpsTable {
   hostnames: ColumnType<string[], string[] | undefined, string[]>;
   observations: Json;
   probed_at: Timestamp;
+  attempt: ColumnType<number, number | undefined, number>;
 }
 export interface DiagnosisMxTable {
   diagnosis_id: string;

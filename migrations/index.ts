@@ -4,4 +4,8 @@ import * as initial from './20261129000000_initial.ts';
 
 export const migrations: Record<string, Migration> = {
   '20261129000000_initial': initial,
+  '20261129000100_views': await import('./20261129000100_views.ts'),
+  '20261129000200_ingest': await import('./20261129000200_ingest.ts'),
+  '20261129000600_runs_workers': await import('./20261129000600_runs_workers.ts'),
+  '20261129000700_test_mail_requests': await import('./20261129000700_test_mail_requests.ts'),
 };

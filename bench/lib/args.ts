@@ -1,0 +1,67 @@
+// Options of `npm run bench -- [part...] [--option value...]`, and the figures parts share within one
+// invocation (the baseline ratio compares with the pipeline measured in the same run).
+import type { PipelineResult } from '../survey.ts';
+
+export type BenchArgs = Record<string, string | boolean>;
+
+/** Splits argv into part names and `--key value` / `--flag` options. */
+export function parseArgv(argv: string[]): { parts: string[]; args: BenchArgs } {
+  const parts: string[] = [];
+  const args: BenchArgs = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) {
+      parts.push(a);
+      continue;
+    }
+    const [key, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    if (inline !== undefined) args[key] = inline;
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') && !/^no-/.test(key) && !FLAGS.has(key)) args[key] = argv[++i]!;
+    else args[key] = true;
+  }
+  return { parts, args };
+}
+
+const FLAGS = new Set(['cpu-prof', 'keep']);
+
+function intList(v: string | boolean | undefined, fallback: number[], name: string): number[] {
+  if (v === undefined) return fallback;
+  const list = String(v).split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`bench: --${name} takes positive integers separated by commas, got "${v}"`);
+  return list;
+}
+
+export interface SurveyOptions {
+  sizes: number[];
+  workers: number[];
+  concurrency: number;
+  baseline: boolean;
+  baselineSize: number;
+  baselineSample: number;
+  cpuProf: boolean;
+  keep: boolean;
+  command: string;
+}
+
+export function benchOptions(args: BenchArgs): SurveyOptions {
+  const sizes = intList(args.sizes, [10_000, 50_000], 'sizes');
+  return {
+    sizes,
+    workers: intList(args.workers, [1, 2], 'workers'),
+    concurrency: intList(args.concurrency, [150], 'concurrency')[0]!,
+    baseline: args['no-baseline'] !== true,
+    // The baseline runs on the 10,000-domain world when there is one, else on the smallest size.
+    baselineSize: sizes.includes(10_000) ? 10_000 : Math.min(...sizes),
+    baselineSample: intList(args['baseline-sample'], [300], 'baseline-sample')[0]!,
+    cpuProf: args['cpu-prof'] === true,
+    keep: args.keep === true,
+    command: commandLine,
+  };
+}
+
+let commandLine = 'npm run bench';
+export function setCommandLine(argv: string[]): void {
+  commandLine = argv.length ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench';
+}
+
+export const results: { pipeline: PipelineResult[]; baseline: boolean } = { pipeline: [], baseline: false };

@@ -1,0 +1,100 @@
+// Report speed: 1,000,000 scan diagnoses generated in SQL (a survey of 400,000 domains diagnosed in 2020,
+// again in 2021 and 200,000 of them a third time late in 2021), then `report --survey bench --year 2021`
+// computed (latest diagnosis per domain among 600,000, the 2020 comparison) and written as report.json +
+// report.html. Target: seconds.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir, loadavg } from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { openDatabase, ensureSchema } from '../lib/db.ts';
+import { computeReport, writeFromReport } from '../reports/write.ts';
+import { yearPeriod } from '../reports/period.ts';
+import { machine, updateSection } from './_report.ts';
+
+const DOMAINS = Number(process.env.BENCH_REPORT_DOMAINS || 400_000);
+const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const CRITERIA = ['open_relay', 'spf', 'dkim', 'tls_receive', 'tls_send', 'reverse_dns', 'dnssec', 'dnsbl'];
+
+/** A status drawn from (i, salt): mostly ok, some ng, a few unknown; tls_send is unknown (a scan cannot see it). */
+function statusExpr(c: string, salt: number): string {
+  if (c === 'tls_send') return `'unknown'::criterion_status`;
+  const ng = { open_relay: 1, spf: 20, dkim: 25, tls_receive: 12, reverse_dns: 5, dnssec: 55, dnsbl: 6 }[c] ?? 10;
+  const h = `(abs(hashint4(i * 31 + ${salt})) % 1000)`;
+  return `(CASE WHEN ${h} < ${ng * 10} THEN 'ng' WHEN ${h} < ${ng * 10 + 15} THEN 'unknown' ELSE 'ok' END)::criterion_status`;
+}
+
+async function generate(sql: postgres.Sql, runId: number, surveyId: number, from: number, count: number, observed: string, salt: number) {
+  const cols = CRITERIA.map((c) => `${c}, ${c}_reason`).join(', ');
+  const exprs = CRITERIA.map((c, k) => `${statusExpr(c, salt + k)} AS ${c}`).join(', ');
+  const reasons = CRITERIA.map((c) => `(CASE ${c} WHEN 'ng' THEN 'failed' WHEN 'unknown' THEN 'timeout' ELSE 'passed' END)`).join(', ');
+  // Verdict by the rules of lib/verdict.ts (scan: tls_send ignored), in SQL for speed.
+  await sql.unsafe(`
+    INSERT INTO diagnoses (source, domain, survey_id, run_id, observed_at, ${cols}, verdict, verdict_reasons,
+                           dmarc_policy, mta_sts, tls_rpt, tls_versions, cert_problems, observations, rules_version)
+    SELECT 'scan', 'd' || i || '.bench.jp', ${surveyId}, ${runId}, timestamptz '${observed}' + (i % 86400) * interval '1 second',
+           ${CRITERIA.map((c) => `${c}, ${reasons.split(', ')[CRITERIA.indexOf(c)]}`).join(', ')},
+           (CASE WHEN open_relay = 'ng' THEN 'danger'
+                 WHEN open_relay = 'unknown' THEN 'incomplete'
+                 WHEN (spf = 'ng' AND dkim = 'ng') OR tls_receive = 'ng' OR reverse_dns = 'ng' THEN 'needs_improvement'
+                 WHEN (spf = 'unknown' AND dkim <> 'ok') OR (dkim = 'unknown' AND spf <> 'ok') OR tls_receive = 'unknown' OR reverse_dns = 'unknown' THEN 'incomplete'
+                 WHEN dnssec = 'ng' OR dnsbl = 'ng' THEN 'review'
+                 WHEN dnssec = 'unknown' OR dnsbl = 'unknown' THEN 'incomplete'
+                 ELSE 'safe' END)::verdict,
+           jsonb_build_object('reasons', '[]'::jsonb),
+           (ARRAY['reject','quarantine','none','absent'])[1 + i % 4], 'absent', 'absent',
+           CASE WHEN tls_receive = 'ok' THEN ARRAY['TLSv1.3'] ELSE '{}'::text[] END,
+           CASE WHEN i % 50 = 0 THEN ARRAY['self_signed'] ELSE '{}'::text[] END,
+           '{}'::jsonb, 1
+      FROM (SELECT i, ${exprs} FROM generate_series(${from}, ${from + count - 1}) AS i) g`);
+}
+
+export async function run(): Promise<{ name: string; lines: string[] }> {
+  const name = `mailcensus_bench_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const out = await mkdtemp(path.join(tmpdir(), 'mailcensus-bench-report-'));
+  let handle: ReturnType<typeof openDatabase> | null = null;
+  const lines: string[] = [];
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    handle = openDatabase(url.toString(), { max: 2 });
+    await ensureSchema(handle.db);
+    const sql = handle.sql;
+    const [survey] = await sql`INSERT INTO surveys (name) VALUES ('bench') RETURNING id`;
+    const runs = await sql`INSERT INTO runs (survey_id, state, config) SELECT ${survey.id}, 'done', '{"bench":true}'::jsonb FROM generate_series(1, 3) RETURNING id`;
+    const t0 = Date.now();
+    await generate(sql, runs[0].id, survey.id, 1, DOMAINS, '2020-06-01T00:00:00Z', 11);
+    await generate(sql, runs[1].id, survey.id, 1, DOMAINS, '2021-05-01T00:00:00Z', 23);
+    await generate(sql, runs[2].id, survey.id, 1, DOMAINS / 2, '2021-11-01T00:00:00Z', 37);
+    await sql`ANALYZE diagnoses`;
+    const [{ n }] = await sql`SELECT count(*)::int AS n FROM diagnoses`;
+    lines.push(`generated ${n.toLocaleString('en')} diagnoses in SQL in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(lines.at(-1));
+
+    const load = loadavg()[0].toFixed(1);
+    const t1 = Date.now();
+    const report = await computeReport(handle.db, { period: yearPeriod(2021), source: null, survey: 'bench' });
+    const t2 = Date.now();
+    await writeFromReport(report, { out, formats: ['json', 'html'], lang: 'ja' });
+    const t3 = Date.now();
+    if (report.domains !== DOMAINS || !report.previous) throw new Error(`expected ${DOMAINS} domains and a previous period, got ${report.domains}`);
+    lines.push(
+      `report --survey bench --year 2021 over ${n.toLocaleString('en')} diagnoses (${report.domains.toLocaleString('en')} domains counted, ${report.diagnoses.toLocaleString('en')} diagnoses in the period, 2020 compared): ` +
+        `figures ${((t2 - t1) / 1000).toFixed(2)} s + JSON/HTML with charts ${((t3 - t2) / 1000).toFixed(2)} s = ${((t3 - t1) / 1000).toFixed(2)} s`,
+    );
+    console.log(lines.at(-1));
+    lines.push(`machine: ${machine()}; load average before: ${load}`);
+    await updateSection(
+      'report',
+      `## Report\n\n\`npm run bench -- report\` (bench/report.ts): ${lines.map((l) => `\n- ${l}`).join('')}\n`,
+    );
+    return { name: 'report', lines };
+  } finally {
+    await handle?.close();
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+    await rm(out, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,440 @@
+// End-to-end survey throughput: generated lab worlds (40% of the domains on a few providers' shared MX hosts,
+// DNS 20 ms per answer, SMTP 30 ms per reply line), the lab in its own process, the domains ingested as a
+// survey into a fresh database, 1 then 2 `mailcensus worker` processes, and `mailcensus run --survey --wait`.
+// Measured: domains/s, p50/p99 time per domain, SMTP sessions per distinct IP (from the lab's log), peak RSS
+// per worker (VmHWM), Redis memory, and the CPU the lab itself took. Then the sequential baseline on the same
+// 10,000-domain world (bench/baseline.ts), while the lab is still up.
+//
+// Options (after `npm run bench -- survey`): --sizes 10000,50000  --workers 1,2  --concurrency 100
+// --baseline-sample 300  --no-baseline  --cpu-prof (profile worker 1 and print its hottest functions).
+import { mkdtemp, readFile, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpus, tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import postgres from 'postgres';
+import { generateWorld } from '../lab/generate.ts';
+import { machine, updateSection } from './_report.ts';
+import { cpuSeconds, machineBusySeconds, peakRss, spawnCli, stopAll, waitFor, type Spawned } from './lib/proc.ts';
+import { commandCalls, deletePrefix, openRedis, sampleRedis } from './lib/redis.ts';
+import { summarizeProfile } from './lib/profile.ts';
+import { benchOptions, results, type BenchArgs } from './lib/args.ts';
+
+const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+export const WORLD = { sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpRttMs: 30, seed: 1 } as const;
+
+/** The settings every benchmark worker runs with (stored with the run, so the workers all agree). */
+export const BENCH_ENV: Record<string, string> = {
+  // Politeness limits made non-binding against the lab (it is ours), but still exercised: every DNS query
+  // still takes a Redis token and every SMTP session a Redis per-IP lease.
+  MAILCENSUS_DNS_QPS: '100000',
+  MAILCENSUS_PER_IP_CONCURRENCY: '1',
+  MAILCENSUS_PER_IP_INTERVAL_MS: '10',
+  // Transient unknowns (greylisting, 421, silent hosts, DNS faults: about 2% of a generated world) are final
+  // at once: retrying them is spaced by minutes by design and would measure the retry delay, not the pipeline.
+  MAILCENSUS_TRANSIENT_RETRIES: '0',
+  // DNS timeouts as shipped (2 s, 3 tries): on a machine this loaded a shorter one turned scheduling delays
+  // into `timeout` unknowns, and one shared provider IP's timeout makes hundreds of domains incomplete.
+  MAILCENSUS_DNS_TIMEOUT_MS: '2000',
+  MAILCENSUS_DNS_RETRIES: '2',
+  MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '5000',
+  MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000',
+  MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
+  MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
+  MAILCENSUS_LOG_LEVEL: 'debug',
+};
+
+export interface PipelineResult {
+  size: number;
+  workers: number;
+  concurrency: number;
+  diagnosed: number;
+  seconds: number;
+  perSecond: number;
+  p50: number | null;
+  p99: number | null;
+  ips: number;
+  sessionsMax: number;
+  sessionsMean: number;
+  /** IPs with more than one session, and how many of them had a failed STARTTLS (the probe's plain-text retry). */
+  sessionsOver1: number;
+  sessionsOver1AfterTls: number;
+  ipsProbed: number;
+  rssMiB: number[];
+  redisOwnMiB: number;
+  redisOwnKeys: number;
+  redisServerGrowthMiB: number;
+  redisServerPeakMiB: number;
+  labCpuShare: number;
+  workerCpuShare: number;
+  machineBusy: number;
+  incomplete: number;
+  unknowns: string;
+  verdicts: Record<string, number>;
+  topRedis: string;
+  pgCommits: number;
+  profile?: string;
+}
+
+function pct(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const mib = (b: number) => b / 2 ** 20;
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) env[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return env;
+}
+
+/** The environment of a spawned command: ours minus any MAILCENSUS_* the user has set, plus `extra`. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MAILCENSUS_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export interface LabUp {
+  dir: string;
+  worldFile: string;
+  domains: string[];
+  env: Record<string, string>;
+  proc: Spawned;
+  stateDir: string;
+  startSeconds: number;
+  /** The lab process and its SMTP shard processes (lab/smtp-shard.ts), for CPU accounting. */
+  pids: number[];
+}
+
+/** Generates the world of `size` domains and starts `mailcensus lab up` on it in its own process. */
+export async function startBenchLab(size: number, dir: string): Promise<LabUp> {
+  const world = generateWorld({ domains: size, ...WORLD }) as { populations: { count: number; name: string }[] };
+  const worldFile = path.join(dir, 'world.json');
+  await writeFile(worldFile, JSON.stringify(world));
+  const domains: string[] = [];
+  for (const p of world.populations) for (let i = 1; i <= p.count; i++) domains.push(p.name.replace('{i}', String(i)));
+  const stateDir = path.join(dir, 'lab');
+  const envFile = path.join(dir, 'lab.env');
+  const started = Date.now();
+  const port = await freePort();
+  const proc = spawnCli(
+    'lab',
+    ['lab', 'up', '--world', worldFile, '--dns-port', '0', '--smtp-port', String(port), '--state-dir', stateDir, '--env-out', envFile],
+    { env: childEnv({}), logDir: dir },
+  );
+  let exited: number | null = null;
+  void proc.exited.then((c) => (exited = c));
+  const text = await waitFor(
+    'the lab to start',
+    async () => {
+      if (exited !== null) throw new Error(`bench: the lab exited with ${exited}: ${proc.stderr().trim().slice(-500)}`);
+      if (!existsSync(envFile)) return null;
+      const t = await readFile(envFile, 'utf8');
+      return t.includes('MAILCENSUS_LAB_STATE=') ? t : null;
+    },
+    600_000,
+    200,
+  );
+  let smtpPids: number[] = [];
+  try {
+    smtpPids = (JSON.parse(await readFile(path.join(stateDir, 'lab.json'), 'utf8')) as { smtpPids?: number[] }).smtpPids ?? [];
+  } catch {
+    // an older lab without shards
+  }
+  return { dir, worldFile, domains, env: parseEnv(text), proc, stateDir, startSeconds: (Date.now() - started) / 1000, pids: [proc.pid, ...smtpPids] };
+}
+
+/** SMTP connections per host IP in the lab log from byte `offset` on. */
+async function smtpSessions(stateDir: string, offset: number): Promise<{ per: Map<string, number>; tlsFailed: Set<string> }> {
+  const file = path.join(stateDir, 'smtp-log.jsonl');
+  const fh = await openFile(file, 'r');
+  const per = new Map<string, number>();
+  const tlsFailed = new Set<string>();
+  try {
+    const size = (await fh.stat()).size;
+    const stream = fh.createReadStream({ start: offset, end: Math.max(offset, size - 1), encoding: 'utf8' });
+    let rest = '';
+    for await (const chunk of stream) {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        if (!line.includes('"connect"') && !line.includes('"close"')) continue;
+        const e = JSON.parse(line) as { ip: string; event: string; line?: string };
+        if (e.event === 'connect') per.set(e.ip, (per.get(e.ip) ?? 0) + 1);
+        // The probe opens a second, plain-text session after a failed STARTTLS handshake (by design).
+        else if (e.event === 'close' && /tls/i.test(e.line ?? '')) tlsFailed.add(e.ip);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { per, tlsFailed };
+}
+
+/** One run: `workers` worker processes over the survey, measured. */
+async function measureRun(
+  lab: LabUp,
+  dbUrl: string,
+  admin: postgres.Sql,
+  dbName: string,
+  size: number,
+  workers: number,
+  concurrency: number,
+  cpuProf: boolean,
+): Promise<PipelineResult> {
+  const prefix = `mcbench${randomBytes(4).toString('hex')}`;
+  const env = childEnv({ ...lab.env, ...BENCH_ENV, DATABASE_URL: dbUrl, REDIS_URL, MAILCENSUS_QUEUE_PREFIX: prefix });
+  const redis = openRedis(REDIS_URL);
+  const durations: number[] = [];
+  const procs: Spawned[] = [];
+  const profDir = path.join(lab.dir, `prof-${workers}`);
+  try {
+    for (let i = 1; i <= workers; i++) {
+      procs.push(
+        spawnCli(`worker-${workers}-${i}`, ['worker', '--concurrency', String(concurrency)], {
+          env,
+          logDir: lab.dir,
+          keepBytes: 64 * 1024,
+          nodeArgs: cpuProf && i === 1 ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+          onStderrLine: (line) => {
+            if (!line.includes('domain diagnosed')) return;
+            try {
+              const ms = (JSON.parse(line) as { ms?: number }).ms;
+              if (typeof ms === 'number') durations.push(ms);
+            } catch {
+              // not a JSON line
+            }
+          },
+        }),
+      );
+    }
+    for (const p of procs) {
+      await waitFor(`${p.name} to start`, () => {
+        if (p.child.exitCode !== null) throw new Error(`bench: ${p.name} exited: ${p.stderr().slice(-500)}`);
+        return p.stderr().includes('worker started');
+      }, 60_000);
+    }
+    const logFile = path.join(lab.stateDir, 'smtp-log.jsonl');
+    const logOffset = existsSync(logFile) ? (await stat(logFile)).size : 0;
+    const cmd0 = await commandCalls(redis);
+    const pg0 = (await admin`SELECT xact_commit::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+    const sampler = sampleRedis(redis, prefix);
+    const labCpuNow = () => lab.pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+    const labCpu0 = labCpuNow();
+    const workerCpu0 = procs.map((p) => cpuSeconds(p.pid) ?? 0);
+    const busy0 = machineBusySeconds();
+    const t0 = Date.now();
+
+    const runProc = spawnCli(`run-${workers}`, ['run', '--survey', 'bench', '--wait'], { env, logDir: lab.dir });
+    const code = await runProc.exited;
+    if (code !== 0) throw new Error(`bench: mailcensus run exited with ${code}: ${runProc.stderr().trim().slice(-500)}`);
+    const wall = (Date.now() - t0) / 1000;
+    const labCpu = labCpuNow() - labCpu0;
+    const workerCpu = procs.reduce((s, p, i) => s + ((cpuSeconds(p.pid) ?? workerCpu0[i]!) - workerCpu0[i]!), 0);
+    const busy = machineBusySeconds() - busy0;
+    const rss = procs.map((p) => peakRss(p.pid) ?? 0);
+    const mem = await sampler.stop();
+    const cmd1 = await commandCalls(redis);
+    const pg1 = (await admin`SELECT xact_commit::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+
+    const runId = Number(runProc.stdout().trim().split('\n').pop());
+    const db = postgres(dbUrl, { max: 1, onnotice: () => {} });
+    let row: { started: Date; last: Date; n: number; incomplete: number };
+    let verdicts: Record<string, number> = {};
+    let ipsProbed = 0;
+    let unknowns = '';
+    try {
+      [row] = (await db`
+        SELECT r.started_at AS started, max(d.created_at) AS last, count(d.*)::int AS n,
+               count(*) FILTER (WHERE d.verdict = 'incomplete')::int AS incomplete
+        FROM runs r JOIN diagnoses d ON d.run_id = r.id WHERE r.id = ${runId} GROUP BY r.started_at`) as unknown as (typeof row)[];
+      for (const v of await db`SELECT verdict, count(*)::int AS n FROM diagnoses WHERE run_id = ${runId} GROUP BY verdict ORDER BY verdict`) {
+        verdicts[v.verdict as string] = v.n as number;
+      }
+      ipsProbed = (await db`SELECT count(*)::int AS n FROM probed_ips WHERE run_id = ${runId}`)[0]!.n as number;
+      // Why domains are incomplete: the unknown criteria and their reasons (tls_send is never measured by a scan).
+      unknowns = (
+        await db`
+          SELECT c || ':' || r AS k, count(*)::int AS n FROM diagnoses,
+            LATERAL (VALUES ('open_relay', open_relay, open_relay_reason), ('spf', spf, spf_reason), ('dkim', dkim, dkim_reason),
+                            ('tls_receive', tls_receive, tls_receive_reason), ('reverse_dns', reverse_dns, reverse_dns_reason),
+                            ('dnssec', dnssec, dnssec_reason), ('dnsbl', dnsbl, dnsbl_reason)) AS v(c, s, r)
+          WHERE run_id = ${runId} AND s = 'unknown' GROUP BY 1 ORDER BY 2 DESC LIMIT 6`
+      )
+        .map((u) => `${u.k} ${u.n}`)
+        .join(', ');
+    } finally {
+      await db.end();
+    }
+    for (const p of procs) await p.stop(20_000);
+    const seconds = (row.last.getTime() - row.started.getTime()) / 1000;
+    const { per: sessions, tlsFailed } = await smtpSessions(lab.stateDir, logOffset);
+    const counts = [...sessions.values()];
+    const extra = [...sessions].filter(([, n]) => n > 1);
+    const extraAfterTls = extra.filter(([ip]) => tlsFailed.has(ip)).length;
+    durations.sort((a, b) => a - b);
+    const cores = cpus().length;
+    const top = [...cmd1]
+      .map(([name, v]) => ({ name, calls: v.calls - (cmd0.get(name)?.calls ?? 0), usec: v.usec - (cmd0.get(name)?.usec ?? 0) }))
+      .filter((c) => c.calls > 0)
+      .sort((a, b) => b.usec - a.usec)
+      .slice(0, 5)
+      .map((c) => `${c.name} ${Math.round(c.calls / row.n)}/domain (${(c.usec / 1e6).toFixed(1)} s)`)
+      .join(', ');
+    let profile: string | undefined;
+    if (cpuProf) profile = await summarizeProfile(profDir, 15).catch((e) => `(no profile: ${(e as Error).message})`);
+    return {
+      size,
+      workers,
+      concurrency,
+      diagnosed: row.n,
+      seconds,
+      perSecond: row.n / seconds,
+      p50: pct(durations, 50),
+      p99: pct(durations, 99),
+      ips: sessions.size,
+      sessionsMax: counts.length ? Math.max(...counts) : 0,
+      sessionsOver1: extra.length,
+      sessionsOver1AfterTls: extraAfterTls,
+      sessionsMean: counts.length ? counts.reduce((a, b) => a + b, 0) / counts.length : 0,
+      ipsProbed,
+      rssMiB: rss.map(mib),
+      redisOwnMiB: mib(mem.ownPeakBytes),
+      redisOwnKeys: mem.ownPeakKeys,
+      redisServerGrowthMiB: mib(mem.peakUsed - mem.baseUsed),
+      redisServerPeakMiB: mib(mem.serverPeak),
+      labCpuShare: labCpu / wall / cores,
+      workerCpuShare: workerCpu / wall / cores,
+      machineBusy: busy / wall / cores,
+      incomplete: row.incomplete,
+      unknowns,
+      verdicts,
+      topRedis: top,
+      pgCommits: pg1 - pg0,
+      profile,
+    };
+  } finally {
+    await Promise.all(procs.map((p) => p.stop(20_000)));
+    await deletePrefix(redis, prefix).catch(() => {});
+    await redis.quit().catch(() => {});
+  }
+}
+
+export function formatPipeline(r: PipelineResult): string {
+  const ms = (v: number | null) => (v === null ? '–' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+  return (
+    `| ${r.size.toLocaleString('en')} | ${r.workers} × ${r.concurrency} | ${r.seconds.toFixed(1)} s | **${r.perSecond.toFixed(1)}** | ` +
+    `${ms(r.p50)} / ${ms(r.p99)} | ${r.ips.toLocaleString('en')} IPs: max ${r.sessionsMax}, mean ${r.sessionsMean.toFixed(2)} | ` +
+    `${r.rssMiB.map((x) => x.toFixed(0)).join(' + ')} MiB | ${r.redisOwnMiB.toFixed(1)} MiB (${r.redisOwnKeys.toLocaleString('en')} keys) | ` +
+    `${(r.labCpuShare * 100).toFixed(0)}% | ${(r.workerCpuShare * 100).toFixed(0)}% | ${(r.machineBusy * 100).toFixed(0)}% |`
+  );
+}
+
+export const PIPELINE_HEADER =
+  '| domains | workers × concurrency | time | domains/s | p50 / p99 per domain | SMTP sessions per distinct IP | peak RSS per worker | Redis (our keys, peak) | lab CPU | workers CPU | machine busy |\n' +
+  '|---:|---|---:|---:|---|---|---|---|---:|---:|---:|';
+
+export async function run(args: BenchArgs = {}): Promise<void> {
+  const opts = benchOptions(args);
+  const base = await mkdtemp(path.join(tmpdir(), 'mailcensus-bench-survey-'));
+  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+  const all: PipelineResult[] = [];
+  const labNotes: string[] = [];
+  try {
+    for (const size of opts.sizes) {
+      const dir = path.join(base, String(size));
+      await rm(dir, { recursive: true, force: true });
+      await import('node:fs/promises').then((f) => f.mkdir(dir, { recursive: true }));
+      const dbName = `mailcensus_bench_${randomBytes(4).toString('hex')}`;
+      const url = new URL(SERVER_URL);
+      url.pathname = `/${dbName}`;
+      const dbUrl = url.toString();
+      let lab: LabUp | null = null;
+      try {
+        console.log(`survey ${size.toLocaleString('en')}: generating the world and starting the lab…`);
+        lab = await startBenchLab(size, dir);
+        console.log(`  lab up in ${lab.startSeconds.toFixed(1)} s (pid ${lab.proc.pid}); ${lab.proc.stderr().trim().split('\n').pop()}`);
+        labNotes.push(
+          `${size.toLocaleString('en')} domains: lab up in ${lab.startSeconds.toFixed(1)} s in ${lab.pids.length} process(es) ` +
+            `(${lab.pids.length > 1 ? 'the SMTP hosts spread over several processes: ulimit -n is per process' : 'DNS and every SMTP host in one process'}), ` +
+            `peak RSS ${lab.pids.map((p) => mib(peakRss(p) ?? 0).toFixed(0)).join(' + ')} MiB after start`,
+        );
+        await admin.unsafe(`CREATE DATABASE ${dbName}`);
+        const csv = path.join(dir, 'domains.csv');
+        await writeFile(csv, `domain\n${lab.domains.join('\n')}\n`);
+        const ingest = spawnCli('ingest', ['ingest', csv, '--survey', 'bench'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
+        const code = await ingest.exited;
+        if (code !== 0) throw new Error(`bench: ingest exited with ${code}: ${ingest.stderr().trim().slice(-500)}`);
+        for (const workers of opts.workers) {
+          const r = await measureRun(lab, dbUrl, admin, dbName, size, workers, opts.concurrency, opts.cpuProf);
+          all.push(r);
+          results.pipeline.push(r);
+          console.log(PIPELINE_HEADER.split('\n')[0]);
+          console.log(formatPipeline(r));
+          console.log(`  verdicts ${JSON.stringify(r.verdicts)}; unknown criteria: ${r.unknowns}; ${r.ipsProbed} IPs probed; Redis top: ${r.topRedis}; Postgres commits ${r.pgCommits}`);
+          if (r.profile) console.log(r.profile);
+        }
+        if (opts.baseline && size === opts.baselineSize && !results.baseline) {
+          const { runBaseline } = await import('./baseline.ts');
+          await runBaseline(lab, opts.baselineSample);
+        }
+      } finally {
+        const labCode = lab ? await lab.proc.stop(20_000) : 0;
+        if (lab && labCode !== 0) console.log(`  (the lab exited with ${labCode})`);
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+      }
+    }
+    if (all.length > 0) await updateSection('survey', surveySection(all, labNotes, opts.command));
+  } finally {
+    await stopAll();
+    await admin.end();
+    if (!opts.keep) await rm(base, { recursive: true, force: true });
+    else console.log(`bench data kept in ${base}`);
+  }
+}
+
+function surveySection(all: PipelineResult[], labNotes: string[], command: string): string {
+  const when = new Date().toISOString().slice(0, 10);
+  const best50 = all.filter((r) => r.size >= 50_000).sort((a, b) => b.perSecond - a.perSecond)[0];
+  const target = best50
+    ? best50.perSecond >= 80
+      ? `**met**: ${best50.perSecond.toFixed(1)} domains/s at ${best50.size.toLocaleString('en')} domains with ${best50.workers} worker(s)`
+      : `**not met**: ${best50.perSecond.toFixed(1)} domains/s at ${best50.size.toLocaleString('en')} domains (best of the worker counts)`
+    : 'not measured in this run (no size ≥ 50,000)';
+  const sessionsOk = all.every((r) => r.sessionsMax === 1);
+  return [
+    '## survey (end to end)',
+    '',
+    `\`${command}\` (${when}; ${machine()}; PostgreSQL, Redis, the lab and the workers on the same machine)`,
+    '',
+    PIPELINE_HEADER,
+    ...all.map(formatPipeline),
+    '',
+    `World: \`generateWorld({ domains, sharedMxShare: ${WORLD.sharedMxShare}, providers: ${WORLD.providers}, dnsLatencyMs: ${WORLD.dnsLatencyMs}, smtpRttMs: ${WORLD.smtpRttMs}, seed: ${WORLD.seed} })\`. ` +
+      `Worker settings: ${Object.entries(BENCH_ENV).filter(([k]) => k !== 'MAILCENSUS_LOG_LEVEL').map(([k, v]) => `${k}=${v}`).join(', ')}.`,
+    '',
+    `- **Target ≥ 80 domains/s at 50,000 domains**: ${target}.`,
+    `- **SMTP sessions per distinct IP**: ${sessionsOk ? 'exactly 1 in every run' : `more than 1 at ${all.map((r) => `${r.sessionsOver1} IP(s) (${r.sessionsOver1AfterTls} after a failed STARTTLS handshake)`).join(' / ')}`} ` +
+      "(counted from the lab's own log of accepted connections; the probe opens a second, plain-text session only when STARTTLS fails, to still test relaying).",
+    '- **domains/s** = diagnoses stored / (last diagnosis stored − run started). **p50/p99** = from a worker first taking a domain job to its diagnosis stored (includes waiting for the shared MX probes).',
+    '- **lab CPU** = utime+stime of the lab process(es) / wall time / cores; **workers CPU** likewise for the worker processes; **machine busy** = all of /proc/stat (Postgres, Redis, other users of the machine included).',
+    '- **Redis (our keys, peak)**: MEMORY USAGE summed over the run\'s key prefix, sampled every 5 s (the Redis is shared, so the server-wide figure is not ours alone).',
+    ...labNotes.map((n) => `- Lab: ${n}.`),
+    ...all.map((r) => `- ${r.size.toLocaleString('en')} × ${r.workers} worker(s): verdicts ${Object.entries(r.verdicts).map(([k, v]) => `${k} ${v}`).join(', ')}; unknown criteria (top): ${r.unknowns || 'none'}; ${r.ipsProbed.toLocaleString('en')} MX IPs probed; Redis busiest commands: ${r.topRedis}; Postgres commits ${r.pgCommits.toLocaleString('en')} (${(r.pgCommits / r.diagnosed).toFixed(1)}/domain).`),
+  ].join('\n');
+}

@@ -1,0 +1,120 @@
+// `mailcensus check DOMAIN`: runs the DNS checks on one domain, as a scan would, and prints every criterion
+// with its status, reason and detail (or the JSON of the observations and statuses). The SMTP checks and the
+// verdict are added to the same rows by their own issue; renderCheckTable takes any list of rows.
+import type { Command } from 'commander';
+import { action } from '../run.ts';
+
+export type Lang = 'ja' | 'en';
+
+export interface CheckRow {
+  /** A criterion of lib/criteria.ts, or a finding name (mx, dmarc, mta_sts, tls_rpt). */
+  key: string;
+  status: string;
+  reason: string;
+  detail?: string;
+  /** Criteria first, then findings beyond MSchecker. */
+  kind: 'criterion' | 'finding';
+}
+
+const LABELS: Record<string, { ja: string; en: string }> = {
+  open_relay: { ja: '不正中継', en: 'Open relay' },
+  spf: { ja: 'SPF', en: 'SPF' },
+  dkim: { ja: 'DKIM', en: 'DKIM' },
+  tls_receive: { ja: 'メール受信処理 (TLS)', en: 'TLS (receive)' },
+  tls_send: { ja: 'メール送信処理 (TLS)', en: 'TLS (send)' },
+  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS' },
+  dnssec: { ja: 'DNSSEC', en: 'DNSSEC' },
+  dnsbl: { ja: 'DNSBL', en: 'DNSBL' },
+  mx: { ja: 'MX', en: 'MX' },
+  dmarc: { ja: 'DMARC', en: 'DMARC' },
+  mta_sts: { ja: 'MTA-STS', en: 'MTA-STS' },
+  tls_rpt: { ja: 'TLS-RPT', en: 'TLS-RPT' },
+};
+const STATUS_LABELS: Record<string, { ja: string; en: string }> = {
+  ok: { ja: 'OK', en: 'ok' },
+  ng: { ja: 'NG', en: 'NG' },
+  unknown: { ja: '不明', en: 'unknown' },
+  na: { ja: '対象外', en: 'n/a' },
+};
+
+/** Display width: East Asian wide characters take two columns. */
+function width(s: string): number {
+  let w = 0;
+  for (const ch of s) w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/u.test(ch) ? 2 : 1;
+  return w;
+}
+const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - width(s)));
+
+/** A plain-text table of the rows: label, status, reason, detail. */
+export function renderCheckTable(rows: CheckRow[], lang: Lang = 'en'): string {
+  const cells = rows.map((r) => [
+    LABELS[r.key]?.[lang] ?? r.key,
+    STATUS_LABELS[r.status]?.[lang] ?? r.status,
+    r.reason,
+    r.detail ?? '',
+  ]);
+  const head = lang === 'ja' ? ['項目', '結果', '理由', '詳細'] : ['check', 'status', 'reason', 'detail'];
+  const widths = [0, 1, 2].map((i) => Math.max(width(head[i]), ...cells.map((c) => width(c[i]))));
+  const line = (c: string[]) => `${pad(c[0], widths[0])}  ${pad(c[1], widths[1])}  ${pad(c[2], widths[2])}  ${c[3]}`.trimEnd();
+  const out = [line(head)];
+  let kind: CheckRow['kind'] | null = null;
+  rows.forEach((r, i) => {
+    if (kind !== null && r.kind !== kind) out.push('');
+    kind = r.kind;
+    out.push(line(cells[i]));
+  });
+  return `${out.join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('check')
+    .description('diagnose one domain now, as a scan would: DNS and SMTP checks, every criterion, the verdict and why')
+    .argument('<domain>', 'the domain to check (U-label or A-label)')
+    .option('--json', 'print the observations, statuses and verdict as JSON')
+    .option('--lang <lang>', 'language of the table: ja or en (default: from LANG)')
+    .action(
+      action(async (domainArg: string, opts: { json?: boolean; lang?: string }) => {
+        const { InputError } = await import('../../lib/errors.ts');
+        const lang = opts.lang ?? (/^ja/i.test(process.env.LC_ALL || process.env.LANG || '') ? 'ja' : 'en');
+        if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${opts.lang}"`);
+        const { normalizeDomain } = await import('../../lib/dns/names.ts');
+        if (!normalizeDomain(domainArg)) throw new InputError(`not a valid domain name: "${domainArg}"`);
+        const { config } = await import('../../lib/config.ts');
+        const { CRITERIA } = await import('../../lib/criteria.ts');
+        const { VERDICT_LABELS } = await import('../../lib/verdict.ts');
+        const { createProbeDeps, diagnoseDomain } = await import('../../lib/diagnose.ts');
+        const { judgeDns } = await import('../../lib/probes/dns.ts');
+        const cfg = config();
+        const deps = createProbeDeps(cfg);
+        const d = await diagnoseDomain(domainArg, deps);
+        const obs = d.observations as import('../../lib/diagnose.ts').ScanObservations;
+        const rows: CheckRow[] = CRITERIA.map((c) => {
+          const f = d.criteria[c];
+          return { key: c, kind: 'criterion' as const, status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}) };
+        });
+        const ipDns = Object.fromEntries(Object.entries(obs.ips).map(([ip, o]) => [ip, o.dns]));
+        const j = judgeDns(obs.dns, ipDns, 'scan');
+        for (const [key, f] of [['mx', j.mx], ['dmarc', j.extra.dmarc], ['mta_sts', j.extra.mtaSts], ['tls_rpt', j.extra.tlsRpt]] as const) {
+          rows.push({ key, kind: 'finding', status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}) });
+        }
+        if (opts.json) {
+          const statuses = Object.fromEntries(rows.map((r) => [r.key, { status: r.status, reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }]));
+          process.stdout.write(`${JSON.stringify({ domain: d.domain, source: d.source, observedAt: d.observedAt, verdict: d.verdict, statuses, findings: d.findings, dnssec: j.dnssecState, observations: obs, dnsStats: deps.resolver.stats() }, null, 2)}\n`);
+          return 0;
+        }
+        const v = d.verdict;
+        const label = VERDICT_LABELS[v.verdict][lang];
+        const why = v.reasons.map((r) => r.detail ?? `${r.criterion}: ${r.reason}`).join('; ');
+        const head = lang === 'ja' ? '評価' : 'verdict';
+        const extra = [
+          d.findings.tlsVersions.length ? `TLS: ${d.findings.tlsVersions.join(', ')}` : null,
+          d.findings.certProblems.length ? `${lang === 'ja' ? '証明書の問題' : 'certificate problems'}: ${d.findings.certProblems.join(', ')}` : null,
+          v.ignored.length ? (lang === 'ja' ? '送信TLSはテストメールでのみ判定できるため評価に含めていません' : 'send TLS is not part of a scan verdict (only a received test mail shows it)') : null,
+        ].filter(Boolean);
+        const title = `${d.domain}${obs.dns.valid && obs.dns.cd ? ' (DNSSEC bogus: records read with CD)' : ''}`;
+        process.stdout.write(`${title}\n\n${renderCheckTable(rows, lang)}\n${head}: ${label}${why ? ` (${why})` : ''}\n${extra.map((e) => `${e}\n`).join('')}`);
+        return 0;
+      }),
+    );
+}

@@ -1,0 +1,189 @@
+// `mailcensus lab …`: bring a lab world up, validate it, make its senders send, generate benchmark worlds.
+// Heavy modules (the servers, forge, ajv) are imported inside the actions.
+import { writeFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { action, intOption as runIntOption } from '../run.ts';
+import { InputError } from '../../lib/errors.ts';
+
+/** A world error lists every problem on its own line: print them all, not only the first (exit 2). */
+function printAll(err: unknown): number | never {
+  if (err instanceof InputError && err.message.includes('\n')) {
+    process.stderr.write(`mailcensus: error: ${err.message}\n`);
+    return 2;
+  }
+  throw err;
+}
+
+/** An integer option whose bad value commander reports as a usage error (exit 2), not a crash. */
+function intOption(name: string) {
+  const parse = runIntOption(name);
+  return (raw: string): number => {
+    try {
+      return parse(raw);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+function portOption(name: string) {
+  const parse = intOption(name);
+  return (raw: string): number => {
+    const n = parse(raw);
+    if (n < 0 || n > 65535) throw new InvalidArgumentError(`${name} must be 0..65535, got ${raw}`);
+    return n;
+  };
+}
+
+function numberOption(name: string, min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be a number in ${min}..${max}, got "${raw}"`);
+    }
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  const lab = program.command('lab').description('the lab: a simulated internet of mail domains on loopback (docs/lab.md)');
+
+  lab
+    .command('up')
+    .description('start a world (DNS, SMTP hosts) until Ctrl-C/SIGTERM; prints the env that points mailcensus at it')
+    .requiredOption('--world <file>', 'world file (JSON, lab world format version 1)')
+    .option('--dns-port <n>', 'UDP+TCP port of the lab resolver on 127.0.0.1 (0 = any free port)', portOption('--dns-port'), 5300)
+    .option('--smtp-port <n>', 'SMTP port on every host address (0 = any free port)', portOption('--smtp-port'), 2525)
+    .option('--env-file <path>', 'also write the env lines (KEY=value) to this file (Node 20: the file must exist, see --env-out)')
+    // Node 20 scans its whole argv for --env-file, even after the script, and dies if that file does not exist:
+    // --env-out is the same option without the clash.
+    .option('--env-out <path>', 'same as --env-file')
+    .option('--state-dir <dir>', 'where the lab CA, the SMTP log and lab.json go', '.lab')
+    .action(
+      action(async (opts: { world: string; dnsPort: number; smtpPort: number; envFile?: string; envOut?: string; stateDir: string }) => {
+        const envFile = opts.envOut ?? opts.envFile;
+        const { startLab, formatEnv } = await import('../../lab/index.ts');
+        let running;
+        try {
+          running = await startLab(opts.world, { dnsPort: opts.dnsPort, smtpPort: opts.smtpPort, stateDir: opts.stateDir });
+        } catch (err) {
+          return printAll(err);
+        }
+        const text = formatEnv(running.env);
+        if (envFile) {
+          try {
+            writeFileSync(envFile, text);
+          } catch (err) {
+            await running.stop();
+            throw new InputError(`cannot write the env file ${envFile}: ${(err as Error).message}`);
+          }
+        }
+        process.stdout.write(text);
+        const listening = [...running.world.hosts.values()].filter((h) => h.smtp.behavior !== 'refuse').length;
+        process.stderr.write(
+          `lab "${running.world.name}" is up: ${running.world.domains.length} domains, ${listening} SMTP hosts; ` +
+            `DNS ${running.dns.host}:${running.dns.port}, SMTP port ${running.smtpPort}. Ctrl-C or SIGTERM stops it.\n`,
+        );
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        // A second signal while stopping means "now".
+        const force = () => process.exit(130);
+        process.once('SIGINT', force);
+        process.once('SIGTERM', force);
+        await running.stop();
+        process.stderr.write(`lab stopped (${signal})\n`);
+        // Every socket is closed; should a library keep a stray handle, do not hang on it.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+        return 0;
+      }),
+    );
+
+  lab
+    .command('validate')
+    .description('check a world file against the format; prints every error with its JSON path (exit 2)')
+    .requiredOption('--world <file>', 'world file')
+    .action(
+      action(async (opts: { world: string }) => {
+        const { loadWorld } = await import('../../lab/world.ts');
+        try {
+          const w = loadWorld(opts.world);
+          const listening = [...w.hosts.values()].filter((h) => h.smtp.behavior !== 'refuse').length;
+          const senders = w.domains.filter((d) => d.sender).length;
+          console.log(`ok: world "${w.name}": ${w.domains.length} domains, ${w.hosts.size} hosts (${listening} listening), ${senders} senders, DNSBL zones ${w.dnsbls.join(', ') || 'none'}`);
+          return 0;
+        } catch (err) {
+          return printAll(err);
+        }
+      }),
+    );
+
+  lab
+    .command('send')
+    .description('make every domain with a sender send one test mail to HOST:PORT, from its sender host\'s IP')
+    .requiredOption('--world <file>', 'world file')
+    .requiredOption('--to <host:port>', 'the receiving SMTP server')
+    .option('--rcpt <address>', 'recipient address (default: chosen by the sender)')
+    .option('--concurrency <n>', 'mails in flight at once', intOption('--concurrency'))
+    .action(
+      action(async (opts: { world: string; to: string; rcpt?: string; concurrency?: number }) => {
+        const { parseHostPort } = await import('../../lib/config.ts');
+        const { loadWorld } = await import('../../lab/world.ts');
+        const { sendTestMails } = await import('../../lab/sender.ts');
+        if (!/:\d+$/.test(opts.to)) throw new InputError(`--to must be HOST:PORT, got "${opts.to}"`);
+        const to = parseHostPort(opts.to, 25, '--to');
+        if (opts.concurrency !== undefined && opts.concurrency < 1) throw new InputError('--concurrency must be >= 1');
+        let world;
+        try {
+          world = loadWorld(opts.world);
+        } catch (err) {
+          return printAll(err);
+        }
+        const results = await sendTestMails(world, { to, rcpt: opts.rcpt, concurrency: opts.concurrency });
+        const failed = results.filter((r) => !r.ok);
+        for (const r of failed) process.stderr.write(`failed: ${r.domain} from ${r.clientIp}: ${r.error ?? 'unknown error'}\n`);
+        console.log(`sent ${results.length - failed.length}, failed ${failed.length} (to ${to.host}:${to.port})`);
+        return failed.length > 0 ? 1 : 0;
+      }),
+    );
+
+  lab
+    .command('generate')
+    .description('write a benchmark world: N domains, a few providers\' MX hosts shared by a large share of them')
+    .requiredOption('--domains <n>', 'number of domains', intOption('--domains'))
+    .option('--shared-mx-share <x>', 'share of domains whose MX is a provider host (0..1)', numberOption('--shared-mx-share', 0, 1), 0.4)
+    .option('--providers <n>', 'number of provider MX hosts', intOption('--providers'), 5)
+    .option('--dns-latency <ms>', 'latency.dnsMs of the world', intOption('--dns-latency'), 0)
+    .option('--smtp-latency <ms>', 'latency.smtpRttMs of the world', intOption('--smtp-latency'), 0)
+    .option('--seed <n>', 'random seed (same seed, same world)', intOption('--seed'), 1)
+    .option('--out <file>', 'write here instead of stdout')
+    .action(
+      action(async (opts: { domains: number; sharedMxShare: number; providers: number; dnsLatency: number; smtpLatency: number; seed: number; out?: string }) => {
+        if (opts.domains < 1) throw new InputError('--domains must be >= 1');
+        if (opts.providers < 1) throw new InputError('--providers must be >= 1');
+        if (opts.dnsLatency < 0 || opts.smtpLatency < 0) throw new InputError('latencies must be >= 0');
+        const { generateWorld } = await import('../../lab/generate.ts');
+        const world = generateWorld({
+          domains: opts.domains,
+          sharedMxShare: opts.sharedMxShare,
+          providers: opts.providers,
+          dnsLatencyMs: opts.dnsLatency,
+          smtpRttMs: opts.smtpLatency,
+          seed: opts.seed,
+        });
+        const text = `${JSON.stringify(world, null, 1)}\n`;
+        if (opts.out) {
+          try {
+            writeFileSync(opts.out, text);
+          } catch (err) {
+            throw new InputError(`cannot write --out ${opts.out}: ${(err as Error).message}`);
+          }
+          process.stderr.write(`wrote ${opts.out}: ${opts.domains} domains\n`);
+        } else {
+          process.stdout.write(text);
+        }
+        return 0;
+      }),
+    );
+}

@@ -1,0 +1,67 @@
+// `mailcensus report`: the press-release statistics of a period as HTML, PDF, JSON and CSV (issue 8).
+import type { Command } from 'commander';
+import { action } from '../run.ts';
+
+interface Opts {
+  survey?: string;
+  source?: string;
+  year?: string;
+  fiscalYear?: string;
+  from?: string;
+  to?: string;
+  out: string;
+  format: string;
+  lang: string;
+  timezone: string;
+  chromium: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('report')
+    .description('write the statistics of a period (each domain once: its latest diagnosis) as html, pdf, json and csv')
+    .option('--survey <name>', 'diagnoses of this survey')
+    .option('--source <source>', 'only diagnoses of this source: test-mail or scan')
+    .option('--year <yyyy>', 'the calendar year')
+    .option('--fiscal-year <yyyy>', 'the Japanese fiscal year starting April 1 of YYYY')
+    .option('--from <date>', 'first day YYYY-MM-DD (with --to)')
+    .option('--to <date>', 'last day YYYY-MM-DD, inclusive')
+    .requiredOption('--out <dir>', 'folder to write report.json, report.html, report.pdf and *.csv into (created)')
+    .option('--format <list>', 'comma-separated: html,pdf,json,csv', 'html,pdf,json,csv')
+    .option('--lang <lang>', 'ja or en', 'ja')
+    .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
+    .option('--chromium <path>', 'Chromium executable used for the PDF', '/usr/bin/chromium')
+    .action(
+      action(async (o: Opts) => {
+        const { InputError } = await import('../../lib/errors.ts');
+        const { periodFromOptions } = await import('../../reports/period.ts');
+        const { parseFormats, writeReport } = await import('../../reports/write.ts');
+        if (o.survey === undefined && o.source === undefined) throw new InputError('give --survey NAME or --source test-mail|scan');
+        if (o.source !== undefined && o.source !== 'test-mail' && o.source !== 'scan') {
+          throw new InputError(`--source must be test-mail or scan, got "${o.source}"`);
+        }
+        if (o.lang !== 'ja' && o.lang !== 'en') throw new InputError(`--lang must be ja or en, got "${o.lang}"`);
+        const period = periodFromOptions(o);
+        const formats = parseFormats(o.format);
+
+        const { config } = await import('../../lib/config.ts');
+        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
+        const url = config().databaseUrl;
+        const handle = openDatabase(url, { max: 2 });
+        try {
+          await assertReachable(handle, url);
+          await ensureSchema(handle.db);
+          const { report, files } = await writeReport(
+            handle.db,
+            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null },
+            { out: o.out, formats, lang: o.lang, chromium: o.chromium },
+          );
+          const { terminalSummary } = await import('../../reports/terminal.ts');
+          process.stdout.write(terminalSummary(report, o.lang));
+          for (const f of files) process.stdout.write(`wrote ${f}\n`);
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+}

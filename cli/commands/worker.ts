@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { action, intOption } from '../run.ts';
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description('process survey runs and test mails (start any number, on any machine sharing Redis and Postgres)')
+    .option('--concurrency <n>', 'jobs at once per queue (default MAILCENSUS_WORKER_CONCURRENCY or 20)', intOption('--concurrency'))
+    .option('--pretty', 'human-readable logs instead of JSON')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (default MAILCENSUS_LOG_LEVEL or info)')
+    .action(
+      action(async (opts: { concurrency?: number; pretty?: boolean; logLevel?: string }) => {
+        const { config } = await import('../../lib/config.ts');
+        const { createLogger } = await import('../../workers/logger.ts');
+        const { openServices } = await import('../../workers/setup.ts');
+        const { startWorker, createProbeDepsFor } = await import('../../workers/worker.ts');
+        const { loadDiagnose } = await import('../../workers/diagnose-api.ts');
+        const cfg = config();
+        if (opts.concurrency !== undefined && opts.concurrency < 1) {
+          const { InputError } = await import('../../lib/errors.ts');
+          throw new InputError(`--concurrency must be >= 1, got ${opts.concurrency}`);
+        }
+        const logger = createLogger({ pretty: opts.pretty, level: opts.logLevel });
+        const services = await openServices(cfg, logger, { worker: true, checkEviction: true });
+        const diag = await loadDiagnose();
+        const deps = createProbeDepsFor(diag, cfg, services.redis, logger);
+        const running = startWorker(
+          { db: services.db, config: cfg, redis: services.redis, logger, deps: deps as never, queues: services.queues, diag },
+          { concurrency: opts.concurrency },
+        );
+        logger.info(
+          { concurrency: opts.concurrency ?? cfg.workerConcurrency, prefix: cfg.queuePrefix, jobsPerSecond: cfg.jobsPerSecond },
+          'worker started',
+        );
+        // SIGTERM/SIGINT: stop taking jobs, let active ones finish (bounded), exit 0.
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        logger.info({ signal, timeoutMs: cfg.shutdownTimeoutMs }, 'shutting down: letting active jobs finish');
+        const { graceful } = await running.close(cfg.shutdownTimeoutMs);
+        await services.close();
+        logger.info({ graceful }, 'worker stopped');
+        // Nothing should be left open; if a library keeps a handle, do not hang the shutdown on it.
+        setTimeout(() => process.exit(0), 2000).unref();
+        return 0;
+      }),
+    );
+}

@@ -1,0 +1,194 @@
+// Brings a lab world up in this process: the DNS server (lab/dns-server.ts), the lab CA and the SMTP hosts
+// (lab/ca.ts, lab/smtp-server.ts), and the environment that points mailcensus at them. `mailcensus lab up`
+// is a thin wrapper around startLab(); tests call it directly.
+import { createWriteStream, mkdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { InputError } from '../lib/errors.ts';
+import type { LabWorld } from './model.ts';
+import { loadWorld } from './world.ts';
+import { startDnsServer } from './dns-server.ts';
+import { createLabCa } from './ca.ts';
+import { listeningHostBudget, startSmtpHosts, type SmtpHosts, type SmtpLogEntry } from './smtp-server.ts';
+import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ShardStart } from './smtp-shard.ts';
+
+/** Most SMTP processes one lab may start (each listens on up to `ulimit -n` - 1500 host addresses). */
+const MAX_SMTP_PROCESSES = 16;
+
+/**
+ * Starts the SMTP shards 1..count-1 as child processes (shard 0 runs in this process): `ulimit -n` is per
+ * process, so a world with more listening hosts than one process may open is spread over several. They share
+ * the lab CA and append to the same smtp-log.jsonl.
+ */
+async function startShardProcesses(start: Omit<ShardStart, 'shard'>, count: number): Promise<ChildProcess[]> {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const entry = fileURLToPath(new URL('./smtp-shard.ts', import.meta.url));
+  const children: ChildProcess[] = [];
+  const started = Array.from({ length: count - 1 }, (_, k) => {
+    const child = fork(entry, [], { execArgv: ['--import', tsx], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(child);
+    return new Promise<void>((resolve, reject) => {
+      child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(m.error ?? 'lab SMTP shard failed'))));
+      child.once('exit', (code) => reject(new Error(`lab SMTP shard ${k + 1} exited with ${code} before it was ready`)));
+      child.send({ ...start, shard: { index: k + 1, count } } satisfies ShardStart);
+    });
+  });
+  try {
+    await Promise.all(started);
+  } catch (err) {
+    await stopShardProcesses(children);
+    throw err;
+  }
+  return children;
+}
+
+async function stopShardProcesses(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+          c.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+export const DEFAULT_DNS_PORT = 5300;
+export const DEFAULT_SMTP_PORT = 2525;
+export const LAB_HOST = '127.0.0.1';
+
+export interface LabOptions {
+  /** UDP+TCP port of the lab resolver on 127.0.0.1; 0 = ephemeral. @defaultValue 5300 */
+  dnsPort?: number;
+  /** The SMTP port on every host address; 0 = ephemeral (one port for all hosts). @defaultValue 2525 */
+  smtpPort?: number;
+  /** Where the CA PEM, the SMTP log and lab.json go. @defaultValue `.lab/` in the working directory */
+  stateDir?: string;
+}
+
+export interface Lab {
+  world: LabWorld;
+  dns: { host: '127.0.0.1'; port: number; readonly queries: number };
+  smtpPort: number;
+  caPem: string;
+  /** The variables that point mailcensus at this lab (see docs/lab.md). */
+  env: Record<string, string>;
+  smtp: SmtpHosts;
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
+/** The env lines as `lab up` prints them and writes them to --env-file. */
+export function formatEnv(env: Record<string, string>): string {
+  return Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join('');
+}
+
+/** Starts every service of a world; on any failure, stops what it started and throws (InputError if it was the user's). */
+export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions = {}): Promise<Lab> {
+  const world = typeof worldOrPath === 'string' ? loadWorld(worldOrPath) : worldOrPath;
+  const stateDir = path.resolve(opts.stateDir ?? '.lab');
+  const dnsPort = opts.dnsPort ?? DEFAULT_DNS_PORT;
+  const smtpPort = opts.smtpPort ?? DEFAULT_SMTP_PORT;
+  for (const [name, p] of [['DNS port', dnsPort], ['SMTP port', smtpPort]] as const) {
+    if (!Number.isInteger(p) || p < 0 || p > 65535) throw new InputError(`${name} must be 0..65535, got ${p}`);
+  }
+  try {
+    mkdirSync(stateDir, { recursive: true });
+  } catch (err) {
+    throw new InputError(`cannot create the lab state directory ${stateDir}: ${(err as Error).message}`);
+  }
+
+  const ca = await createLabCa();
+  const caFile = path.join(stateDir, 'lab-ca.pem');
+  writeFileSync(caFile, ca.caCertPem);
+
+  const dns = await startDnsServer(world, { host: LAB_HOST, port: dnsPort });
+  let log: WriteStream | undefined;
+  let smtp: SmtpHosts;
+  let shardProcesses: ChildProcess[] = [];
+  // More listening hosts than this process may open: spread them over child processes (only for a world
+  // given as a file, which the children load themselves). `smtp.log()` then covers this process's shard only;
+  // smtp-log.jsonl has every host.
+  const listeningCount = [...world.hosts.values()].filter((h) => h.smtp.behavior !== 'refuse').length;
+  const budget = Math.max(1, listeningHostBudget());
+  const shards = typeof worldOrPath === 'string' ? Math.min(MAX_SMTP_PROCESSES, Math.ceil(listeningCount / budget)) || 1 : 1;
+  try {
+    const logFile = path.join(stateDir, 'smtp-log.jsonl');
+    log = createWriteStream(logFile, { flags: 'a' });
+    log.on('error', () => {}); // a full disk must not take the lab down
+    const sink = log;
+    smtp = await startSmtpHosts(world, {
+      port: smtpPort,
+      ca,
+      smtpRttMs: world.latency.smtpRttMs,
+      onLog: (e: SmtpLogEntry) => sink.write(`${JSON.stringify(e)}\n`),
+      ...(shards > 1 ? { shard: { index: 0, count: shards } } : {}),
+    });
+    if (shards > 1) {
+      try {
+        shardProcesses = await startShardProcesses(
+          { worldPath: path.resolve(worldOrPath as string), port: smtp.port, caCertPem: ca.caCertPem, caKeyPem: ca.caKeyPem, logFile },
+          shards,
+        );
+      } catch (err) {
+        await smtp.stop();
+        throw err;
+      }
+    }
+  } catch (err) {
+    await dns.stop();
+    log?.end();
+    const msg = (err as Error).message;
+    // The SMTP hosts report a taken port or a too-large world as a plain Error: both are the user's to fix.
+    if (/port in use|EADDRINUSE|ulimit|outside 127/.test(msg)) throw new InputError(msg);
+    throw err;
+  }
+
+  const env: Record<string, string> = {
+    MAILCENSUS_LAB: '1',
+    MAILCENSUS_RESOLVER: `${LAB_HOST}:${dns.port}`,
+    MAILCENSUS_SMTP_PORT: String(smtp.port),
+    MAILCENSUS_DNSBL_ZONES: world.dnsbls.join(','),
+    ...(world.observedAt ? { MAILCENSUS_CLOCK: world.observedAt } : {}),
+    MAILCENSUS_EXTRA_CA: caFile,
+    MAILCENSUS_LAB_STATE: stateDir,
+  };
+  const stateFile = path.join(stateDir, 'lab.json');
+  writeFileSync(
+    stateFile,
+    `${JSON.stringify({ pid: process.pid, smtpPids: shardProcesses.map((c) => c.pid), world: world.name, dnsPort: dns.port, smtpPort: smtp.port, startedAt: new Date().toISOString(), env }, null, 2)}\n`,
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    world,
+    dns: {
+      host: LAB_HOST,
+      port: dns.port,
+      get queries() {
+        return dns.queries;
+      },
+    },
+    smtpPort: smtp.port,
+    caPem: ca.caCertPem,
+    env,
+    smtp,
+    stateDir,
+    stop() {
+      stopping ??= (async () => {
+        await Promise.all([dns.stop(), smtp.stop(), stopShardProcesses(shardProcesses)]);
+        await new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve()));
+        rmSync(stateFile, { force: true }); // lab.json says a lab is running: not any more
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// open_relay (../shared/CRITERIA.md): `ng` if the sending host or any MX host accepts RCPT TO for a foreign
+// domain (2xx) from us; `ok` if every one of them refuses (5xx, including 530); else `unknown`. The sending host
+// counts only if it answers SMTP at all: outbound-only servers (connection refused, no greeting) are common and
+// are skipped, not `unknown`.
+import { finding, type Finding } from '../criteria.ts';
+import type { SmtpObservation } from '../probes/smtp.ts';
+
+export interface RelayProbe {
+  ip: string;
+  role: 'mx' | 'sender';
+  host?: string | null;
+  obs: SmtpObservation;
+}
+
+/** The sender host did not speak SMTP to us at all: it is an outbound-only server. */
+function silentSender(p: RelayProbe): boolean {
+  return p.role === 'sender' && (p.obs.session === 'unreachable' || p.obs.session === 'no_greeting');
+}
+
+function where(p: RelayProbe): string {
+  return p.host ? `${p.host} (${p.ip})` : p.ip;
+}
+
+export function evaluateOpenRelay(hosts: RelayProbe[], info: { nullMx?: boolean; noMx?: boolean } = {}): Finding {
+  // One IP may be both the sender and an MX; judge it once.
+  const seen = new Set<string>();
+  const counted = hosts.filter((p) => !silentSender(p) && !seen.has(p.ip) && seen.add(p.ip));
+  if (counted.length === 0) {
+    if (info.nullMx) return finding('na', 'null_mx', 'null MX and no SMTP-speaking sender');
+    if (hosts.length > 0) return finding('na', 'no_smtp_host', 'the sender does not accept SMTP connections and there is no MX');
+    return finding('na', 'no_mx', 'no MX host to test');
+  }
+  const open = counted.filter((p) => p.obs.relay.outcome === 'open');
+  if (open.length > 0) {
+    const describe = (p: RelayProbe) => {
+      const a = p.obs.relay.attempts.find((x) => x.outcome === 'accepted');
+      return `open relay on ${where(p)}${a && a.variant !== 'plain' ? ` (accepted RCPT TO:<${a.rcptTo}>)` : ''}`;
+    };
+    return finding('ng', 'open_relay', open.map(describe).join('; '));
+  }
+  const notRefused = counted.filter((p) => p.obs.relay.outcome !== 'refused');
+  if (notRefused.length === 0) {
+    return finding('ok', 'relay_refused', `relay refused by ${counted.length === 1 ? where(counted[0]) : `all ${counted.length} hosts`}`);
+  }
+  const reasonOf = (p: RelayProbe) => p.obs.relay.reason ?? p.obs.reason ?? p.obs.session;
+  return finding('unknown', reasonOf(notRefused[0]), notRefused.map((p) => `could not test ${where(p)}: ${reasonOf(p)}`).join('; '));
+}

@@ -1,0 +1,311 @@
+// The test-mail receiver: MSchecker's inbox. It accepts mail for our own domain only (never relays), offers
+// STARTTLS, bounds size, recipients, connections and rate per client IP, stores each mail's exact bytes and
+// envelope, and answers 250 only once the row is committed. The diagnosis itself runs in a worker.
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Db } from '../lib/db.ts';
+import { insertTestMail, listUndiagnosedTestMails, StoreTimeoutError, type NewTestMail } from './store.ts';
+import { classifyRecipient, domainOfAddress } from './tokens.ts';
+import { selfSignedCertificate } from './cert.ts';
+
+export interface ReceiverLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silentLogger: ReceiverLogger = { info() {}, warn() {}, error() {} };
+
+export interface ReceiverOptions {
+  db: Db;
+  /** Our recipient domain: only `check[-token]@` and `postmaster@` it are accepted. */
+  domain: string;
+  /** The name we greet with. @defaultValue `domain` */
+  hostname?: string;
+  /** @defaultValue 127.0.0.1 */
+  host?: string;
+  /** 0 = an ephemeral port. @defaultValue 25 */
+  port?: number;
+  /** PEM certificate and key for STARTTLS; absent: a self-signed one is generated for `hostname`. */
+  cert?: string | null;
+  key?: string | null;
+  /** Largest message accepted, advertised with SIZE (RFC 1870). @defaultValue 10 MiB */
+  maxSize?: number;
+  /** RFC 5321 §4.5.3.1.8 requires at least 100. @defaultValue 100 */
+  maxRecipients?: number;
+  /** Concurrent connections from one client IP; beyond it the greeting is 421. @defaultValue 5 */
+  maxConnectionsPerIp?: number;
+  /** New connections per client IP per `rateWindowMs`; beyond it the greeting is 421. @defaultValue 60 */
+  maxConnectionsPerWindow?: number;
+  /** Messages per client IP per `rateWindowMs`; beyond it MAIL FROM gets 450. @defaultValue 30 */
+  maxMessagesPerWindow?: number;
+  /** @defaultValue 60000 */
+  rateWindowMs?: number;
+  /** Idle timeout of a session. RFC 5321 §4.5.3.2.7 asks for 5 minutes. @defaultValue 300000 */
+  socketTimeoutMs?: number;
+  /** How long to wait for Postgres before answering 451 4.3.0. @defaultValue 30000 */
+  storeTimeoutMs?: number;
+  /** The lab clock: the time recorded on received mails. @defaultValue null (now) */
+  clock?: Date | null;
+  /** Called after a mail is committed and acknowledged; failures are logged, the sweeper retries. */
+  enqueue?: (testMailId: string) => Promise<void>;
+  /** false: mark every stored mail so that no result mail is sent for it (`--no-result-mail`). @defaultValue true */
+  resultMail?: boolean;
+  /** Re-enqueue stored mails without a diagnosis this often (and once at start); 0 = never. @defaultValue 60000 */
+  sweepIntervalMs?: number;
+  logger?: ReceiverLogger;
+}
+
+export interface Receiver {
+  host: string;
+  port: number;
+  /** Enqueues every stored mail that has no diagnosis yet; returns how many. */
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** An SMTP reply for smtp-server's callbacks. */
+function reply(code: number, text: string): Error & { responseCode: number } {
+  const err = new Error(text) as Error & { responseCode: number };
+  err.responseCode = code;
+  return err;
+}
+
+/** `::ffff:127.0.0.1` is an IPv4 client on a dual-stack socket: store it as IPv4. */
+export function normalizeIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1] : ip;
+}
+
+/**
+ * The address of the From: header (RFC 5322 §3.6.2), read leniently: 8-bit bytes are kept as latin1, folded
+ * lines are unfolded, a display name and comments are skipped. Null when absent or unreadable.
+ */
+export function headerFromAddress(raw: Buffer): string | null {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 256 * 1024) : end).toString('latin1');
+  const unfolded = head.replace(/\r?\n[ \t]+/g, ' ');
+  const line = unfolded.split(/\r?\n/).find((l) => /^from\s*:/i.test(l));
+  if (!line) return null;
+  const value = line.slice(line.indexOf(':') + 1).replace(/\([^()]*\)/g, ' ');
+  const angle = /<([^<>@\s]+@[^<>\s]+)>/.exec(value);
+  const bare = /([^\s<>",;:]+@[^\s<>",;]+)/.exec(value);
+  const addr = angle?.[1] ?? bare?.[1];
+  return addr ? addr.trim() : null;
+}
+
+/** A sliding-window counter per key, bounded in keys so a spoofed flood cannot grow it without limit. */
+class WindowCounter {
+  private hits = new Map<string, number[]>();
+  constructor(private windowMs: number, private maxKeys = 10_000) {}
+  /** Records a hit and returns how many hits the key had in the window, this one included. */
+  hit(key: string, now = Date.now()): number {
+    const list = (this.hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    list.push(now);
+    this.hits.delete(key);
+    this.hits.set(key, list);
+    if (this.hits.size > this.maxKeys) this.hits.delete(this.hits.keys().next().value as string);
+    return list.length;
+  }
+}
+
+interface MailState {
+  token: string | null;
+}
+
+export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
+  const log = opts.logger ?? silentLogger;
+  const domain = opts.domain.toLowerCase();
+  const hostname = opts.hostname ?? domain;
+  const maxSize = opts.maxSize ?? 10 * 1024 * 1024;
+  const maxRecipients = opts.maxRecipients ?? 100;
+  const maxConnPerIp = opts.maxConnectionsPerIp ?? 5;
+  const windowMs = opts.rateWindowMs ?? 60_000;
+  const maxConnPerWindow = opts.maxConnectionsPerWindow ?? 60;
+  const maxMsgPerWindow = opts.maxMessagesPerWindow ?? 30;
+  const storeTimeoutMs = opts.storeTimeoutMs ?? 30_000;
+  const enqueue = opts.enqueue ?? (async () => {});
+  let cert = opts.cert ?? null;
+  let key = opts.key ?? null;
+  if (!cert || !key) ({ cert, key } = selfSignedCertificate(hostname));
+
+  const open = new Map<string, number>();
+  const accepted = new Set<string>();
+  const connRate = new WindowCounter(windowMs);
+  const msgRate = new WindowCounter(windowMs);
+  const state = new Map<string, MailState>();
+  const pendingStores = new Set<Promise<unknown>>();
+
+  const enqueueLogged = (id: string) =>
+    enqueue(id).catch((err) => log.warn({ testMailId: id, err: (err as Error).message }, 'enqueue failed; the sweeper will retry'));
+
+  const server = new SMTPServer({
+    name: hostname,
+    banner: 'mailcensus test-mail receiver',
+    key,
+    cert,
+    size: maxSize,
+    authOptional: true,
+    disabledCommands: ['AUTH'],
+    disableReverseLookup: true,
+    socketTimeout: opts.socketTimeoutMs ?? 300_000,
+    closeTimeout: 5_000,
+    logger: false,
+    onConnect(session, cb) {
+      const ip = normalizeIp(session.remoteAddress);
+      const n = open.get(ip) ?? 0;
+      // RFC 5321 §3.8 / §4.2.2: 421 closes the channel; the client retries later.
+      if (n >= maxConnPerIp) return cb(reply(421, `${hostname} 4.7.0 Too many connections from ${ip}, try again later`));
+      if (connRate.hit(ip) > maxConnPerWindow) return cb(reply(421, `${hostname} 4.7.0 Connection rate limit exceeded for ${ip}, try again later`));
+      open.set(ip, n + 1);
+      accepted.add(session.id);
+      state.set(session.id, { token: null });
+      cb();
+    },
+    onClose(session) {
+      state.delete(session.id);
+      if (!accepted.delete(session.id)) return;
+      const ip = normalizeIp(session.remoteAddress);
+      const n = (open.get(ip) ?? 1) - 1;
+      if (n <= 0) open.delete(ip);
+      else open.set(ip, n);
+    },
+    onMailFrom(_address: SMTPServerAddress, session, cb) {
+      const ip = normalizeIp(session.remoteAddress);
+      if (msgRate.hit(ip) > maxMsgPerWindow) return cb(reply(450, '4.7.1 Too many messages from your address, try again later'));
+      const s = state.get(session.id);
+      if (s) s.token = null;
+      cb();
+    },
+    onRcptTo(address: SMTPServerAddress, session, cb) {
+      const r = classifyRecipient(address.address, domain);
+      // Never a relay: anything but our own domain is refused permanently (RFC 5321 §3.6.2).
+      if (r.kind === 'foreign') return cb(reply(550, '5.7.1 Relaying denied: this server accepts mail for ' + domain + ' only'));
+      if (r.kind === 'unknown_user') return cb(reply(550, `5.1.1 <${address.address}>: no such mailbox here; send your test mail to check@${domain}`));
+      // RFC 5321 §4.5.3.1.8: 452 for recipients beyond our limit; the client sends the rest in another transaction.
+      if (session.envelope.rcptTo.length >= maxRecipients) return cb(reply(452, `4.5.3 Too many recipients (at most ${maxRecipients})`));
+      const s = state.get(session.id);
+      if (s && r.kind === 'check' && r.token && !s.token) s.token = r.token;
+      cb();
+    },
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
+      // A capped buffer: bytes beyond maxSize are counted (smtp-server answers 552) but never kept.
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      let overflow = false;
+      let aborted = false;
+      stream.on('data', (chunk: Buffer) => {
+        if (overflow) return;
+        if (kept + chunk.length > maxSize) {
+          overflow = true;
+          chunks.length = 0;
+          return;
+        }
+        chunks.push(chunk);
+        kept += chunk.length;
+      });
+      // The client left mid-DATA: smtp-server destroys the stream with an error; nothing is stored.
+      stream.on('error', () => {
+        aborted = true;
+      });
+      stream.on('end', () => {
+        if (aborted) return;
+        if (overflow || stream.sizeExceeded) {
+          return cb(reply(552, `5.3.4 Message exceeds fixed maximum message size ${maxSize}`));
+        }
+        const raw = Buffer.concat(chunks, kept);
+        const mailFromAddr = session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null;
+        const headerFrom = headerFromAddress(raw);
+        const recipients = session.envelope.rcptTo.map((r) => r.address);
+        const isTest = recipients.some((a) => classifyRecipient(a, domain).kind === 'check');
+        const mail: NewTestMail = {
+          receivedAt: opts.clock ? new Date(opts.clock) : new Date(),
+          clientIp: normalizeIp(session.remoteAddress),
+          helo: session.hostNameAppearsAs || null,
+          mailFrom: mailFromAddr,
+          rcptTo: recipients,
+          token: state.get(session.id)?.token ?? null,
+          // The diagnosed domain: the MAIL FROM domain, or the From: domain for a null reverse-path (a bounce).
+          // Mail only to postmaster is stored but not diagnosed.
+          domain: isTest ? domainOfAddress(mailFromAddr) ?? domainOfAddress(headerFrom) : null,
+          headerFrom,
+          tls: {
+            used: !!session.secure,
+            offered: true,
+            protocol: session.secure && session.tlsOptions ? (session.tlsOptions as { version?: string }).version ?? null : null,
+            cipher: session.secure && session.tlsOptions ? session.tlsOptions.name ?? null : null,
+          },
+          raw,
+          resultMail: opts.resultMail === false ? { status: 'disabled', to: mailFromAddr, at: new Date().toISOString(), detail: 'receive --no-result-mail' } : null,
+        };
+        const p = insertTestMail(opts.db, mail, storeTimeoutMs).then(
+          (id) => {
+            log.info({ testMailId: id, ip: mail.clientIp, from: mail.mailFrom, domain: mail.domain, size: raw.length }, 'test mail stored');
+            cb(null, `2.0.0 Ok: stored as test mail ${id}`);
+            if (mail.domain) void enqueueLogged(id);
+          },
+          (err) => {
+            log.error({ ip: mail.clientIp, err: (err as Error).message }, 'cannot store test mail');
+            // RFC 3463 4.3.0: a temporary system problem; the sender keeps the mail and retries.
+            const why = err instanceof StoreTimeoutError ? 'storage is slow' : 'storage is unavailable';
+            cb(reply(451, `4.3.0 Temporary failure (${why}), please try again later`));
+          },
+        );
+        pendingStores.add(p);
+        void p.finally(() => pendingStores.delete(p));
+      });
+    },
+  });
+  server.on('error', (err) => log.error({ err: err.message }, 'receiver error'));
+
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.server.once('error', onError);
+    server.listen(opts.port ?? 25, host, () => {
+      server.server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : (opts.port ?? 25);
+
+  let sweeping = false;
+  const sweep = async (): Promise<number> => {
+    if (sweeping) return 0;
+    sweeping = true;
+    try {
+      const ids = await listUndiagnosedTestMails(opts.db);
+      let n = 0;
+      for (const id of ids) {
+        try {
+          await enqueue(id);
+          n++;
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'sweeper cannot enqueue; will retry');
+          break;
+        }
+      }
+      return n;
+    } finally {
+      sweeping = false;
+    }
+  };
+  const sweepMs = opts.sweepIntervalMs ?? 60_000;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  if (sweepMs > 0) {
+    void sweep().catch((err) => log.warn({ err: (err as Error).message }, 'sweep failed'));
+    sweepTimer = setInterval(() => void sweep().catch((err) => log.warn({ err: (err as Error).message }, 'sweep failed')), sweepMs);
+    sweepTimer.unref();
+  }
+
+  return {
+    host,
+    port,
+    sweep,
+    async close() {
+      clearInterval(sweepTimer);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.allSettled([...pendingStores]);
+    },
+  };
+}

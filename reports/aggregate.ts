@@ -1,0 +1,209 @@
+// Builds the report object (report.json) from the metric queries of queries.ts. Everything a chart, the HTML,
+// the summary or a CSV shows comes from this object: they never query again.
+import { sql } from 'kysely';
+import type { Db } from '../lib/db.ts';
+import { CRITERIA, type Criterion, type Source, type Status } from '../lib/criteria.ts';
+import type { Verdict } from '../lib/verdict.ts';
+import { InputError } from '../lib/errors.ts';
+import * as q from './queries.ts';
+import { endExclusive, previousPeriod, periodLabel, type Period } from './period.ts';
+
+export const SCHEMA_VERSION = 1;
+
+/** A figure: n of total, the rounded percentage as printed, the Wilson 95% interval, the change from the previous period. */
+export interface Figure {
+  n: number;
+  total: number;
+  /** Rounded half-up to an integer (the release's style); null when total = 0. */
+  pct: number | null;
+  /** Wilson score interval, 95%, in percent with one decimal; null when total = 0. */
+  wilson: { low: number; high: number } | null;
+  /** pct minus the previous period's pct, in points (difference of the printed values); null if not comparable. */
+  delta: number | null;
+  /** n of the previous period, or null. */
+  previous_n?: number | null;
+  previous_pct?: number | null;
+}
+
+export type FigureMap<K extends string> = Record<K, Figure>;
+
+export interface Figures {
+  period: PeriodOut;
+  domains: number;
+  diagnoses: number;
+  verdicts: FigureMap<Verdict>;
+  criteria: Record<Criterion, FigureMap<Status>>;
+  spf_dkim: FigureMap<q.SpfDkim>;
+  tls_send_or_receive_ng: Figure;
+  findings: {
+    dmarc_policy: FigureMap<string>;
+    mta_sts: FigureMap<string>;
+    tls_rpt: FigureMap<string>;
+    tls_versions: FigureMap<string>;
+    cert_problems: FigureMap<string>;
+  };
+  coverage: {
+    sources: FigureMap<Source>;
+    domains_with_both_sources: number;
+    incomplete: { n: number; reasons: q.IncompleteReason[] };
+    unknown_reasons: q.UnknownReason[];
+    runs: q.RunUsed[];
+    /** For a survey report: how many of the survey's listed domains were diagnosed in the period. */
+    survey_domains: Figure | null;
+  };
+}
+
+export interface PeriodOut {
+  kind: Period['kind'];
+  from: string;
+  to: string;
+  timezone: string;
+  label: { ja: string; en: string };
+}
+
+export interface Report extends Figures {
+  schema_version: number;
+  generated_at: string;
+  source: { kind: 'survey' | Source; survey: string | null; source: Source | null };
+  denominator: string;
+  rounding: string;
+  previous: Figures | null;
+  summary?: { ja: string[]; en: string[] };
+}
+
+/** RFC-free statistics: the Wilson score interval (Wilson 1927), z = 1.96 for 95%. */
+export function wilson(n: number, total: number, z = 1.959963984540054): { low: number; high: number } | null {
+  if (total === 0) return null;
+  const p = n / total;
+  const z2 = z * z;
+  const denom = 1 + z2 / total;
+  const centre = (p + z2 / (2 * total)) / denom;
+  const half = (z * Math.sqrt((p * (1 - p)) / total + z2 / (4 * total * total))) / denom;
+  const r = (x: number) => Math.round(x * 1000) / 10;
+  return { low: r(Math.max(0, centre - half)), high: r(Math.min(1, centre + half)) };
+}
+
+function figure(s: q.Share): Figure {
+  return { n: s.n, total: s.total, pct: s.pct, wilson: wilson(s.n, s.total), delta: null };
+}
+function figures<K extends string>(m: Record<K, q.Share>): FigureMap<K> {
+  const out = {} as FigureMap<K>;
+  for (const k of Object.keys(m) as K[]) out[k] = figure(m[k]);
+  return out;
+}
+
+export interface ReportRequest {
+  period: Period;
+  /** IANA time zone the period's dates are in. @defaultValue Asia/Tokyo */
+  timezone?: string;
+  source: Source | null;
+  survey: string | null;
+}
+
+function scopeOf(period: Period, r: ReportRequest): q.Scope {
+  return { from: period.from, toExclusive: endExclusive(period), timezone: r.timezone ?? 'Asia/Tokyo', source: r.source, survey: r.survey };
+}
+
+/** Computes every figure of one period inside `trx`, from a temporary copy of the report set. */
+async function computeFigures(trx: Db, period: Period, req: ReportRequest, table: string, withCoverage: boolean): Promise<Figures> {
+  const scope = scopeOf(period, req);
+  await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS SELECT * FROM ${q.reportSetCall(scope)}`.execute(trx);
+  const set = sql`${sql.id(table)}`;
+  const total = await q.domainsCounted(trx, set);
+  const criteria = {} as Record<Criterion, FigureMap<Status>>;
+  for (const c of CRITERIA) criteria[c] = figures(await q.criterionStatusShares(trx, set, c, total));
+  const verdicts = figures(await q.verdictShares(trx, set, total));
+  return {
+    period: {
+      kind: period.kind,
+      from: period.from,
+      to: period.to,
+      timezone: scope.timezone,
+      label: { ja: periodLabel(period, 'ja'), en: periodLabel(period, 'en') },
+    },
+    domains: total,
+    diagnoses: await q.diagnosesInPeriod(trx, scope),
+    verdicts,
+    criteria,
+    spf_dkim: figures(await q.spfDkimShares(trx, set, total)),
+    tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, set, total)),
+    findings: {
+      dmarc_policy: figures(await q.dmarcPolicyShares(trx, set, total)),
+      mta_sts: figures(await q.mtaStsShares(trx, set, total)),
+      tls_rpt: figures(await q.tlsRptShares(trx, set, total)),
+      tls_versions: figures(await q.tlsVersionShares(trx, set, total)),
+      cert_problems: figures(await q.certProblemShares(trx, set, total)),
+    },
+    // The previous period's coverage is not shown, so it is not computed (it costs whole scans).
+    coverage: {
+      sources: figures(await q.sourceShares(trx, set, total)),
+      // With a source filter every domain has one source: no query needed.
+      domains_with_both_sources: withCoverage && req.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
+      incomplete: { n: verdicts.incomplete.n, reasons: withCoverage ? await q.incompleteReasons(trx, set) : [] },
+      unknown_reasons: withCoverage ? await q.unknownReasons(trx, set, CRITERIA) : [],
+      runs: withCoverage ? await q.runsUsed(trx, set) : [],
+      survey_domains: withCoverage && req.survey ? figure(await q.surveyDomainsDiagnosed(trx, set, req.survey)) : null,
+    },
+  };
+}
+
+/** Walks two figure trees in parallel and fills `delta`, `previous_n`, `previous_pct` of the current one. */
+function attachDeltas(cur: unknown, prev: unknown): void {
+  if (!cur || typeof cur !== 'object' || Array.isArray(cur)) return;
+  const c = cur as Record<string, unknown>;
+  if ('n' in c && 'total' in c && 'pct' in c && 'wilson' in c) {
+    const p = prev as Figure | undefined;
+    const f = c as unknown as Figure;
+    f.previous_n = p ? p.n : 0;
+    f.previous_pct = p ? p.pct : null;
+    f.delta = f.pct !== null && p && p.pct !== null ? f.pct - p.pct : null;
+    return;
+  }
+  for (const k of Object.keys(c)) {
+    if (k === 'coverage' || k === 'period') continue;
+    attachDeltas(c[k], (prev as Record<string, unknown> | undefined)?.[k]);
+  }
+}
+
+/**
+ * The report of a period: each domain once (its latest diagnosis in the period), every figure with its
+ * denominator, and the previous period of the same length when it has data.
+ */
+export async function buildReport(db: Db, req: ReportRequest): Promise<Report> {
+  const timezone = req.timezone ?? 'Asia/Tokyo';
+  if (req.survey === null && req.source === null) throw new InputError('give --survey NAME or --source test-mail|scan');
+  try {
+    await sql`SELECT now() AT TIME ZONE ${timezone}`.execute(db);
+  } catch {
+    throw new InputError(`--timezone: unknown time zone "${timezone}" (use an IANA name such as Asia/Tokyo or UTC)`);
+  }
+  if (req.survey !== null && !(await q.surveyExists(db, req.survey))) {
+    throw new InputError(`--survey: no survey named "${req.survey}" (see \`mailcensus survey list\`)`);
+  }
+  const request = { ...req, timezone };
+  const [current, previous] = await db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      // The DISTINCT ON of a large period sorts hundreds of thousands of rows, and every metric scans the
+      // temporary copy: give this one transaction room to do both in memory.
+      await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
+      // temp_buffers can only change before a session's first temporary table (a pooled connection may have
+      // had one): the exception block keeps that refusal from aborting the transaction.
+      await sql`DO $$ BEGIN PERFORM set_config('temp_buffers', '256MB', true); EXCEPTION WHEN others THEN NULL; END $$`.execute(trx);
+      const cur = await computeFigures(trx, req.period, request, 'report_set_current', true);
+      const prev = await computeFigures(trx, previousPeriod(req.period), request, 'report_set_previous', false);
+      return [cur, prev] as const;
+    });
+  const hasPrevious = previous.domains > 0;
+  if (hasPrevious) attachDeltas(current, previous);
+  return {
+    schema_version: SCHEMA_VERSION,
+    generated_at: new Date().toISOString(),
+    source: { kind: req.survey !== null ? 'survey' : req.source!, survey: req.survey, source: req.source },
+    denominator: 'domains: each domain counted once, by its latest diagnosis in the period; every pct is n / total of that figure',
+    rounding: 'pct is rounded half-up to an integer, as the release prints it, so shares may not sum to 100; delta is the difference of the printed pcts, in points',
+    ...current,
+    previous: hasPrevious ? previous : null,
+  };
+}

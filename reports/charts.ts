@@ -1,0 +1,273 @@
+// The report's charts: Vega-Lite specs built from the saved report object (never a second computation),
+// compiled to Vega and rendered to SVG in Node. Without a canvas, vega estimates text width as 0.8 em per
+// character, which is too narrow for CJK (1 em) and too wide for Latin; we install a CJK-aware estimate so
+// label limits, legends and padding are laid out for the font the SVG names (Noto Sans CJK JP).
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { Report, Figures } from './aggregate.ts';
+import { CRITERIA } from '../lib/criteria.ts';
+import {
+  CRITERION_LABELS, STATUS_COLORS, STATUS_LABELS, SPF_DKIM_COLORS, SPF_DKIM_LABELS, VERDICT_COLORS, VERDICT_ORDER,
+  verdictLabel, T, type Lang,
+} from './labels.ts';
+
+export const FONT = '"Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif';
+
+/** True for characters drawn full-width (1 em) in a CJK font: CJK ideographs, kana, Hangul, full-width forms. */
+function isWide(cp: number): boolean {
+  return (
+    (cp >= 0x1100 && cp <= 0x115f) ||
+    (cp >= 0x2e80 && cp <= 0xa4cf) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    cp >= 0x20000
+  );
+}
+
+/** Width of `text` in em, for Noto Sans CJK JP: wide characters 1 em, Latin by rough glyph classes. */
+export function textWidthEm(text: string): number {
+  let w = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (isWide(cp)) w += 1;
+    else if (ch === ' ') w += 0.25;
+    else if ('iljI.,:;|!\'()[]'.includes(ch)) w += 0.3;
+    else if ('mwMW%@'.includes(ch)) w += 0.85;
+    else if (ch >= 'A' && ch <= 'Z') w += 0.65;
+    else w += 0.56;
+  }
+  return w;
+}
+
+let installed = false;
+/** Replaces vega's text width estimate with the CJK-aware one (vega supports a user-defined textMetrics.width). */
+function installTextMetrics(): void {
+  if (installed) return;
+  installed = true;
+  // vega exports textMetrics at runtime; its typings do not declare it.
+  const metrics = (vega as unknown as { textMetrics: { width: (item: any, text?: unknown) => number } }).textMetrics;
+  metrics.width = (item: any, text?: unknown) => {
+    const t = text ?? item.text;
+    const size = item.fontSize ?? 11;
+    const lines = Array.isArray(t) ? t.map(String) : [t == null ? '' : String(t)];
+    return Math.max(0, ...lines.map((l) => textWidthEm(l) * size));
+  };
+}
+
+/** Compiles a Vega-Lite spec and renders it to an SVG string, headless. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  installTextMetrics();
+  const vgSpec = compile(spec).spec;
+  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG();
+    // Give each chart an accessible name (Vega emits role="graphics-document" already).
+    return svg.replace('<svg ', `<svg aria-label="${escapeAttr(String((spec as any).description ?? 'chart'))}" `);
+  } finally {
+    view.finalize();
+  }
+}
+
+function escapeAttr(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+}
+
+const config = (lang: Lang) => ({
+  font: FONT,
+  view: { stroke: null },
+  axis: { labelFontSize: 12, titleFontSize: 12, labelColor: '#333', titleColor: '#333', gridColor: '#e6e6e6', domainColor: '#999', tickColor: '#999' },
+  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 0, symbolType: 'square' },
+  text: { fontSize: 12 },
+  locale: lang === 'ja' ? undefined : undefined,
+});
+
+/** Parentheses as each language writes them: full-width in Japanese. */
+export const P = (lang: Lang, s: string) => (lang === 'ja' ? `（${s}）` : ` (${s})`);
+
+const fmtPct = (p: number | null) => (p === null ? '—' : `${p}%`);
+
+/** Verdict donut: the share of each verdict, with n, from report.verdicts. */
+export function verdictDonutSpec(r: Figures, lang: Lang): TopLevelSpec {
+  const values = VERDICT_ORDER.map((v, i) => ({
+    key: v,
+    order: i,
+    label: `${verdictLabel(v, lang)}  ${fmtPct(r.verdicts[v].pct)}${P(lang, `${r.verdicts[v].n}`)}`,
+    n: r.verdicts[v].n,
+    pctLabel: r.verdicts[v].pct !== null && r.verdicts[v].pct! >= 4 ? `${r.verdicts[v].pct}%` : '',
+  }));
+  const domain = values.map((v) => v.label);
+  const range = VERDICT_ORDER.map((v) => VERDICT_COLORS[v]);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: T.overall[lang],
+    width: 230,
+    height: 230,
+    config: config(lang),
+    data: { values: values.filter((v) => v.n > 0) },
+    encoding: {
+      theta: { field: 'n', type: 'quantitative', stack: true },
+      order: { field: 'order', type: 'ordinal' },
+      color: {
+        field: 'label',
+        type: 'nominal',
+        scale: { domain, range },
+        legend: { title: `n = ${r.domains}`, orient: 'right' },
+      },
+    },
+    layer: [
+      { mark: { type: 'arc', innerRadius: 62, outerRadius: 112, stroke: '#fff', strokeWidth: 1.5 } },
+      {
+        mark: { type: 'text', radius: 88, fontSize: 13, fontWeight: 'bold', fill: '#fff' },
+        encoding: { text: { field: 'pctLabel', type: 'nominal' } },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Stacked bars per criterion: ok / ng / unknown / na as shares of all domains, from report.criteria. */
+export function criteriaBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
+  const statuses = ['ok', 'ng', 'unknown', 'na'] as const;
+  const values: Record<string, unknown>[] = [];
+  for (const c of CRITERIA) {
+    let start = 0;
+    for (const s of statuses) {
+      const f = r.criteria[c][s];
+      const share = f.total === 0 ? 0 : f.n / f.total;
+      values.push({
+        criterion: CRITERION_LABELS[c][lang],
+        status: STATUS_LABELS[s][lang],
+        start,
+        end: start + share,
+        mid: start + share / 2,
+        label: f.pct !== null && share >= 0.07 ? `${f.pct}%` : '',
+        textColor: s === 'na' || s === 'unknown' ? '#222' : '#fff',
+      });
+      start += share;
+    }
+  }
+  const y = { field: 'criterion', type: 'nominal', sort: CRITERIA.map((c) => CRITERION_LABELS[c][lang]), title: null };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: T.perCriterion[lang],
+    width: 440,
+    height: { step: 26 },
+    config: config(lang),
+    data: { values },
+    encoding: { y: y as any },
+    layer: [
+      {
+        mark: { type: 'bar', height: 18 },
+        encoding: {
+          x: { field: 'start', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${r.domains}`)}`, tickCount: 5 } },
+          x2: { field: 'end' },
+          color: {
+            field: 'status',
+            type: 'nominal',
+            scale: { domain: statuses.map((s) => STATUS_LABELS[s][lang]), range: statuses.map((s) => STATUS_COLORS[s]) },
+            legend: { title: null, orient: 'top', direction: 'horizontal' },
+          },
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: 11 },
+        encoding: {
+          x: { field: 'mid', type: 'quantitative' },
+          text: { field: 'label', type: 'nominal' },
+          color: { field: 'textColor', type: 'nominal', scale: null },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** SPF×DKIM combinations as horizontal bars, from report.spf_dkim. */
+export function spfDkimBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
+  const keys = ['both_ok', 'spf_only', 'dkim_only', 'both_ng', 'unknown'] as const;
+  const values = keys.map((k) => ({
+    key: SPF_DKIM_LABELS[k][lang],
+    share: r.spf_dkim[k].total === 0 ? 0 : r.spf_dkim[k].n / r.spf_dkim[k].total,
+    label: `${fmtPct(r.spf_dkim[k].pct)}${P(lang, `${r.spf_dkim[k].n}`)}`,
+    color: SPF_DKIM_COLORS[k],
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: T.spfDkim[lang],
+    width: 360,
+    height: { step: 28 },
+    config: config(lang),
+    data: { values },
+    encoding: {
+      y: { field: 'key', type: 'nominal', sort: values.map((v) => v.key), title: null },
+      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${r.domains}`)}`, tickCount: 5 } },
+    },
+    layer: [
+      { mark: { type: 'bar', height: 18 }, encoding: { color: { field: 'color', type: 'nominal', scale: null } } },
+      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 12 }, encoding: { text: { field: 'label', type: 'nominal' } } },
+    ],
+  } as TopLevelSpec;
+}
+
+/** The headline figures of both periods side by side, from report and report.previous. */
+export function yearOverYearSpec(r: Report, lang: Lang): TopLevelSpec | null {
+  const prev = r.previous;
+  if (!prev) return null;
+  const short = (f: Figures) => (f.period.kind === 'year' ? f.period.from.slice(0, 4) : f.period.kind === 'fiscal-year' ? (lang === 'ja' ? `${f.period.from.slice(0, 4)}年度` : `FY${f.period.from.slice(0, 4)}`) : `${f.period.from}〜${f.period.to}`);
+  const metrics: { label: string; get: (f: Figures) => { n: number; total: number; pct: number | null } }[] = [
+    ...VERDICT_ORDER.map((v) => ({ label: verdictLabel(v, lang), get: (f: Figures) => f.verdicts[v] })),
+    { label: lang === 'ja' ? 'SPF・DKIM両方NG' : 'SPF & DKIM both NG', get: (f) => f.spf_dkim.both_ng },
+    { label: lang === 'ja' ? 'SSL/TLS送信または受信NG' : 'TLS send or receive NG', get: (f) => f.tls_send_or_receive_ng },
+    { label: lang === 'ja' ? '送信元DNS逆引きOK' : 'Reverse DNS OK', get: (f) => f.criteria.reverse_dns.ok },
+  ];
+  const values: Record<string, unknown>[] = [];
+  for (const [f, which] of [[prev, 0], [r, 1]] as const) {
+    for (const m of metrics) {
+      const s = m.get(f);
+      values.push({ metric: m.label, period: `${short(f)}${P(lang, `n=${f.domains}`)}`, which, share: s.total === 0 ? 0 : s.n / s.total, label: fmtPct(s.pct) });
+    }
+  }
+  const periods = [`${short(prev)}${P(lang, `n=${prev.domains}`)}`, `${short(r)}${P(lang, `n=${r.domains}`)}`];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: T.yoy[lang],
+    width: 420,
+    height: metrics.length * 40,
+    config: config(lang),
+    data: { values },
+    encoding: {
+      y: { field: 'metric', type: 'nominal', sort: metrics.map((m) => m.label), title: null },
+      yOffset: { field: 'period', type: 'nominal', sort: periods },
+      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: T.share[lang], tickCount: 5 } },
+    },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: {
+          color: { field: 'period', type: 'nominal', sort: periods, scale: { domain: periods, range: ['#b0bec5', '#1565c0'] }, legend: { title: null, orient: 'top' } },
+        },
+      },
+      { mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 }, encoding: { text: { field: 'label', type: 'nominal' } } },
+    ],
+  } as TopLevelSpec;
+}
+
+export interface Charts {
+  verdicts: string;
+  criteria: string;
+  spfDkim: string;
+  yearOverYear: string | null;
+}
+
+/** Every chart of a report, as SVG strings. An empty period gets no charts (there is nothing to draw). */
+export async function renderCharts(r: Report, lang: Lang): Promise<Charts | null> {
+  if (r.domains === 0) return null;
+  const yoy = yearOverYearSpec(r, lang);
+  return {
+    verdicts: await renderSvg(verdictDonutSpec(r, lang)),
+    criteria: await renderSvg(criteriaBarsSpec(r, lang)),
+    spfDkim: await renderSvg(spfDkimBarsSpec(r, lang)),
+    yearOverYear: yoy ? await renderSvg(yoy) : null,
+  };
+}

@@ -1,0 +1,108 @@
+// Words shown in reports, Japanese (the release's wording) and English, and the colours of each category.
+import type { Criterion, Status } from '../lib/criteria.ts';
+import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
+
+export type Lang = 'ja' | 'en';
+type L = { ja: string; en: string };
+
+export const VERDICT_ORDER: Verdict[] = ['safe', 'review', 'needs_improvement', 'danger', 'incomplete'];
+export const verdictLabel = (v: Verdict, lang: Lang) => VERDICT_LABELS[v][lang];
+export const VERDICT_COLORS: Record<Verdict, string> = {
+  safe: '#2e7d32',
+  review: '#f9a825',
+  needs_improvement: '#ef6c00',
+  danger: '#c62828',
+  incomplete: '#9e9e9e',
+};
+
+/** The release's names of MSchecker's checks. */
+export const CRITERION_LABELS: Record<Criterion, L> = {
+  open_relay: { ja: 'メール不正中継', en: 'Open relay' },
+  spf: { ja: 'SPFチェック', en: 'SPF' },
+  dkim: { ja: 'DKIMチェック', en: 'DKIM' },
+  tls_receive: { ja: 'SSL/TLSメール受信', en: 'TLS (receiving)' },
+  tls_send: { ja: 'SSL/TLSメール送信', en: 'TLS (sending)' },
+  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS' },
+  dnssec: { ja: 'DNSSEC対応', en: 'DNSSEC' },
+  dnsbl: { ja: 'DNSBL登録', en: 'DNSBL listing' },
+};
+
+export const STATUS_LABELS: Record<Status, L> = {
+  ok: { ja: 'OK', en: 'OK' },
+  ng: { ja: 'NG', en: 'NG' },
+  unknown: { ja: '測定不能', en: 'Unknown' },
+  na: { ja: '対象外', en: 'N/A' },
+};
+export const STATUS_COLORS: Record<Status, string> = { ok: '#2e7d32', ng: '#d84315', unknown: '#9e9e9e', na: '#cfd8dc' };
+
+export const SPF_DKIM_LABELS: Record<string, L> = {
+  both_ok: { ja: '両方OK', en: 'Both OK' },
+  spf_only: { ja: 'SPFのみOK', en: 'SPF only' },
+  dkim_only: { ja: 'DKIMのみOK', en: 'DKIM only' },
+  both_ng: { ja: '両方NG', en: 'Both NG' },
+  unknown: { ja: '判定不能', en: 'Unknown' },
+};
+export const SPF_DKIM_COLORS: Record<string, string> = {
+  both_ok: '#2e7d32',
+  spf_only: '#7cb342',
+  dkim_only: '#9ccc65',
+  both_ng: '#d84315',
+  unknown: '#9e9e9e',
+};
+
+export const FINDING_LABELS: Record<string, L> = {
+  dmarc_policy: { ja: 'DMARCポリシー', en: 'DMARC policy' },
+  mta_sts: { ja: 'MTA-STS', en: 'MTA-STS' },
+  tls_rpt: { ja: 'TLS-RPT', en: 'TLS-RPT' },
+  tls_versions: { ja: 'TLSバージョン（MX）', en: 'TLS versions (MX)' },
+  cert_problems: { ja: '証明書の問題（MX）', en: 'Certificate problems (MX)' },
+};
+
+export const VALUE_LABELS: Record<string, L> = {
+  reject: { ja: 'reject', en: 'reject' },
+  quarantine: { ja: 'quarantine', en: 'quarantine' },
+  none: { ja: 'none（監視のみ）', en: 'none (monitor only)' },
+  absent: { ja: 'レコードなし', en: 'no record' },
+  invalid: { ja: '不正なレコード', en: 'invalid record' },
+  unknown: { ja: '測定不能', en: 'unknown' },
+  not_recorded: { ja: '記録なし', en: 'not recorded' },
+  present: { ja: 'あり', en: 'published' },
+  self_signed: { ja: '自己署名', en: 'self-signed' },
+  expired: { ja: '期限切れ', en: 'expired' },
+  wrong_name: { ja: 'ホスト名不一致', en: 'wrong name' },
+  untrusted: { ja: '信頼できない発行者', en: 'untrusted issuer' },
+  any: { ja: 'いずれかの問題あり', en: 'any problem' },
+  no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' },
+};
+export const valueLabel = (k: string, lang: Lang) => VALUE_LABELS[k]?.[lang] ?? k;
+
+export const SOURCE_LABELS: Record<string, L> = {
+  'test-mail': { ja: 'テストメール', en: 'test mail' },
+  scan: { ja: '外部スキャン', en: 'scan' },
+};
+
+/** Fixed UI strings. */
+export const T = {
+  title: { ja: 'メールサーバセキュリティ診断 統計レポート', en: 'Mail server security: statistics report' },
+  summary: { ja: '調査結果まとめ', en: 'Key findings' },
+  overall: { ja: '総合評価', en: 'Overall verdict' },
+  perCriterion: { ja: '項目別の結果', en: 'Results per check' },
+  spfDkim: { ja: '送信元ドメイン認証（SPF／DKIM）', en: 'Sender authentication (SPF / DKIM)' },
+  tls: { ja: 'メール通信の暗号化（SSL/TLS）', en: 'Mail encryption (TLS)' },
+  yoy: { ja: '前期比較', en: 'Comparison with the previous period' },
+  findings: { ja: 'MSchecker以外の項目', en: 'Findings beyond MSchecker' },
+  coverage: { ja: 'データの範囲と測定状況', en: 'Coverage and data quality' },
+  method: { ja: '集計方法', en: 'Method' },
+  category: { ja: '区分', en: 'Category' },
+  domains: { ja: 'ドメイン数', en: 'Domains' },
+  share: { ja: '割合', en: 'Share' },
+  ci: { ja: '95%信頼区間', en: '95% CI' },
+  change: { ja: '前期比', en: 'Change' },
+  previous: { ja: '前期', en: 'Previous' },
+  current: { ja: '今期', en: 'Current' },
+  denominator: { ja: '分母', en: 'Denominator' },
+  roundingNote: {
+    ja: '小数点以下を四捨五入しているため、合計は100%にならない場合がある。',
+    en: 'Percentages are rounded to whole numbers, so totals may not add up to 100.',
+  },
+} as const;

@@ -1,0 +1,113 @@
+// The period a report covers and the previous period it is compared with. Dates are calendar dates in the
+// report's time zone (default Asia/Tokyo: the release counts "2021年1月〜12月" in Japan); the bounds handed to
+// SQL are the half-open [from 00:00, day after `to` 00:00) in that zone, converted by Postgres.
+import { InputError } from '../lib/errors.ts';
+
+export type PeriodKind = 'year' | 'fiscal-year' | 'range';
+
+export interface Period {
+  kind: PeriodKind;
+  /** First day, inclusive, YYYY-MM-DD. */
+  from: string;
+  /** Last day, inclusive, YYYY-MM-DD. */
+  to: string;
+  /** The calendar year or fiscal year (April–March, named by the year it starts in), for labels. */
+  year: number | null;
+}
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** Parses YYYY-MM-DD strictly (2021-02-30 is an error, not March 2nd). */
+export function parseDate(raw: string, option: string): Date {
+  const m = DATE.exec(raw.trim());
+  const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+  if (!m || !d || d.getUTCFullYear() !== Number(m[1]) || d.getUTCMonth() !== Number(m[2]) - 1 || d.getUTCDate() !== Number(m[3])) {
+    throw new InputError(`${option} must be a date YYYY-MM-DD, got "${raw}"`);
+  }
+  return d;
+}
+
+function parseYear(raw: string, option: string): number {
+  if (!/^\d{4}$/.test(raw.trim())) throw new InputError(`${option} must be a year YYYY, got "${raw}"`);
+  return Number(raw);
+}
+
+const iso = (d: Date) => d.toISOString().slice(0, 10);
+const addDays = (d: Date, n: number) => new Date(d.getTime() + n * 86_400_000);
+function addMonths(d: Date, n: number): Date {
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, d.getUTCDate()));
+}
+const isFirstOfMonth = (d: Date) => d.getUTCDate() === 1;
+const isLastOfMonth = (d: Date) => addDays(d, 1).getUTCDate() === 1;
+
+export function yearPeriod(year: number): Period {
+  return { kind: 'year', from: `${year}-01-01`, to: `${year}-12-31`, year };
+}
+
+/** Japan's fiscal year: April 1 to March 31 of the next year, named by the year it starts in. */
+export function fiscalYearPeriod(year: number): Period {
+  return { kind: 'fiscal-year', from: `${year}-04-01`, to: `${year + 1}-03-31`, year };
+}
+
+export function rangePeriod(from: string, to: string): Period {
+  const f = parseDate(from, '--from');
+  const t = parseDate(to, '--to');
+  if (t < f) throw new InputError(`--to (${to}) is before --from (${from})`);
+  return { kind: 'range', from: iso(f), to: iso(t), year: null };
+}
+
+/** Builds the period from the command's options; exactly one of --year, --fiscal-year, --from/--to. */
+export function periodFromOptions(o: { year?: string; fiscalYear?: string; from?: string; to?: string }): Period {
+  const given = [o.year !== undefined, o.fiscalYear !== undefined, o.from !== undefined || o.to !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new InputError('give exactly one period: --year YYYY, --fiscal-year YYYY, or --from DATE --to DATE');
+  if (o.year !== undefined) return yearPeriod(parseYear(o.year, '--year'));
+  if (o.fiscalYear !== undefined) return fiscalYearPeriod(parseYear(o.fiscalYear, '--fiscal-year'));
+  if (o.from === undefined || o.to === undefined) throw new InputError('--from and --to must be given together');
+  return rangePeriod(o.from, o.to);
+}
+
+/**
+ * The previous period of the same length: the previous year or fiscal year; for a range of whole months,
+ * the same number of months before; otherwise the same number of days immediately before.
+ */
+export function previousPeriod(p: Period): Period {
+  if (p.kind === 'year') return yearPeriod(p.year! - 1);
+  if (p.kind === 'fiscal-year') return fiscalYearPeriod(p.year! - 1);
+  const f = parseDate(p.from, 'from');
+  const t = parseDate(p.to, 'to');
+  if (isFirstOfMonth(f) && isLastOfMonth(t)) {
+    const months = (t.getUTCFullYear() - f.getUTCFullYear()) * 12 + t.getUTCMonth() - f.getUTCMonth() + 1;
+    const pf = addMonths(f, -months);
+    return { kind: 'range', from: iso(pf), to: iso(addDays(f, -1)), year: null };
+  }
+  const days = Math.round((t.getTime() - f.getTime()) / 86_400_000) + 1;
+  return { kind: 'range', from: iso(addDays(f, -days)), to: iso(addDays(f, -1)), year: null };
+}
+
+/** The exclusive end date (the day after `to`), the upper bound handed to SQL. */
+export function endExclusive(p: Period): string {
+  return iso(addDays(parseDate(p.to, 'to'), 1));
+}
+
+/** A human label: "2021年1月〜2021年12月" / "January–December 2021", or the dates. */
+export function periodLabel(p: Period, lang: 'ja' | 'en'): string {
+  const [fy, fm] = p.from.split('-').map(Number);
+  const [ty, tm] = p.to.split('-').map(Number);
+  const wholeMonths = isFirstOfMonth(parseDate(p.from, 'from')) && isLastOfMonth(parseDate(p.to, 'to'));
+  if (lang === 'ja') {
+    if (p.kind === 'fiscal-year') return `${p.year}年度（${fy}年${fm}月〜${ty}年${tm}月）`;
+    if (wholeMonths) return `${fy}年${fm}月〜${ty}年${tm}月`;
+    return `${p.from}〜${p.to}`;
+  }
+  const month = (y: number, m: number) => new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-GB', { month: 'long', timeZone: 'UTC' }) + ` ${y}`;
+  if (p.kind === 'fiscal-year') return `fiscal year ${p.year} (${month(fy, fm)} – ${month(ty, tm)})`;
+  if (wholeMonths) return `${month(fy, fm)} – ${month(ty, tm)}`;
+  return `${p.from} – ${p.to}`;
+}
+
+/** The short name of the previous period in a sentence: "前年" / "the previous year". */
+export function previousLabel(p: Period, lang: 'ja' | 'en'): string {
+  if (p.kind === 'year') return lang === 'ja' ? '前年' : 'the previous year';
+  if (p.kind === 'fiscal-year') return lang === 'ja' ? '前年度' : 'the previous fiscal year';
+  return lang === 'ja' ? '前期間' : 'the previous period';
+}

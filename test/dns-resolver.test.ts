@@ -1,0 +1,214 @@
+// The stub resolver against real sockets: a well-behaved server, and hostile ones (garbage, silence, answers
+// for another question, CNAME loops, truncation). Every case ends in bounded time with an outcome.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as dnsPacket from 'dns-packet';
+import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
+import { mailauthResolver } from '../lib/dns/mailauth.ts';
+import { tokenBucket } from '../lib/dns/rate-limit.ts';
+import { startHostileDns, respond, soa, type Handler, type HostileDns } from './helpers/hostile-dns.ts';
+
+const servers: HostileDns[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+async function serve(handler: Handler, opts: { timeoutMs?: number; retries?: number; cache?: boolean } = {}): Promise<{ dns: HostileDns; r: Resolver }> {
+  const dns = await startHostileDns(handler);
+  servers.push(dns);
+  const r = createResolver({ server: { host: dns.host, port: dns.port }, timeoutMs: opts.timeoutMs ?? 300, retries: opts.retries ?? 0, qps: 0, cache: opts.cache });
+  return { dns, r };
+}
+
+const ede = (code: number, text = ''): dnsPacket.Answer =>
+  ({ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [{ code: 15, data: Buffer.concat([Buffer.from([code >> 8, code & 255]), Buffer.from(text)]) }] }) as unknown as dnsPacket.Answer;
+
+test('an answer carries the AD bit and records; the query sets DO with a 1232-byte payload', async () => {
+  let sawDo = false;
+  let payload = 0;
+  const { r } = await serve((q) => {
+    const opt = q.additionals.find((a) => a.type === 'OPT') as { flag_do?: boolean; udpPayloadSize?: number } | undefined;
+    sawDo = Boolean(opt?.flag_do);
+    payload = opt?.udpPayloadSize ?? 0;
+    return respond(q, { flags: dnsPacket.AUTHENTIC_DATA, answers: [{ name: 'a.test', type: 'A', ttl: 60, data: '127.0.0.9' }] });
+  });
+  const res = await r.query('A.Test.', 'A');
+  assert.equal(res.outcome, 'answer');
+  assert.equal(res.ad, true);
+  assert.deepEqual(res.answers.map((a) => a.data), ['127.0.0.9']);
+  assert.equal(sawDo, true);
+  assert.equal(payload, 1232);
+});
+
+test('NXDOMAIN and NODATA are facts, and are cached for the SOA minimum (RFC 2308)', async () => {
+  const { dns, r } = await serve((q) =>
+    q.questions[0].name === 'gone.test' ? respond(q, { rcode: 3, authorities: [soa('test', 30)] }) : respond(q, { authorities: [soa('test', 30)] }),
+  );
+  assert.equal((await r.query('gone.test', 'TXT')).outcome, 'nxdomain');
+  assert.equal((await r.query('here.test', 'TXT')).outcome, 'nodata');
+  assert.equal((await r.query('gone.test', 'TXT')).outcome, 'nxdomain');
+  assert.equal(dns.queries.length, 2);
+  assert.equal(r.stats().cacheHits, 1);
+});
+
+test('SERVFAIL with Extended DNS Error 6 is servfail (unknown) and keeps the EDE', async () => {
+  const { r } = await serve((q) => respond(q, { rcode: 2, additionals: [ede(6, 'signature expired')] }));
+  const res = await r.query('bogus.test', 'SOA');
+  assert.equal(res.outcome, 'servfail');
+  assert.deepEqual(res.ede, [{ code: 6, text: 'signature expired' }]);
+});
+
+test('the CD bit is sent when asked, and cached separately', async () => {
+  const { dns, r } = await serve((q) =>
+    (q as { flag_cd?: boolean }).flag_cd ? respond(q, { answers: [{ name: 'b.test', type: 'A', ttl: 60, data: '127.0.0.1' }] }) : respond(q, { rcode: 2 }),
+  );
+  assert.equal((await r.query('b.test', 'A')).outcome, 'servfail');
+  const cd = await r.query('b.test', 'A', { cd: true });
+  assert.equal(cd.outcome, 'answer');
+  assert.equal(cd.cd, true);
+  assert.deepEqual(dns.queries.map((q) => q.cd), [false, true]);
+});
+
+test('REFUSED is refused, and FORMERR is an error with the rcode as reason', async () => {
+  const { r } = await serve((q) => respond(q, { rcode: q.questions[0].name === 'r.test' ? 5 : 1 }));
+  assert.equal((await r.query('r.test', 'A')).outcome, 'refused');
+  const f = await r.query('f.test', 'A');
+  assert.equal(f.outcome, 'error');
+  assert.equal(f.reason, 'rcode_formerr');
+});
+
+test('a resolver that never answers times out after the bounded retries', async () => {
+  const { dns, r } = await serve(() => null, { timeoutMs: 150, retries: 2 });
+  const t0 = Date.now();
+  const res = await r.query('silent.test', 'A');
+  assert.equal(res.outcome, 'timeout');
+  assert.equal(dns.queries.length, 3);
+  assert.ok(Date.now() - t0 < 5000);
+});
+
+test('answers for the wrong question (id, name or type) are ignored; the right one is taken', async () => {
+  const { r } = await serve((q) => [
+    respond(q, { id: (q.id + 1) % 65536, answers: [{ name: 'x.test', type: 'A', ttl: 60, data: '127.6.6.6' }] }),
+    respond(q, { questions: [{ name: 'evil.test', type: 'A' }], answers: [{ name: 'evil.test', type: 'A', ttl: 60, data: '127.6.6.6' }] }),
+    respond(q, { questions: [{ name: 'x.test', type: 'TXT' }], answers: [{ name: 'x.test', type: 'TXT', ttl: 60, data: 'evil' }] }),
+    respond(q, { answers: [{ name: 'x.test', type: 'A', ttl: 60, data: '127.0.0.7' }] }),
+  ]);
+  const res = await r.query('X.TEST', 'A');
+  assert.equal(res.outcome, 'answer');
+  assert.deepEqual(res.answers.map((a) => a.data), ['127.0.0.7']);
+});
+
+test('only answers for the wrong question end in a timeout, not in their data', async () => {
+  const { r } = await serve((q) => respond(q, { questions: [{ name: 'evil.test', type: 'A' }], answers: [{ name: 'evil.test', type: 'A', ttl: 60, data: '127.6.6.6' }] }));
+  const res = await r.query('y.test', 'A');
+  assert.equal(res.outcome, 'timeout');
+  assert.deepEqual(res.answers, []);
+});
+
+test('garbage bytes with our id are a malformed reply, not a crash', async () => {
+  const { r } = await serve((q) => Buffer.concat([Buffer.from([q.id >> 8, q.id & 255]), Buffer.from('\xff\xff\x00\x01garbage-garbage', 'latin1')]));
+  const res = await r.query('garbage.test', 'A');
+  assert.equal(res.outcome, 'malformed');
+});
+
+test('a truncated UDP answer is retried over TCP; TXT over 255 bytes in several strings and 50 records survive', async () => {
+  const long = ['a'.repeat(255), 'b'.repeat(255), 'c'.repeat(100)];
+  const many = Array.from({ length: 50 }, (_, i) => ({ name: 'big.test', type: 'TXT' as const, ttl: 60, data: `record-${i}-${'x'.repeat(40)}` }));
+  const { dns, r } = await serve((q, transport) =>
+    transport === 'udp'
+      ? respond(q, { flags: dnsPacket.TRUNCATED_RESPONSE })
+      : respond(q, { answers: [{ name: 'big.test', type: 'TXT', ttl: 60, data: [...long] }, ...many.map((m) => ({ ...m }))] }),
+  );
+  const res = await r.query('big.test', 'TXT');
+  assert.equal(res.outcome, 'answer');
+  assert.equal(res.answers.length, 51);
+  assert.deepEqual(res.answers[0].data, long);
+  assert.deepEqual(dns.queries.map((q) => q.transport), ['udp', 'tcp']);
+});
+
+test('a CNAME loop inside one answer is an error (cname_loop), not an answer', async () => {
+  const { r } = await serve((q) =>
+    respond(q, {
+      answers: [
+        { name: 'l1.test', type: 'CNAME', ttl: 60, data: 'l2.test' },
+        { name: 'l2.test', type: 'CNAME', ttl: 60, data: 'l1.test' },
+      ],
+    }),
+  );
+  const res = await r.query('l1.test', 'A');
+  assert.equal(res.outcome, 'error');
+  assert.equal(res.reason, 'cname_loop');
+});
+
+test('a CNAME chain the server leaves unresolved is chased, bounded, and loops across queries are caught', async () => {
+  // c0 -> c1 -> ... (each answer holds only its own CNAME): an endless chain.
+  const { dns, r } = await serve((q) => {
+    const name = q.questions[0].name;
+    const m = /^c(\d+)\.test$/.exec(name);
+    if (m) return respond(q, { answers: [{ name, type: 'CNAME', ttl: 60, data: `c${Number(m[1]) + 1}.test` }] });
+    if (name === 'p.test') return respond(q, { answers: [{ name, type: 'CNAME', ttl: 60, data: 'q.test' }] });
+    if (name === 'q.test') return respond(q, { answers: [{ name, type: 'CNAME', ttl: 60, data: 'p.test' }] });
+    if (name === 'short.test') return respond(q, { answers: [{ name, type: 'CNAME', ttl: 60, data: 'target.test' }] });
+    return respond(q, { answers: [{ name, type: 'A', ttl: 60, data: '127.0.0.5' }] });
+  });
+  const long = await r.query('c0.test', 'A');
+  assert.equal(long.outcome, 'error');
+  assert.equal(long.reason, 'cname_chain_too_long');
+  assert.ok(dns.queries.length <= 10);
+  const loop = await r.query('p.test', 'A');
+  assert.equal(loop.outcome, 'error');
+  assert.equal(loop.reason, 'cname_loop');
+  const ok = await r.query('short.test', 'A');
+  assert.equal(ok.outcome, 'answer');
+  assert.deepEqual(ok.cnameChain, ['target.test']);
+  assert.deepEqual(ok.answers.map((a) => a.data), ['127.0.0.5']);
+});
+
+test('names that are not valid DNS names are refused before any query', async () => {
+  const { dns, r } = await serve((q) => respond(q));
+  for (const bad of ['', 'a..b', 'x'.repeat(64) + '.test', 'spa ce.test', 'a'.repeat(250) + '.test.test', 'semi;colon.test', '..']) {
+    const res = await r.query(bad, 'A');
+    assert.equal(res.outcome, 'error', bad);
+    assert.equal(res.reason, 'invalid_name', bad);
+  }
+  assert.equal(dns.queries.length, 0);
+});
+
+test('identical concurrent queries are sent once and answers are cached for their TTL', async () => {
+  const { dns, r } = await serve(async (q) => {
+    await new Promise((res) => setTimeout(res, 50));
+    return respond(q, { answers: [{ name: q.questions[0].name, type: 'TXT', ttl: 300, data: 'v=spf1 -all' }] });
+  });
+  const results = await Promise.all(Array.from({ length: 5 }, () => r.query('shared.test', 'TXT')));
+  assert.ok(results.every((x) => x.outcome === 'answer'));
+  await r.query('shared.test', 'TXT');
+  assert.equal(dns.queries.length, 1);
+  assert.deepEqual(r.stats(), { queries: 1, cacheHits: 5 });
+});
+
+test('mailauthResolver maps outcomes to Node error codes and records to mailauth shapes', async () => {
+  const { r } = await serve((q) => {
+    const { name, type } = q.questions[0];
+    if (name === 'nx.test') return respond(q, { rcode: 3 });
+    if (name === 'sf.test') return respond(q, { rcode: 2 });
+    if (name === 'silent.test') return null;
+    if (type === 'TXT') return respond(q, { answers: [{ name, type: 'TXT', ttl: 60, data: ['v=spf1 ', '-all'] }] });
+    if (type === 'MX') return respond(q, { answers: [{ name, type: 'MX', ttl: 60, data: { preference: 10, exchange: 'mx.m.test' } }] });
+    return respond(q);
+  });
+  const m = mailauthResolver(r);
+  assert.deepEqual(await m('m.test', 'TXT'), [['v=spf1 ', '-all']]);
+  assert.deepEqual(await m('m.test', 'MX'), [{ exchange: 'mx.m.test', priority: 10 }]);
+  await assert.rejects(m('m.test', 'A'), { code: 'ENODATA' });
+  await assert.rejects(m('nx.test', 'A'), { code: 'ENOTFOUND' });
+  await assert.rejects(m('sf.test', 'A'), { code: 'ESERVFAIL' });
+  await assert.rejects(m('silent.test', 'A'), { code: 'ETIMEOUT' });
+});
+
+test('the token bucket spaces queries at the configured rate', async () => {
+  const bucket = tokenBucket(10, 1);
+  const t0 = performance.now();
+  for (let i = 0; i < 4; i++) await bucket.acquire();
+  // Three waits of 100 ms each at least; no upper bound (a busy machine is slower, never faster).
+  assert.ok(performance.now() - t0 >= 250);
+});

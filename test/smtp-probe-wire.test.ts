@@ -1,0 +1,366 @@
+// The SMTP probe against small scripted servers: the protocol corners and hostile behaviour the lab hosts do
+// not show (multi-line greetings, HELO fallback, 454, broken handshakes, endless or garbage replies).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
+import { evaluateTlsReceive } from '../lib/checks/tls-receive.ts';
+import { evaluateOpenRelay } from '../lib/checks/open-relay.ts';
+
+interface Io {
+  send(text: string): void;
+  /** The next command line, or null when the client closed. */
+  line(): Promise<string | null>;
+  socket: net.Socket;
+  /** 1 for the first connection, 2 for the second, … */
+  n: number;
+}
+
+async function scripted(script: (io: Io) => Promise<void>) {
+  const commands: string[] = [];
+  const sockets = new Set<net.Socket>();
+  let n = 0;
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    let buf = '';
+    const lines: string[] = [];
+    let wake: (() => void) | null = null;
+    let closed = false;
+    const onData = (d: Buffer) => {
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const l = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        commands.push(l);
+        lines.push(l);
+      }
+      wake?.();
+    };
+    socket.on('data', onData);
+    socket.on('close', () => {
+      closed = true;
+      wake?.();
+    });
+    const io: Io = {
+      n: ++n,
+      socket,
+      send: (text) => {
+        if (!socket.destroyed) socket.write(text);
+      },
+      async line() {
+        for (let i = 0; i < 1000; i++) {
+          if (lines.length > 0) return lines.shift()!;
+          if (closed) return null;
+          await new Promise<void>((r) => (wake = r));
+          wake = null;
+        }
+        return null;
+      },
+    };
+    void script(io)
+      .catch(() => {})
+      .finally(() => socket.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    commands,
+    connections: () => n,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A plain Postfix-like dialogue after the greeting: answers EHLO (with `ext`), MAIL, RCPT (`rcpt`), RSET, QUIT. */
+async function dialogue(io: Io, opts: { ehlo?: string; rcpt?: string; mail?: string } = {}): Promise<void> {
+  for (;;) {
+    const l = await io.line();
+    if (l === null) return;
+    const verb = l.split(/[ :]/)[0].toUpperCase();
+    if (verb === 'EHLO') io.send(opts.ehlo ?? '250-test\r\n250 PIPELINING\r\n');
+    else if (verb === 'HELO') io.send('250 test\r\n');
+    else if (verb === 'MAIL') io.send(opts.mail ?? '250 ok\r\n');
+    else if (verb === 'RCPT') io.send(opts.rcpt ?? '550 5.7.1 relay denied\r\n');
+    else if (verb === 'RSET') io.send('250 ok\r\n');
+    else if (verb === 'QUIT') {
+      io.send('221 bye\r\n');
+      return;
+    } else io.send('502 no\r\n');
+  }
+}
+
+function opts(port: number, extra: Partial<SmtpProbeOptions> = {}): SmtpProbeOptions {
+  return { port, lab: true, connectTimeoutMs: 5000, bannerTimeoutMs: 5000, commandTimeoutMs: 5000, relayVariants: ['plain'], ...extra };
+}
+
+const mx = (ip: string, obs: Awaited<ReturnType<typeof probeSmtp>>) => [{ host: 'mx.test', ip, obs }];
+
+test('a multi-line greeting is read as one reply', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220-mx.test ESMTP\r\n220-please be patient\r\n220 ready\r\n');
+    await dialogue(io);
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.deepEqual(obs.greeting, { code: 220, lines: ['mx.test ESMTP', 'please be patient', 'ready'] });
+    assert.equal(obs.session, 'no_starttls');
+    assert.equal(obs.relay.outcome, 'refused');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a server that rejects EHLO is greeted with HELO and counts as offering no STARTTLS', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 old smtpd\r\n');
+    await dialogue(io, { ehlo: '500 command unrecognized\r\n' });
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.equal(obs.helo?.verb, 'HELO');
+    assert.equal(obs.session, 'no_starttls');
+    assert.equal(obs.reason, 'no_esmtp');
+    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'ng');
+    assert.equal(obs.relay.outcome, 'refused');
+  } finally {
+    await s.close();
+  }
+});
+
+test('STARTTLS answered 454 (temporary) is unknown, and the relay test still runs in clear', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    for (;;) {
+      const l = await io.line();
+      if (l === null) return;
+      if (l === 'STARTTLS') io.send('454 4.7.0 TLS not available due to local problem\r\n');
+      else if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
+      else if (l.startsWith('MAIL')) io.send('250 ok\r\n');
+      else if (l.startsWith('RCPT')) io.send('554 5.7.1 relay denied\r\n');
+      else if (l === 'QUIT') return io.send('221 bye\r\n');
+      else io.send('250 ok\r\n');
+    }
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.equal(obs.tls.handshake, 'refused');
+    const f = evaluateTlsReceive(mx('127.0.0.1', obs));
+    assert.equal(f.status, 'unknown');
+    assert.equal(f.reason, 'starttls_454');
+    assert.equal(obs.relay.outcome, 'refused');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a failed TLS handshake is NG, and the relay test reconnects in clear', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    if (io.n === 1) {
+      for (;;) {
+        const l = await io.line();
+        if (l === null) return;
+        if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
+        else if (l === 'STARTTLS') {
+          io.send('220 go ahead\r\n');
+          await io.line(); // the ClientHello arrives as bytes, not a line; answer garbage
+          io.send('this is not TLS at all\r\n'.repeat(4));
+          return;
+        }
+      }
+    }
+    await dialogue(io, { rcpt: '250 ok, I relay\r\n' });
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.equal(obs.session, 'handshake_failed');
+    assert.equal(obs.tls.handshake, 'failed');
+    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).reason, 'handshake_failed');
+    assert.equal(s.connections(), 2);
+    assert.equal(obs.relay.overTls, false);
+    assert.equal(obs.relay.outcome, 'open');
+    assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'ng');
+  } finally {
+    await s.close();
+  }
+});
+
+test('the plain-text fallback after a failed handshake can be switched off', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    for (;;) {
+      const l = await io.line();
+      if (l === null) return;
+      if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
+      else if (l === 'STARTTLS') {
+        io.send('220 go ahead\r\n');
+        io.socket.destroy();
+        return;
+      }
+    }
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayFallbackPlain: false }));
+    assert.ok(obs.session === 'handshake_failed' || obs.session === 'session_failed');
+    assert.equal(s.connections(), 1);
+    assert.equal(obs.relay.outcome, 'not_tested');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a refused sender address leaves the relay test unknown, not refused', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    await dialogue(io, { mail: '553 5.1.8 sender domain does not exist\r\n' });
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'quoted'] }));
+    assert.equal(obs.relay.outcome, 'unknown');
+    assert.equal(obs.relay.reason, 'mail_from_553');
+    assert.equal(obs.relay.attempts.length, 1);
+    assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'unknown');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a 4xx on one relay variant and 5xx on the others is unknown (every attempt must be refused)', async () => {
+  let k = 0;
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    await dialogue(io, { get rcpt() { return k++ === 1 ? '451 4.3.0 try later\r\n' : '550 no\r\n'; } } as { rcpt: string });
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'percent_hack', 'quoted'] }));
+    assert.deepEqual(obs.relay.attempts.map((a) => a.outcome), ['refused', 'tempfail', 'refused']);
+    assert.equal(obs.relay.outcome, 'unknown');
+    assert.equal(obs.relay.reason, 'rcpt_451');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a 554 greeting means no service: TLS not measured, relay refused', async () => {
+  const s = await scripted(async (io) => {
+    io.send('554 5.7.1 no SMTP service here\r\n');
+    await dialogue(io);
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.equal(obs.session, 'session_failed');
+    assert.equal(obs.reason, 'greeting_554');
+    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
+    assert.equal(obs.relay.outcome, 'refused');
+    assert.equal(s.commands.at(-1), 'QUIT');
+  } finally {
+    await s.close();
+  }
+});
+
+test('hostile replies are capped: an endless line, an endless multi-line reply, garbage', async () => {
+  const cases: [string, (io: Io) => Promise<void>, string][] = [
+    ['endless line', async (io) => io.send('220 ' + 'x'.repeat(10_000)), 'reply_line_too_long'],
+    ['endless reply', async (io) => io.send('220-spam\r\n'.repeat(500)), 'reply_too_long'],
+    ['flood', async (io) => io.send(('220-' + 'y'.repeat(1000) + '\r\n').repeat(400)), 'too_much_data'],
+    ['garbage', async (io) => io.send('HTTP/1.1 400 Bad Request\r\n'), 'bad_reply'],
+  ];
+  for (const [name, script, reason] of cases) {
+    const s = await scripted(async (io) => {
+      await script(io);
+      await io.line();
+    });
+    try {
+      const obs = await probeSmtp('127.0.0.1', opts(s.port, { maxSessionBytes: 100_000 }));
+      assert.equal(obs.session, 'no_greeting', name);
+      assert.equal(obs.reason, reason, name);
+      assert.ok(obs.transcript.every((e) => e.line.length <= 513), name);
+    } finally {
+      await s.close();
+    }
+  }
+});
+
+test('a connection reset after EHLO ends the session as session_failed with the reason', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    await io.line();
+    io.socket.resetAndDestroy();
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.equal(obs.session, 'session_failed');
+    assert.match(obs.reason ?? '', /^ehlo_connection_(reset|closed)$/);
+    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a connect that never completes is unreachable with connect_timeout (injected connect)', async () => {
+  let made = 0;
+  const obs = await probeSmtp('127.0.0.1', {
+    lab: true,
+    connectTimeoutMs: 100,
+    connect: () => {
+      made++;
+      return new net.Socket(); // never connects
+    },
+  });
+  assert.equal(made, 1);
+  assert.equal(obs.session, 'unreachable');
+  assert.equal(obs.reason, 'connect_timeout');
+  assert.equal(obs.relay.outcome, 'not_tested');
+});
+
+test('bytes sent before the TLS handshake are discarded, not read as replies (RFC 3207 §5)', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    for (;;) {
+      const l = await io.line();
+      if (l === null) return;
+      if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
+      else if (l === 'STARTTLS') {
+        io.send('220 go\r\n250 injected\r\n');
+        io.socket.destroy();
+        return;
+      }
+    }
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayFallbackPlain: false }));
+    assert.ok(obs.transcript.some((e) => e.dir === 'I' && /discarded \d+ bytes/.test(e.line)));
+    assert.ok(!obs.transcript.some((e) => e.dir === 'S' && e.line.includes('injected')));
+  } finally {
+    await s.close();
+  }
+});
+
+test('the command writer refuses DATA and BDAT in any case, and line breaks that would smuggle them', () => {
+  for (const bad of ['DATA', 'data', ' Data', 'BDAT 100 LAST', 'bdat 0', 'RCPT TO:<a@b>\r\nDATA', 'NOOP\nDATA', 'X\0']) {
+    assert.throws(() => assertSafeCommand(bad), /DATA|CR, LF or NUL/, bad);
+  }
+  for (const ok of ['EHLO x', 'MAIL FROM:<a@b>', 'RCPT TO:<data@example>', 'RSET', 'QUIT', 'STARTTLS']) {
+    assert.doesNotThrow(() => assertSafeCommand(ok), ok);
+  }
+});
+
+test('an option carrying CRLF cannot smuggle a command: the probe throws before connecting, naming the option', async () => {
+  const s = await scripted(async (io) => {
+    io.send('220 mx\r\n');
+    await dialogue(io);
+  });
+  try {
+    await assert.rejects(probeSmtp('127.0.0.1', opts(s.port, { relayTestDomain: 'x.example>\r\nDATA' })), /relayTestDomain/);
+    await assert.rejects(probeSmtp('127.0.0.1', opts(s.port, { ehloName: 'x\r\nDATA' })), /ehloName/);
+    assert.equal(s.connections(), 0);
+    assert.ok(!s.commands.some((c) => /^DATA/i.test(c)));
+  } finally {
+    await s.close();
+  }
+});

@@ -1,0 +1,250 @@
+// Queue mechanics of survey runs with real Redis and Postgres and a declared fake of the probes
+// (test/workers-fake-diagnose.ts): dedup of shared MX probes, backpressure, transient retries, retries after
+// infrastructure errors, cancel/resume, scheduled runs and re-judging.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { loadConfig, type Config } from '../lib/config.ts';
+import { createLogger } from '../workers/logger.ts';
+import { openServices, type Services } from '../workers/setup.ts';
+import { startWorker, type RunningWorker } from '../workers/worker.ts';
+import { createRun, runProgress, cancelRun, resumeRun, topUp } from '../workers/run.ts';
+import { rejudgeDiagnoses } from '../workers/rejudge.ts';
+import { addSchedule, listSchedules, removeSchedule } from '../workers/schedule.ts';
+import { fakeDiagnose, type FakeDiagnose } from './workers-fake-diagnose.ts';
+
+let tdb: TestDatabase;
+const cleanups: (() => Promise<void>)[] = [];
+
+before(async () => {
+  tdb = await createTestDatabase();
+});
+// Each test stops its workers: a worker's maintenance loop feeds every running run of the database.
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+after(async () => {
+  await tdb.drop();
+});
+
+function testConfig(extra: Record<string, string> = {}): Readonly<Config> {
+  return loadConfig({
+    DATABASE_URL: tdb.url,
+    REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    MAILCENSUS_QUEUE_PREFIX: `mctest-${randomBytes(4).toString('hex')}`,
+    MAILCENSUS_MAX_QUEUED: '10',
+    MAILCENSUS_WORKER_CONCURRENCY: '5',
+    MAILCENSUS_PER_IP_INTERVAL_MS: '50',
+    MAILCENSUS_DNS_QPS: '0',
+    MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '200',
+    MAILCENSUS_LOCK_DURATION_MS: '5000',
+    ...extra,
+  });
+}
+
+async function setup(extra: Record<string, string> = {}): Promise<{ s: Services; config: Readonly<Config> }> {
+  const config = testConfig(extra);
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const s = await openServices(config, logger, { worker: true });
+  cleanups.push(async () => {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await s.redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    if (keys.length) await s.redis.del(...keys);
+    await s.close();
+  });
+  return { s, config };
+}
+
+function start(s: Services, diag: FakeDiagnose, maintenanceMs = 300): RunningWorker {
+  const w = startWorker({ db: s.db, config: s.config, redis: s.redis, logger: s.logger, deps: {} as never, queues: s.queues, diag }, { maintenanceMs });
+  cleanups.push(async () => {
+    await w.close(5000);
+  });
+  return w;
+}
+
+let surveyN = 0;
+async function survey(domains: string[]): Promise<string> {
+  const name = `s${++surveyN}-${randomBytes(3).toString('hex')}`;
+  const { id } = await tdb.db.insertInto('surveys').values({ name }).returning('id').executeTakeFirstOrThrow();
+  for (let i = 0; i < domains.length; i += 500) {
+    await tdb.db.insertInto('survey_domains').values(domains.slice(i, i + 500).map((domain) => ({ survey_id: id, domain }))).execute();
+  }
+  return name;
+}
+
+async function waitForState(runId: number, state: string, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const p = await runProgress(tdb.db, runId);
+    if (p.state === state) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const p = await runProgress(tdb.db, runId);
+  assert.fail(`run ${runId} did not reach ${state} within ${ms} ms: ${p.state}, ${p.done}/${p.total}`);
+}
+
+async function diagnosisCounts(runId: number): Promise<Map<string, number>> {
+  const rows = await tdb.db.selectFrom('diagnoses').select(['domain', (eb) => eb.fn.countAll<string>().as('n')]).where('run_id', '=', runId).groupBy('domain').execute();
+  return new Map(rows.map((r) => [r.domain, Number(r.n)]));
+}
+
+test('a run diagnoses every domain once, probes each shared MX IP once and keeps at most maxQueued jobs in Redis', async () => {
+  const { s } = await setup();
+  const domains = [
+    ...Array.from({ length: 30 }, (_, i) => `d${i}.shared-${(i % 3) + 1}.test`),
+    ...Array.from({ length: 30 }, (_, i) => `own${i}.test`),
+  ];
+  const name = await survey(domains);
+  const diag = fakeDiagnose();
+  const run = await createRun(s, name);
+  assert.equal(run.total, 60);
+  const pending = await s.queues.domains.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
+  assert.ok(Object.values(pending).reduce((a, b) => a + b, 0) <= 10, 'the first fill respects maxQueued');
+  let maxSeen = 0;
+  const sampler = setInterval(async () => {
+    const c = await s.queues.domains.getJobCounts('waiting', 'delayed', 'active', 'prioritized').catch(() => null);
+    if (c) maxSeen = Math.max(maxSeen, Object.values(c).reduce((a, b) => a + b, 0));
+  }, 50);
+  start(s, diag);
+  await waitForState(run.runId, 'done');
+  clearInterval(sampler);
+  const counts = await diagnosisCounts(run.runId);
+  assert.equal(counts.size, 60);
+  assert.ok([...counts.values()].every((n) => n === 1));
+  for (const i of [1, 2, 3]) assert.equal(diag.sessions.get(`127.200.0.${i}`), 1, `shared IP ${i} probed once`);
+  assert.ok([...diag.maxConcurrent.values()].every((n) => n === 1), 'never two sessions to one IP at once');
+  assert.ok(maxSeen <= 10 + 5, `at most maxQueued (+ one top-up race) domain jobs in Redis, saw ${maxSeen}`);
+  const probed = await tdb.db.selectFrom('probed_ips').select('ip').where('run_id', '=', run.runId).execute();
+  assert.equal(probed.length, 33);
+});
+
+test('a transient unknown is retried with a re-probe of only the IP that answered 4xx, then final', async () => {
+  const { s } = await setup();
+  const name = await survey(['flaky.test', 'a.shared-4.test', 'b.shared-4.test']);
+  const diag = fakeDiagnose();
+  start(s, diag);
+  const run = await createRun(s, name);
+  await waitForState(run.runId, 'done');
+  const d = await tdb.db.selectFrom('diagnoses').selectAll().where('run_id', '=', run.runId).where('domain', '=', 'flaky.test').executeTakeFirstOrThrow();
+  assert.equal(d.tls_receive, 'ok', 'the retry measured it');
+  assert.equal(diag.domainsCollected.get('flaky.test'), 2, 'DNS collected again on the retry');
+  const flakyIp = [...diag.sessions.keys()].find((ip) => ip.startsWith('127.201.'))!;
+  assert.equal(diag.sessions.get(flakyIp), 2);
+  assert.equal(diag.sessions.get('127.200.0.4'), 1);
+  const row = await tdb.db.selectFrom('probed_ips').select('attempt').where('run_id', '=', run.runId).where('ip', '=', flakyIp).executeTakeFirstOrThrow();
+  assert.equal(row.attempt, 1);
+});
+
+test('transient unknowns become final after MAILCENSUS_TRANSIENT_RETRIES retries', async () => {
+  const { s } = await setup({ MAILCENSUS_TRANSIENT_RETRIES: '0' });
+  const name = await survey(['flaky-once.test']);
+  const diag = fakeDiagnose();
+  start(s, diag);
+  const run = await createRun(s, name);
+  await waitForState(run.runId, 'done');
+  const d = await tdb.db.selectFrom('diagnoses').selectAll().where('run_id', '=', run.runId).executeTakeFirstOrThrow();
+  assert.equal(d.tls_receive, 'unknown');
+  assert.equal(d.tls_receive_reason, 'tempfail_4xx');
+  assert.equal(d.verdict, 'incomplete');
+});
+
+test('an infrastructure error fails the job, which is retried and writes exactly one diagnosis', async () => {
+  const { s } = await setup();
+  const name = await survey(['x1.test', 'x2.test', 'x3.test']);
+  const diag = fakeDiagnose();
+  diag.failOnceOn.add('x2.test');
+  start(s, diag);
+  const run = await createRun(s, name);
+  await waitForState(run.runId, 'done');
+  const counts = await diagnosisCounts(run.runId);
+  assert.deepEqual([...counts.entries()].sort(), [['x1.test', 1], ['x2.test', 1], ['x3.test', 1]]);
+  assert.equal(diag.domainsCollected.get('x2.test'), 2);
+});
+
+test('opted-out domains are skipped and counted, opted-out IPs are never connected to', async () => {
+  const { s, config } = await setup({ MAILCENSUS_OPT_OUT: 'optout.test, 127.200.0.5' });
+  const name = await survey(['optout.test', 'mail.optout.test', 'keep.test', 'k.shared-5.test']);
+  const diag = fakeDiagnose();
+  start(s, diag);
+  const run = await createRun(s, name);
+  assert.equal(run.total, 2);
+  assert.equal(run.optedOut, 2);
+  await waitForState(run.runId, 'done');
+  assert.deepEqual([...(await diagnosisCounts(run.runId)).keys()].sort(), ['k.shared-5.test', 'keep.test']);
+  assert.equal(diag.sessions.get('127.200.0.5'), undefined);
+  assert.equal(diag.domainsCollected.has('optout.test'), false);
+  const stored = (await runProgress(tdb.db, run.runId)).config as { optOut: string[]; ehloName: string };
+  assert.deepEqual(stored.optOut, config.optOut);
+  assert.equal(stored.ehloName, config.ehloName);
+});
+
+test('a cancelled run drops its queued jobs and a resumed one finishes with one diagnosis per domain', async () => {
+  const { s } = await setup();
+  const domains = Array.from({ length: 25 }, (_, i) => `c${i}.test`);
+  const name = await survey(domains);
+  const run = await createRun(s, name); // no worker yet: jobs wait
+  const c = await cancelRun(s, run.runId);
+  assert.equal(c.cancelled, true);
+  assert.ok(c.removedJobs >= 5);
+  assert.equal(await topUp(s, run.runId), 0, 'the feeder does not feed a cancelled run');
+  const diag = fakeDiagnose();
+  start(s, diag);
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal((await runProgress(tdb.db, run.runId)).done, 0);
+  const r = await resumeRun(s, run.runId);
+  assert.equal(r.resumed, true);
+  await waitForState(run.runId, 'done');
+  const counts = await diagnosisCounts(run.runId);
+  assert.equal(counts.size, 25);
+  assert.ok([...counts.values()].every((n) => n === 1));
+});
+
+test('a scheduled-run job creates one run however often it is processed, and schedules can be listed and removed', async () => {
+  const { s } = await setup();
+  const name = await survey(['sched.test']);
+  const info = await addSchedule(s.queues, name, '0 3 1 4 *', 'Asia/Tokyo');
+  assert.equal(info.cron, '0 3 1 4 *');
+  assert.ok(info.next && info.next.getTime() > Date.now());
+  assert.deepEqual((await listSchedules(s.queues)).map((x) => x.survey), [name]);
+  assert.equal(await removeSchedule(s.queues, name), true);
+  assert.deepEqual(await listSchedules(s.queues), []);
+
+  const diag = fakeDiagnose();
+  start(s, diag);
+  const job = await s.queues.control.add('scheduled-run', { survey: name }, { jobId: 'firing-1' });
+  const until = Date.now() + 30_000;
+  while (!(await job.isCompleted()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  await job.retry('completed').catch(() => {}); // processing the same firing again must not create a second run
+  await new Promise((r) => setTimeout(r, 800));
+  const runs = await tdb.db.selectFrom('runs').innerJoin('surveys', 'surveys.id', 'runs.survey_id').select('runs.id').where('surveys.name', '=', name).execute();
+  assert.equal(runs.length, 1);
+  await waitForState(runs[0].id, 'done');
+});
+
+test('rejudge re-evaluates stored observations with the current rules and records the rules version', async () => {
+  const { s } = await setup();
+  const name = await survey(['r1.test', 'r2.test']);
+  const diag = fakeDiagnose();
+  start(s, diag);
+  const run = await createRun(s, name);
+  await waitForState(run.runId, 'done');
+  const before = await tdb.db.selectFrom('diagnoses').select(['verdict', 'judged_at']).where('run_id', '=', run.runId).execute();
+  assert.ok(before.every((b) => b.verdict === 'safe'));
+  const sessions = [...diag.sessions.values()].reduce((a, b) => a + b, 0);
+  diag.rulesVersionOverride = 99;
+  const r = await rejudgeDiagnoses(tdb.db, diag, { runId: run.runId });
+  assert.equal(r.examined, 2);
+  assert.equal(r.changed, 2);
+  assert.deepEqual(r.verdictChanges, { 'safe->needs_improvement': 2 });
+  const after = await tdb.db.selectFrom('diagnoses').selectAll().where('run_id', '=', run.runId).execute();
+  assert.ok(after.every((a) => a.verdict === 'needs_improvement' && a.spf === 'ng' && a.rules_version === 99));
+  assert.ok(after.every((a) => a.judged_at.getTime() >= before[0].judged_at.getTime()));
+  assert.equal([...diag.sessions.values()].reduce((a, b) => a + b, 0), sessions, 'nothing probed');
+});

@@ -1,0 +1,185 @@
+// Politeness limits shared by every worker on every machine, built on Redis because open-source BullMQ has
+// no per-group limits: a per-IP semaphore with spacing (how many SMTP sessions one IP sees at once, and how
+// far apart), and a token bucket capping DNS queries per second over all workers.
+//
+// Both use Redis' own clock (TIME), so machines with skewed clocks agree. A semaphore slot is a lease that
+// its holder renews while the session runs: a worker killed with SIGKILL stops renewing and its slot frees
+// itself within `leaseMs`, instead of blocking the IP forever.
+import { randomUUID } from 'node:crypto';
+import type { Redis as IORedis } from 'ioredis';
+
+export interface DnsLimiter {
+  acquire(): Promise<void>;
+}
+export interface IpGate {
+  run<T>(ip: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export class LimitWaitTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no slot within ${ms} ms`);
+    this.name = 'LimitWaitTimeoutError';
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// KEYS[1]: bucket hash. ARGV: rate (tokens/s), burst. Returns 0 when a token was taken, else ms to wait.
+const TAKE_TOKEN = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then tokens = burst; ts = now end
+if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
+redis.call('PEXPIRE', KEYS[1], 60000)
+return wait
+`;
+
+// KEYS[1]: lease zset (member = holder token, score = expiry ms); KEYS[2]: earliest next session start.
+// ARGV: token, limit, leaseMs, intervalMs. Returns 0 when the slot was taken, else a hint in ms.
+const ACQUIRE_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local interval = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local nextAt = tonumber(redis.call('GET', KEYS[2]) or '0')
+if nextAt > now then return nextAt - now end
+if redis.call('ZCARD', KEYS[1]) >= limit then return 100 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lease + 1000)
+if interval > 0 then redis.call('SET', KEYS[2], tostring(now + interval), 'PX', interval) end
+return 0
+`;
+
+// Same keys. ARGV: token, intervalMs. Frees the slot; the next session starts no earlier than interval after.
+const RELEASE_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if interval > 0 then
+  local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if now + interval > cur then redis.call('SET', KEYS[2], tostring(now + interval), 'PX', interval) end
+end
+return 1
+`;
+
+// KEYS[1]: lease zset. ARGV: token, leaseMs. Returns 1 when the lease was still held and is extended.
+const RENEW_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
+return 1
+`;
+
+type Scripted = IORedis & {
+  mcTakeToken(key: string, rate: number, burst: number): Promise<number>;
+  mcAcquireSlot(k1: string, k2: string, token: string, limit: number, leaseMs: number, intervalMs: number): Promise<number>;
+  mcReleaseSlot(k1: string, k2: string, token: string, intervalMs: number): Promise<number>;
+  mcRenewSlot(k1: string, token: string, leaseMs: number): Promise<number>;
+};
+
+function scripted(redis: IORedis): Scripted {
+  const r = redis as Scripted;
+  if (typeof (r as unknown as Record<string, unknown>).mcTakeToken !== 'function') {
+    redis.defineCommand('mcTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+    redis.defineCommand('mcAcquireSlot', { numberOfKeys: 2, lua: ACQUIRE_SLOT });
+    redis.defineCommand('mcReleaseSlot', { numberOfKeys: 2, lua: RELEASE_SLOT });
+    redis.defineCommand('mcRenewSlot', { numberOfKeys: 1, lua: RENEW_SLOT });
+  }
+  return r;
+}
+
+export interface DnsLimiterOptions {
+  /** Key prefix (the queue prefix), so test runs and installations do not share buckets. */
+  prefix: string;
+  /** Queries per second over all workers; 0 = unlimited. */
+  qps: number;
+  /** Give up (throw, so the job is retried) after waiting this long. @defaultValue 120000 */
+  maxWaitMs?: number;
+}
+
+/** A token bucket in Redis: every worker's DNS queries together stay under `qps`. */
+export function redisDnsLimiter(redis: IORedis, options: DnsLimiterOptions): DnsLimiter {
+  if (options.qps <= 0) return { acquire: async () => {} };
+  const r = scripted(redis);
+  const key = `${options.prefix}:mc:dns-bucket`;
+  // A small burst (a fifth of a second's worth) keeps the rate smooth instead of bursting qps at once.
+  const burst = Math.max(1, Math.ceil(options.qps / 5));
+  const maxWaitMs = options.maxWaitMs ?? 120_000;
+  return {
+    async acquire() {
+      const started = Date.now();
+      for (;;) {
+        const wait = Number(await r.mcTakeToken(key, options.qps, burst));
+        if (wait <= 0) return;
+        if (Date.now() - started > maxWaitMs) throw new LimitWaitTimeoutError('DNS rate limit', maxWaitMs);
+        await sleep(Math.min(wait, 1000) + Math.floor(Math.random() * 5));
+      }
+    },
+  };
+}
+
+export interface IpGateOptions {
+  prefix: string;
+  /** Sessions to one IP at once. @defaultValue 1 */
+  concurrency: number;
+  /** Minimum ms between two session starts, and between a session's end and the next start. */
+  intervalMs: number;
+  /** Lease length; renewed every third of it while the session runs. @defaultValue 30000 */
+  leaseMs?: number;
+  /** Give up (throw, so the job is retried later) after waiting this long. @defaultValue 600000 */
+  maxWaitMs?: number;
+  onLeaseLost?: (ip: string) => void;
+}
+
+/** Runs `fn` holding one of `concurrency` slots of the IP, honouring the spacing between sessions. */
+export function redisIpGate(redis: IORedis, options: IpGateOptions): IpGate {
+  const r = scripted(redis);
+  const leaseMs = options.leaseMs ?? 30_000;
+  const maxWaitMs = options.maxWaitMs ?? 600_000;
+  const keys = (ip: string) => {
+    const tag = `${options.prefix}:mc:ip:{${ip}}`; // hash tag: both keys on one Redis Cluster slot
+    return [`${tag}:leases`, `${tag}:next`] as const;
+  };
+  return {
+    async run<T>(ip: string, fn: () => Promise<T>): Promise<T> {
+      const [leases, next] = keys(ip);
+      const token = randomUUID();
+      const started = Date.now();
+      for (;;) {
+        const wait = Number(await r.mcAcquireSlot(leases, next, token, options.concurrency, leaseMs, options.intervalMs));
+        if (wait <= 0) break;
+        if (Date.now() - started > maxWaitMs) throw new LimitWaitTimeoutError(`per-IP limit of ${ip}`, maxWaitMs);
+        await sleep(Math.min(wait, 500) + Math.floor(Math.random() * 20));
+      }
+      const renew = setInterval(() => {
+        r.mcRenewSlot(leases, token, leaseMs).then(
+          (held: unknown) => {
+            if (Number(held) !== 1) options.onLeaseLost?.(ip);
+          },
+          () => {},
+        );
+      }, Math.max(100, Math.floor(leaseMs / 3)));
+      renew.unref();
+      try {
+        return await fn();
+      } finally {
+        clearInterval(renew);
+        // If Redis is briefly down the lease simply expires; the session already ended.
+        await r.mcReleaseSlot(leases, next, token, options.intervalMs).catch(() => {});
+      }
+    },
+  };
+}

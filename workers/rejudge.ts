@@ -1,0 +1,81 @@
+// Re-judging: stored raw observations are evaluated again with the current rules (lib/diagnose.ts
+// `rejudge`), without probing. Each diagnosis records the rules version that judged it and when.
+import { sql } from 'kysely';
+import type pino from 'pino';
+import type { Db } from '../lib/db.ts';
+import { CRITERIA } from '../lib/criteria.ts';
+import type { DiagnoseApi } from './diagnose-api.ts';
+
+// A JSON value as a jsonb parameter (postgres.js would send a JS string as a JSON string, an array as text[]).
+const jsonb = (v: unknown) => sql`${JSON.stringify(v)}::text::jsonb`;
+
+export interface RejudgeScope {
+  runId?: number;
+  /** Diagnoses observed in this calendar year (UTC). */
+  year?: number;
+}
+
+export interface RejudgeResult {
+  examined: number;
+  /** Diagnoses whose verdict or any criterion status changed. */
+  changed: number;
+  verdictChanges: Record<string, number>;
+  rulesVersion: number | null;
+}
+
+export async function rejudgeDiagnoses(db: Db, diag: Pick<DiagnoseApi, 'rejudge'>, scope: RejudgeScope, logger?: pino.Logger): Promise<RejudgeResult> {
+  const result: RejudgeResult = { examined: 0, changed: 0, verdictChanges: {}, rulesVersion: null };
+  let after = '0';
+  // Keyset pages by id, bounded in count: a year of diagnoses is re-judged in pages of 500.
+  for (let page = 0; page < 100_000; page++) {
+    let q = db
+      .selectFrom('diagnoses')
+      .select(['id', 'source', 'domain', 'observations', 'observed_at', 'verdict', ...CRITERIA])
+      .where(sql<boolean>`id > ${after}::bigint`)
+      .orderBy('id')
+      .limit(500);
+    if (scope.runId !== undefined) q = q.where('run_id', '=', scope.runId);
+    if (scope.year !== undefined) {
+      q = q
+        .where('observed_at', '>=', new Date(Date.UTC(scope.year, 0, 1)))
+        .where('observed_at', '<', new Date(Date.UTC(scope.year + 1, 0, 1)));
+    }
+    const rows = await q.execute();
+    if (rows.length === 0) break;
+    await db.transaction().execute(async (trx) => {
+      for (const row of rows) {
+        const d = diag.rejudge({ source: row.source, domain: row.domain, observations: row.observations, observed_at: row.observed_at });
+        const set: Record<string, unknown> = {
+          verdict: d.verdict.verdict,
+          verdict_reasons: jsonb({ proven: d.verdict.proven, reasons: d.verdict.reasons, ignored: d.verdict.ignored }),
+          dmarc_policy: d.findings.dmarcPolicy,
+          mta_sts: d.findings.mtaSts,
+          tls_rpt: d.findings.tlsRpt,
+          tls_versions: d.findings.tlsVersions,
+          cert_problems: d.findings.certProblems,
+          findings: jsonb(d.findings),
+          rules_version: d.verdict.rulesVersion,
+          judged_at: new Date(),
+        };
+        let changed = row.verdict !== d.verdict.verdict;
+        for (const c of CRITERIA) {
+          set[c] = d.criteria[c].status;
+          set[`${c}_reason`] = d.criteria[c].reason;
+          if ((row as Record<string, unknown>)[c] !== d.criteria[c].status) changed = true;
+        }
+        await trx.updateTable('diagnoses').set(set as never).where('id', '=', row.id).execute();
+        result.examined++;
+        result.rulesVersion = d.verdict.rulesVersion;
+        if (changed) {
+          result.changed++;
+          const k = `${row.verdict}->${d.verdict.verdict}`;
+          if (row.verdict !== d.verdict.verdict) result.verdictChanges[k] = (result.verdictChanges[k] ?? 0) + 1;
+          logger?.debug({ id: row.id, domain: row.domain, from: row.verdict, to: d.verdict.verdict }, 'diagnosis re-judged');
+        }
+      }
+    });
+    after = rows[rows.length - 1].id;
+  }
+  logger?.info({ ...scope, ...result }, 'rejudge finished');
+  return result;
+}

@@ -1,0 +1,307 @@
+// The worker process: BullMQ workers for the three queues of jobs.ts, and a maintenance loop that keeps runs
+// fed and marks them done. Start as many as you like, on as many machines as share Redis and Postgres.
+//
+// A domain job never blocks a worker slot while it waits for the probe of a shared MX IP: it stores its step
+// in its own data (job.updateData), enqueues the probes it misses (deduplicated by job id per run), moves
+// itself to the delayed set and runs again later, reading `probed_ips`. So an MX shared by 10,000 domains is
+// probed once per run, and every domain that uses it reuses the result.
+import { Worker, DelayedError, type Job, type Processor } from 'bullmq';
+import { sql } from 'kysely';
+import type { Redis as IORedis } from 'ioredis';
+import type pino from 'pino';
+import type { Config } from '../lib/config.ts';
+import { insertDiagnosis, type Diagnosis } from '../lib/diagnosis.ts';
+import type { Criterion } from '../lib/criteria.ts';
+import { QUEUES, probeJobId, type DomainJob, type DomainStep, type JobName, type JobPayloads, type ProbeIpJob, type ScheduledRunJob, type TestMailJob } from './jobs.ts';
+import { JOB_OPTIONS, type Queues } from './queues.ts';
+import { redisDnsLimiter, redisIpGate } from './limits.ts';
+import { activeRunIds, completeIfDone, createRun, measurementConfig, optOutSets, topUp, type FeederContext, type RunSettings } from './run.ts';
+import type { DiagnoseApi } from './diagnose-api.ts';
+import type { WorkerContext } from './context.ts';
+
+/** Criteria measured from an MX IP's probe (SMTP session, PTR/FCrDNS, DNSBL): a transient there re-probes. */
+const IP_LEVEL: Criterion[] = ['open_relay', 'tls_receive', 'reverse_dns', 'dnsbl'];
+const PENDING = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused']);
+/** How often a domain may find one of its probes gone (failed for good, lost) and re-enqueue it. */
+const MAX_PROBE_REQUEUES = 5;
+
+/** Whether an IP-level criterion (open relay, receive TLS, reverse DNS, DNSBL) is among the transient reasons. */
+function ipLevelTransient(d: Diagnosis, transient: string[]): boolean {
+  // transientUnknowns() returns `criterion:reason` (or bare reasons): accept both.
+  const set = new Set(transient);
+  return IP_LEVEL.some((c) => d.criteria[c].status === 'unknown' && (set.has(`${c}:${d.criteria[c].reason}`) || set.has(d.criteria[c].reason)));
+}
+
+export interface StartOptions {
+  /** @defaultValue config.workerConcurrency */
+  concurrency?: number;
+  /** Maintenance (feeder top-up, completion) period. @defaultValue min(5000, lockDurationMs) */
+  maintenanceMs?: number;
+}
+
+export interface RunningWorker {
+  workers: Worker[];
+  /** Lets active jobs finish for up to `timeoutMs`, then stops (jobs still active are retried elsewhere). */
+  close(timeoutMs?: number): Promise<{ graceful: boolean }>;
+}
+
+interface RunInfo {
+  state: string;
+  surveyId: number;
+  config: Readonly<Config>;
+  deps: unknown;
+  optOutIps: Set<string>;
+}
+
+/** Sets up the probe dependencies of a worker: the Redis-shared DNS qps bucket and per-IP gate. */
+export function createProbeDepsFor(diag: DiagnoseApi, config: Readonly<Config>, redis: IORedis, logger: pino.Logger): unknown {
+  const dnsLimiter = redisDnsLimiter(redis, { prefix: config.queuePrefix, qps: config.dnsQps });
+  const ipGate = redisIpGate(redis, {
+    prefix: config.queuePrefix,
+    concurrency: config.perIpConcurrency,
+    intervalMs: config.perIpIntervalMs,
+    // Long enough for a whole session at the configured timeouts; renewed while it runs anyway.
+    leaseMs: Math.max(30_000, config.smtpConnectTimeoutMs),
+    onLeaseLost: (ip) => logger.warn({ ip }, 'per-IP lease lost (Redis restarted or this process stalled)'),
+  });
+  return diag.createProbeDeps(config as Config, { dnsLimiter, ipGate });
+}
+
+export function startWorker(ctx: WorkerContext & { queues: Queues; diag: DiagnoseApi }, options: StartOptions = {}): RunningWorker {
+  const { db, config, redis, logger, queues, diag } = ctx;
+  const feeder: FeederContext = { db, queues, redis, config, logger };
+  const runs = new Map<number, { info: RunInfo; at: number }>();
+
+  /** The run's state (fresh) and its measurement config and probe deps (cached: they never change). */
+  async function runInfo(runId: number): Promise<RunInfo | null> {
+    const row = await db.selectFrom('runs').select(['state', 'survey_id', 'config']).where('id', '=', runId).executeTakeFirst();
+    if (!row) return null;
+    const cached = runs.get(runId);
+    if (cached) return { ...cached.info, state: row.state };
+    const stored = row.config as Partial<RunSettings>;
+    const runConfig = measurementConfig(config, stored);
+    const info: RunInfo = {
+      state: row.state,
+      surveyId: row.survey_id,
+      config: runConfig,
+      deps: createProbeDepsFor(diag, runConfig, redis, logger),
+      optOutIps: optOutSets(runConfig.optOut).ips,
+    };
+    if (runs.size > 100) runs.clear();
+    runs.set(runId, { info, at: Date.now() });
+    return info;
+  }
+
+  const lastTopUp = new Map<number, number>();
+  async function maybeTopUp(runId: number): Promise<void> {
+    const now = Date.now();
+    if (now - (lastTopUp.get(runId) ?? 0) < 1000) return;
+    lastTopUp.set(runId, now);
+    await topUp(feeder, runId).catch((err) => logger.warn({ runId, err: (err as Error).message }, 'feeder top-up failed'));
+  }
+
+  async function waitAgain(job: Job, token: string | undefined, step: DomainStep, delayMs: number): Promise<never> {
+    await job.updateData({ ...(job.data as DomainJob), step });
+    await job.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
+  }
+
+  const processDomain = async (job: Job<DomainJob>, token?: string): Promise<unknown> => {
+    const { runId, domain } = job.data;
+    const run = await runInfo(runId);
+    if (!run || run.state !== 'running') return { skipped: run?.state ?? 'no such run' };
+    const existing = await db.selectFrom('diagnoses').select('id').where('run_id', '=', runId).where('domain', '=', domain).executeTakeFirst();
+    if (existing) return { skipped: 'diagnosed' };
+
+    let step: DomainStep = job.data.step ?? { phase: 'dns', attempt: 0, waits: 0, startedAt: Date.now() };
+    if (step.phase === 'dns' || step.dns === undefined) {
+      const dns = await diag.collectDomain(domain, run.deps);
+      const seen = new Set<string>();
+      const targets = diag.mxTargets(dns as never).filter((t) => {
+        if (run.optOutIps.has(t.ip) || seen.has(t.ip)) return false;
+        seen.add(t.ip);
+        return true;
+      });
+      step = { ...step, phase: 'probes', dns, targets, waits: 0, requeues: 0, waitingSince: Date.now() };
+      await job.updateData({ ...job.data, step });
+    }
+    const targets = step.targets ?? [];
+    const need = step.need ?? {};
+    const have = new Map<string, unknown>();
+    if (targets.length > 0) {
+      const rows = await db
+        .selectFrom('probed_ips')
+        .select([sql<string>`host(ip)`.as('ip'), 'observations', 'attempt'])
+        .where('run_id', '=', runId)
+        .where(sql<boolean>`ip = ANY(${sql.val(targets.map((t) => t.ip))}::inet[])`)
+        .execute();
+      for (const r of rows) if (r.attempt >= (need[r.ip] ?? 0)) have.set(r.ip, r.observations);
+    }
+    const missing = targets.filter((t) => !have.has(t.ip));
+    if (missing.length > 0) {
+      let requeued = false;
+      const toAdd: { name: 'probe-ip'; data: ProbeIpJob; opts: object }[] = [];
+      for (const m of missing) {
+        const attempt = need[m.ip] ?? 0;
+        const id = probeJobId(runId, m.ip, attempt);
+        const state = await queues.probes.getJobState(id);
+        if (PENDING.has(state)) continue;
+        if (state === 'completed' || state === 'failed') {
+          // Finished without a result row (its run was cancelled, or it failed for good): run it again.
+          requeued = true;
+          await (await queues.probes.getJob(id))?.remove().catch(() => {});
+        }
+        const hostnames = targets.filter((t) => t.ip === m.ip).map((t) => t.host);
+        toAdd.push({ name: 'probe-ip', data: { runId, ip: m.ip, hostnames, attempt }, opts: { ...JOB_OPTIONS['probe-ip'], jobId: id } });
+      }
+      if (toAdd.length > 0) await queues.probes.addBulk(toAdd);
+      const requeues = (step.requeues ?? 0) + (requeued ? 1 : 0);
+      if (requeues <= MAX_PROBE_REQUEUES) {
+        const waits = step.waits + 1;
+        // Probes usually finish within seconds; back off to 15 s so 10,000 waiting domains stay cheap.
+        return waitAgain(job, token, { ...step, waits, requeues }, Math.min(500 * 1.5 ** Math.min(waits, 20), 15_000));
+      }
+      logger.warn({ runId, domain, missing: missing.map((m) => m.ip) }, 'judging without the probes that kept failing');
+    }
+
+    const observedAt = run.config.clock ?? new Date();
+    const ips = Object.fromEntries(have) as Record<string, never>;
+    const diagnosis: Diagnosis = diag.judgeScan(domain, step.dns as never, ips, observedAt);
+    const transient = diag.transientUnknowns(diagnosis);
+    if (transient.length > 0 && step.attempt < run.config.transientRetries) {
+      // Re-probe only the IPs whose own observation is transient (a shared MX that answered is not asked
+      // again because this domain's DNS timed out); DNS is collected again in any case.
+      const nextNeed = { ...need };
+      for (const [ip, obs] of have) {
+        // Judge the domain as if every MX IP had answered like this one: the result reflects this IP alone
+        // (judging it without the others would report them as not probed).
+        const alone = diag.judgeScan(domain, step.dns as never, Object.fromEntries(targets.map((t) => [t.ip, obs])) as Record<string, never>, observedAt);
+        if (ipLevelTransient(alone, diag.transientUnknowns(alone))) nextNeed[ip] = step.attempt + 1;
+      }
+      const delay = run.config.transientRetryDelayMs * 2 ** step.attempt;
+      logger.debug({ runId, domain, transient, attempt: step.attempt + 1, delay }, 'transient unknowns: retrying later');
+      return waitAgain(job, token, { phase: 'dns', attempt: step.attempt + 1, need: nextNeed, waits: 0, requeues: 0, startedAt: step.startedAt }, delay);
+    }
+
+    const { inserted } = await insertDiagnosis(db, diagnosis, { source: 'scan', runId, surveyId: run.surveyId });
+    logger.debug(
+      { runId, domain, verdict: diagnosis.verdict.verdict, attempt: step.attempt, waits: step.waits, inserted, mx: targets.length, ms: step.startedAt ? Date.now() - step.startedAt : undefined },
+      'domain diagnosed',
+    );
+    await maybeTopUp(runId);
+    return { verdict: diagnosis.verdict.verdict, inserted };
+  };
+
+  const processProbe = async (job: Job<ProbeIpJob>): Promise<unknown> => {
+    const { runId, ip, hostnames, attempt } = job.data;
+    const run = await runInfo(runId);
+    if (!run || run.state !== 'running') return { skipped: run?.state ?? 'no such run' };
+    if (run.optOutIps.has(ip)) return { skipped: 'opted out' };
+    const existing = await db
+      .selectFrom('probed_ips')
+      .select('attempt')
+      .where('run_id', '=', runId)
+      .where(sql<boolean>`ip = ${ip}::inet`)
+      .executeTakeFirst();
+    if (existing && existing.attempt >= attempt) return { skipped: 'probed' };
+    const started = Date.now();
+    const observations = await diag.observeIp(ip, hostnames, run.deps);
+    await sql`
+      INSERT INTO probed_ips (run_id, ip, hostnames, observations, probed_at, attempt)
+      VALUES (${runId}, ${ip}::inet, ${sql.val(hostnames)}::text[], ${JSON.stringify(observations)}::text::jsonb, ${run.config.clock ?? new Date()}, ${attempt})
+      ON CONFLICT (run_id, ip) WHERE run_id IS NOT NULL DO UPDATE
+        SET hostnames = EXCLUDED.hostnames, observations = EXCLUDED.observations,
+            probed_at = EXCLUDED.probed_at, attempt = EXCLUDED.attempt
+        WHERE probed_ips.attempt < EXCLUDED.attempt`.execute(db);
+    logger.debug({ runId, ip, attempt, ms: Date.now() - started }, 'ip probed');
+    return { probed: true };
+  };
+
+  const processControl = async (job: Job<TestMailJob | ScheduledRunJob>): Promise<unknown> => {
+    const name = job.name as JobName;
+    if (name === 'test-mail') {
+      const { processTestMail } = await import('./test-mail.ts');
+      await processTestMail(job.data as JobPayloads['test-mail'], ctx);
+      return { done: true };
+    }
+    if (name === 'scheduled-run') {
+      const { survey } = job.data as ScheduledRunJob;
+      // One run per firing, even if this job is retried after creating it.
+      const created = await createRun(feeder, survey, { dedupeKey: `scheduled-${job.id}` });
+      logger.info({ survey, runId: created.runId, total: created.total, created: created.created }, 'scheduled run started');
+      return created;
+    }
+    throw new Error(`unknown job name "${job.name}" on the control queue`);
+  };
+
+  const common = {
+    connection: redis,
+    prefix: config.queuePrefix,
+    lockDuration: config.lockDurationMs,
+    // A killed worker's jobs are noticed within one lock duration; a job may stall a few times (kills,
+    // Redis restarts) before BullMQ fails it (the default, 1, fails it on the second stall).
+    stalledInterval: config.lockDurationMs,
+    maxStalledCount: 5,
+    limiter: config.jobsPerSecond > 0 ? { max: config.jobsPerSecond, duration: 1000 } : undefined,
+  };
+  const concurrency = options.concurrency ?? config.workerConcurrency;
+  const workers = [
+    new Worker(QUEUES.domains, processDomain as Processor, { ...common, concurrency }),
+    new Worker(QUEUES.probes, processProbe as Processor, { ...common, concurrency }),
+    new Worker(QUEUES.control, processControl as Processor, { ...common, concurrency: 2, limiter: undefined }),
+  ];
+  for (const w of workers) {
+    w.on('error', (err) => logger.warn({ queue: w.name, err: err.message }, 'worker error'));
+    w.on('failed', (job, err) => {
+      if (!job) return;
+      const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+      logger[final ? 'error' : 'warn'](
+        { queue: w.name, jobId: job.id, attemptsMade: job.attemptsMade, final, err: err.message },
+        final ? 'job failed for good (`mailcensus resume --run ID` retries it)' : 'job failed, will retry',
+      );
+    });
+  }
+
+  // Maintenance: keep every running run fed and mark finished ones done, even when no `run` process waits.
+  const maintenanceMs = options.maintenanceMs ?? Math.min(5000, config.lockDurationMs);
+  let stopping = false;
+  let maintaining: Promise<void> = Promise.resolve();
+  const tick = async () => {
+    try {
+      for (const runId of await activeRunIds(db)) {
+        if (stopping) return;
+        await topUp(feeder, runId);
+        await completeIfDone(feeder, runId);
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'maintenance failed (will retry)');
+    }
+  };
+  const timer = setInterval(() => {
+    maintaining = maintaining.then(tick);
+  }, maintenanceMs);
+  maintaining = maintaining.then(tick);
+
+  return {
+    workers,
+    async close(timeoutMs = config.shutdownTimeoutMs) {
+      stopping = true;
+      clearInterval(timer);
+      let timeout: NodeJS.Timeout | undefined;
+      const graceful = await Promise.race([
+        Promise.all(workers.map((w) => w.close())).then(() => true),
+        new Promise<boolean>((r) => {
+          timeout = setTimeout(() => r(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timeout);
+      if (!graceful) {
+        logger.warn({ timeoutMs }, 'active jobs did not finish in time; they will be picked up as stalled jobs');
+        await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
+      }
+      await maintaining.catch(() => {});
+      return { graceful };
+    },
+  };
+}
+

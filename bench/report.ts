@@ -24,7 +24,7 @@ function statusExpr(c: string, salt: number): string {
   return `(CASE WHEN ${h} < ${ng * 10} THEN 'ng' WHEN ${h} < ${ng * 10 + 15} THEN 'unknown' ELSE 'ok' END)::criterion_status`;
 }
 
-async function generate(sql: postgres.Sql, runId: number, surveyId: number, from: number, count: number, observed: string, salt: number) {
+export async function generate(sql: postgres.Sql, runId: number, surveyId: number, from: number, count: number, observed: string, salt: number) {
   const cols = CRITERIA.map((c) => `${c}, ${c}_reason`).join(', ');
   const exprs = CRITERIA.map((c, k) => `${statusExpr(c, salt + k)} AS ${c}`).join(', ');
   const reasons = CRITERIA.map((c) => `(CASE ${c} WHEN 'ng' THEN 'failed' WHEN 'unknown' THEN 'timeout' ELSE 'passed' END)`).join(', ');

@@ -380,7 +380,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
         const ingest = spawnCli('ingest', ['ingest', csv, '--survey', 'bench'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
         const code = await ingest.exited;
         if (code !== 0) throw new Error(`bench: ingest exited with ${code}: ${ingest.stderr().trim().slice(-500)}`);
-        for (const workers of opts.workers) {
+        for (const workers of opts.workersFor(size)) {
           const r = await measureRun(lab, dbUrl, admin, dbName, size, workers, opts.concurrency, opts.cpuProf);
           all.push(r);
           results.pipeline.push(r);

@@ -9,6 +9,8 @@ const program = new Command('mailcensus')
   .description('Survey the mail-server security of many domains (MSchecker\'s criteria) and publish the statistics.')
   .version('0.1.0')
   .showHelpAfterError()
+  // A command's own options come before its subcommand (`schedule --survey X --cron C` vs `schedule remove --survey X`).
+  .enablePositionalOptions()
   .exitOverride();
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'commands');

@@ -29,7 +29,20 @@ async function add(opts: { survey?: string; cron?: string; tz?: string }): Promi
 export function register(program: Command): void {
   const schedule = program
     .command('schedule')
-    .description('run a survey periodically (BullMQ job scheduler); a running `mailcensus worker` starts the runs');
+    .description('run a survey periodically (BullMQ job scheduler); a running `mailcensus worker` starts the runs')
+    .usage('--survey NAME --cron PATTERN [--tz ZONE] | add | list | remove')
+    .option('--survey <name>', 'survey to run (same as `schedule add`)')
+    .option('--cron <pattern>', 'cron pattern, e.g. "0 3 1 4 *" (03:00 on April 1st)')
+    .option('--tz <zone>', 'IANA time zone of the pattern (default: the worker\'s)')
+    .action(
+      action(async (opts: { survey?: string; cron?: string; tz?: string }) => {
+        if (!opts.survey && !opts.cron) {
+          schedule.outputHelp();
+          return 2;
+        }
+        return add(opts);
+      }),
+    );
   schedule
     .command('add')
     .description('add or replace the schedule of a survey')

@@ -117,7 +117,8 @@ async function main(): Promise<number> {
     ...lab.env,
     DATABASE_URL: base.databaseUrl,
     REDIS_URL: base.redisUrl,
-    MAILCENSUS_QUEUE_PREFIX: 'mailcensus-demo',
+    // Its own queues: a user's workers (another environment) never pick up the demo's jobs, nor it theirs.
+    MAILCENSUS_QUEUE_PREFIX: `mailcensus-demo-${process.pid}`,
     MAILCENSUS_RECEIVER_DOMAIN: RECEIVER_DOMAIN,
     MAILCENSUS_RECEIVER_LISTEN: `127.0.0.1:${receiverPort}`,
     MAILCENSUS_RESULT_MAIL: args['result-mail'] ? '1' : '0',

@@ -22,3 +22,24 @@ export function intOption(name: string) {
     return Number(raw);
   };
 }
+
+/**
+ * Runs `fn` with the database of DATABASE_URL, reachable and migrated (a one-line error, exit 3, when Postgres
+ * is down), and closes it afterwards.
+ */
+export async function withDatabase<T>(
+  fn: (handle: import('../lib/db.ts').DbHandle, cfg: Readonly<import('../lib/config.ts').Config>) => Promise<T>,
+  options: { max?: number } = {},
+): Promise<T> {
+  const { config } = await import('../lib/config.ts');
+  const { openDatabase, assertReachable, ensureSchema } = await import('../lib/db.ts');
+  const cfg = config();
+  const handle = openDatabase(cfg.databaseUrl, { max: options.max ?? 2 });
+  try {
+    await assertReachable(handle, cfg.databaseUrl);
+    await ensureSchema(handle.db);
+    return await fn(handle, cfg);
+  } finally {
+    await handle.close();
+  }
+}

@@ -10,7 +10,7 @@ import type { Diagnosis } from './diagnosis.ts';
 // Types only: lib/diagnose.ts imports this module (rejudge), so its functions are loaded lazily below.
 import type { DomainDnsObservations, IpObservation, ProbeDeps } from './diagnose.ts';
 import { collectIpDnsObservations, judgeDns, type IpDnsObservations } from './probes/dns.ts';
-import { mailauthResolver } from './dns/mailauth.ts';
+import { mailauthSpfResolver } from './dns/mailauth.ts';
 import type { Resolver } from './dns/resolver.ts';
 import { mxRows } from './checks/mx.ts';
 import { evaluateSpfTestMail, type SpfTestMailObservation } from './checks/spf.ts';
@@ -98,20 +98,7 @@ export async function collectTestMailObservations(
   const dns = await collectDomain(domain, deps);
   // A DNSSEC-bogus domain's records are read with CD (CRITERIA.md), for SPF and DKIM keys as for the rest.
   const cd = dns.valid ? dns.cd : false;
-  const base = mailauthResolver(deps.resolver, { cd });
-  // mailauth drops a non-void failure inside include: unless the error carries spfResult; RFC 7208 §5.2 makes
-  // it a temperror (as lib/checks/spf.ts collectSpfTestMail does). DKIM maps such errors to temperror itself.
-  const resolver = async (name: string, type: string) => {
-    try {
-      return await base(name, type);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'ENOTFOUND' && code !== 'ENODATA') {
-        (err as { spfResult?: unknown }).spfResult = { error: 'temperror', text: (err as Error).message };
-      }
-      throw err;
-    }
-  };
+  const resolver = mailauthSpfResolver(deps.resolver, { cd });
   // RFC 7208 §2.4: with a null reverse-path, check_host() uses postmaster@<HELO>. mailauth does exactly that
   // when sender is empty.
   const { authenticate } = await import('mailauth');

@@ -1,5 +1,6 @@
 // Builds the report object (report.json) from the metric queries of queries.ts. Everything a chart, the HTML,
-// the summary or a CSV shows comes from this object: they never query again.
+// the summary or an aggregate CSV shows comes from this object: they never query again. The per-domain CSV
+// reads the snapshot the figures were computed from, inside the same transaction (BuildOptions.onSnapshot).
 import { sql } from 'kysely';
 import type { Db } from '../lib/db.ts';
 import { CRITERIA, type Criterion, type Source, type Status } from '../lib/criteria.ts';
@@ -104,15 +105,16 @@ function scopeOf(period: Period, r: ReportRequest): q.Scope {
   return { from: period.from, toExclusive: endExclusive(period), timezone: r.timezone ?? 'Asia/Tokyo', source: r.source, survey: r.survey };
 }
 
-/** Computes every figure of one period inside `trx`, from a temporary copy of the report set. */
-async function computeFigures(trx: Db, period: Period, req: ReportRequest, table: string, withCoverage: boolean): Promise<Figures> {
+/**
+ * Computes every figure of one period inside `trx` from the period's tally; `set`, the period's snapshot, is
+ * given for the current period only, whose coverage (incomplete reasons, runs, survey list) is shown.
+ */
+async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally: q.Tally, set: q.SetRef | null): Promise<Figures> {
   const scope = scopeOf(period, req);
-  await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS SELECT * FROM ${q.reportSetCall(scope)}`.execute(trx);
-  const set = sql`${sql.id(table)}`;
-  const total = await q.domainsCounted(trx, set);
+  const total = await q.domainsCounted(trx, tally);
   const criteria = {} as Record<Criterion, FigureMap<Status>>;
-  for (const c of CRITERIA) criteria[c] = figures(await q.criterionStatusShares(trx, set, c, total));
-  const verdicts = figures(await q.verdictShares(trx, set, total));
+  for (const c of CRITERIA) criteria[c] = figures(await q.criterionStatusShares(trx, tally, c, total));
+  const verdicts = figures(await q.verdictShares(trx, tally, total));
   return {
     period: {
       kind: period.kind,
@@ -125,24 +127,24 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, table
     diagnoses: await q.diagnosesInPeriod(trx, scope),
     verdicts,
     criteria,
-    spf_dkim: figures(await q.spfDkimShares(trx, set, total)),
-    tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, set, total)),
+    spf_dkim: figures(await q.spfDkimShares(trx, tally, total)),
+    tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, tally, total)),
     findings: {
-      dmarc_policy: figures(await q.dmarcPolicyShares(trx, set, total)),
-      mta_sts: figures(await q.mtaStsShares(trx, set, total)),
-      tls_rpt: figures(await q.tlsRptShares(trx, set, total)),
-      tls_versions: figures(await q.tlsVersionShares(trx, set, total)),
-      cert_problems: figures(await q.certProblemShares(trx, set, total)),
+      dmarc_policy: figures(await q.dmarcPolicyShares(trx, tally, total)),
+      mta_sts: figures(await q.mtaStsShares(trx, tally, total)),
+      tls_rpt: figures(await q.tlsRptShares(trx, tally, total)),
+      tls_versions: figures(await q.tlsVersionShares(trx, tally, total)),
+      cert_problems: figures(await q.certProblemShares(trx, tally, total)),
     },
-    // The previous period's coverage is not shown, so it is not computed (it costs whole scans).
+    // The previous period's coverage is not shown, so it is not computed.
     coverage: {
-      sources: figures(await q.sourceShares(trx, set, total)),
+      sources: figures(await q.sourceShares(trx, tally, total)),
       // With a source filter every domain has one source: no query needed.
-      domains_with_both_sources: withCoverage && req.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
-      incomplete: { n: verdicts.incomplete.n, reasons: withCoverage ? await q.incompleteReasons(trx, set) : [] },
-      unknown_reasons: withCoverage ? await q.unknownReasons(trx, set, CRITERIA) : [],
-      runs: withCoverage ? await q.runsUsed(trx, set) : [],
-      survey_domains: withCoverage && req.survey ? figure(await q.surveyDomainsDiagnosed(trx, set, req.survey)) : null,
+      domains_with_both_sources: set && req.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
+      incomplete: { n: verdicts.incomplete.n, reasons: set ? await q.incompleteReasons(trx, set) : [] },
+      unknown_reasons: set ? await q.unknownReasons(trx, tally, CRITERIA) : [],
+      runs: set ? await q.runsUsed(trx, set) : [],
+      survey_domains: set && req.survey ? figure(await q.surveyDomainsDiagnosed(trx, set, req.survey)) : null,
     },
   };
 }
@@ -165,11 +167,19 @@ function attachDeltas(cur: unknown, prev: unknown): void {
   }
 }
 
+export interface BuildOptions {
+  /**
+   * Runs inside the report's transaction once the figures are computed, with the current period's snapshot
+   * (one row per counted domain): the per-domain CSV reads it, so it lists exactly the diagnoses counted.
+   */
+  onSnapshot?: (trx: Db, set: q.SetRef) => Promise<void>;
+}
+
 /**
  * The report of a period: each domain once (its latest diagnosis in the period), every figure with its
  * denominator, and the previous period of the same length when it has data.
  */
-export async function buildReport(db: Db, req: ReportRequest): Promise<Report> {
+export async function buildReport(db: Db, req: ReportRequest, options: BuildOptions = {}): Promise<Report> {
   const timezone = req.timezone ?? 'Asia/Tokyo';
   if (req.survey === null && req.source === null) throw new InputError('give --survey NAME or --source test-mail|scan');
   try {
@@ -181,18 +191,30 @@ export async function buildReport(db: Db, req: ReportRequest): Promise<Report> {
     throw new InputError(`--survey: no survey named "${req.survey}" (see \`mailcensus survey list\`)`);
   }
   const request = { ...req, timezone };
+  const previousOf = previousPeriod(req.period);
+  // One REPEATABLE READ transaction: every query below sees the same committed data, so diagnoses stored
+  // while the report runs change none of its numbers. It writes temporary tables only, yet cannot be READ
+  // ONLY (Postgres refuses CREATE TABLE AS there).
   const [current, previous] = await db
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
-      // The DISTINCT ON of a large period sorts hundreds of thousands of rows, and every metric scans the
-      // temporary copy: give this one transaction room to do both in memory.
+      // The DISTINCT ON of a large period sorts hundreds of thousands of rows: give it room to do so in memory.
       await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
+      // JIT compiling costs tens of milliseconds per statement and gains nothing on a sort and a grouping.
+      await sql`SET LOCAL jit = off`.execute(trx);
       // temp_buffers can only change before a session's first temporary table (a pooled connection may have
       // had one): the exception block keeps that refusal from aborting the transaction.
       await sql`DO $$ BEGIN PERFORM set_config('temp_buffers', '256MB', true); EXCEPTION WHEN others THEN NULL; END $$`.execute(trx);
-      const cur = await computeFigures(trx, req.period, request, 'report_set_current', true);
-      const prev = await computeFigures(trx, previousPeriod(req.period), request, 'report_set_previous', false);
+      // The current period: its snapshot (one row per counted domain: the coverage and the CSV read it) and
+      // the tally of that snapshot (the figures read it).
+      const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
+      const tally = await q.createTally(trx, 'report_tally_current', set);
+      const cur = await computeFigures(trx, req.period, request, tally, set);
+      // The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot.
+      const prevTally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)));
+      const prev = await computeFigures(trx, previousOf, request, prevTally, null);
+      if (options.onSnapshot) await options.onSnapshot(trx, set);
       return [cur, prev] as const;
     });
   const hasPrevious = previous.domains > 0;

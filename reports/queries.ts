@@ -1,12 +1,14 @@
-// One query per metric, named after the question it answers (HTTP Archive Almanac style). Every query reads a
-// "report set": each domain once, its latest diagnosis in the period, as SQL function report_diagnoses()
-// (migrations/20261129000100_views.ts) returns it. aggregate.ts materialises that set once per period into a
-// temporary table so the queries share one snapshot and one DISTINCT ON; docs/reports.md shows the same
-// queries over report_diagnoses(...) directly, so any figure can be reproduced in psql.
+// One query per metric, named after the question it answers (HTTP Archive Almanac style). Every figure is
+// computed from a "report set": each domain once, its latest diagnosis in the period, as SQL function
+// report_diagnoses() (migrations/20261129000100_views.ts) returns it. aggregate.ts snapshots that set once per
+// period into a temporary table (createSnapshot) and groups it by the columns the figures read (createTally),
+// so the figures, the coverage and the per-domain CSV share one snapshot and one DISTINCT ON, and each figure
+// reads a few thousand grouped rows instead of every domain. docs/reports.md shows the same questions as
+// count(*) queries over report_diagnoses(...) directly, so any figure can be reproduced in psql.
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../lib/db.ts';
 import type { Criterion, Source, Status } from '../lib/criteria.ts';
-import { STATUSES } from '../lib/criteria.ts';
+import { CRITERIA, STATUSES } from '../lib/criteria.ts';
 import { VERDICTS, type Verdict } from '../lib/verdict.ts';
 
 /** A count with its denominator. `pct` is rounded half-up to an integer, as the release prints it; null when total = 0. */
@@ -36,8 +38,20 @@ export function reportSetCall(s: Scope): RawBuilder<unknown> {
   return sql`report_diagnoses((${s.from}::timestamp AT TIME ZONE ${s.timezone}), (${s.toExclusive}::timestamp AT TIME ZONE ${s.timezone}), ${s.source}::diagnosis_source, ${s.survey}::text)`;
 }
 
-/** A relation holding a report set: a temporary table name or the report_diagnoses(...) call itself. */
+/**
+ * A relation with one row per counted domain (the report set): the per-period snapshot (a temporary table
+ * written by `createSnapshot`) or the `report_diagnoses(...)` call itself.
+ */
 export type SetRef = RawBuilder<unknown>;
+
+/**
+ * A relation with the report set grouped by every column a figure reads, and `n`, the number of domains in
+ * each group: a few thousand rows instead of one per domain. `count(*)` over the set is `sum(n)` over its
+ * tally, so every figure is the same number either way (test/report-figures.test.ts checks it).
+ */
+export interface Tally {
+  readonly relation: RawBuilder<unknown>;
+}
 
 type Row = Record<string, unknown>;
 const int = (v: unknown) => Number(v ?? 0);
@@ -46,7 +60,7 @@ async function rows<T = Row>(db: Db, q: RawBuilder<unknown>): Promise<T[]> {
   return (await q.execute(db)).rows as T[];
 }
 
-/** Turns "key, n, total" rows into a share per key, with 0 for keys absent from the data. */
+/** Turns "key, n" rows into a share per key, with 0 for keys absent from the data. */
 function shares<K extends string>(list: Row[], keys: readonly K[], total: number): Record<K, Share> {
   const out = {} as Record<K, Share>;
   for (const k of keys) out[k] = share(0, total);
@@ -54,21 +68,65 @@ function shares<K extends string>(list: Row[], keys: readonly K[], total: number
   return out;
 }
 
+const ref = (column: string) => sql.ref(`r.${column}`);
+
+/**
+ * What the snapshot keeps of each counted diagnosis: what a figure, the coverage and the per-domain CSV read,
+ * no more. Naming the columns (rather than `r.*`) lets the planner drop the rest, the surveys join included,
+ * before the DISTINCT ON sort. verdict_reasons is kept for incomplete diagnoses only, the only ones a
+ * figure reads it for (incompleteReasons).
+ */
+const SNAPSHOT_COLUMNS = sql.join([
+  ...['id', 'domain', 'source', 'survey_id', 'run_id', 'observed_at', 'verdict'].map(ref),
+  ...CRITERIA.flatMap((c) => [ref(c), ref(`${c}_reason`)]),
+  ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
+  sql`CASE WHEN r.verdict = 'incomplete' THEN r.verdict_reasons END AS verdict_reasons`,
+]);
+
+/**
+ * Writes the report set of `scope` into a temporary table dropped at commit (call it inside a transaction),
+ * so that every figure, the coverage and the per-domain CSV read one set, computed once.
+ */
+export async function createSnapshot(db: Db, table: string, scope: Scope): Promise<SetRef> {
+  await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS SELECT ${SNAPSHOT_COLUMNS} FROM ${reportSetCall(scope)} AS r`.execute(db);
+  return sql`${sql.id(table)}`;
+}
+
+/**
+ * The columns a tally groups by: what the figures count, plus, for each criterion, the reason code when its
+ * status is unknown (unknownReasons). Each is one of a handful of values, so the groups stay few.
+ */
+const TALLY_COLUMNS = [
+  sql`r.verdict`,
+  sql`r.source`,
+  ...CRITERIA.map((c) => ref(c)),
+  ...CRITERIA.map((c) => sql`CASE WHEN ${ref(c)} = 'unknown' THEN ${ref(`${c}_reason`)} END AS ${sql.id(`${c}_unknown_reason`)}`),
+  ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
+];
+
+/** Writes the tally of a report set (a snapshot or a report_diagnoses(...) call) into a temporary table dropped at commit. */
+export async function createTally(db: Db, table: string, set: SetRef): Promise<Tally> {
+  const groups = TALLY_COLUMNS.map((_, i) => sql.lit(i + 1));
+  await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS
+              SELECT ${sql.join(TALLY_COLUMNS)}, count(*)::int AS n FROM ${set} AS r GROUP BY ${sql.join(groups)}`.execute(db);
+  return { relation: sql`${sql.id(table)}` };
+}
+
 /** How many domains does the report count? */
-export async function domainsCounted(db: Db, set: SetRef): Promise<number> {
-  const [r] = await rows(db, sql`SELECT count(*)::int AS n FROM ${set} AS r`);
+export async function domainsCounted(db: Db, t: Tally): Promise<number> {
+  const [r] = await rows(db, sql`SELECT coalesce(sum(n), 0)::int AS n FROM ${t.relation} AS r`);
   return int(r?.n);
 }
 
 /** What verdict did each domain get (safe / review / needs improvement / danger / incomplete)? */
-export async function verdictShares(db: Db, set: SetRef, total: number): Promise<Record<Verdict, Share>> {
-  const list = await rows(db, sql`SELECT verdict::text AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function verdictShares(db: Db, t: Tally, total: number): Promise<Record<Verdict, Share>> {
+  const list = await rows(db, sql`SELECT verdict::text AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, VERDICTS, total);
 }
 
 /** How many domains are ok / ng / unknown / na on this criterion? */
-export async function criterionStatusShares(db: Db, set: SetRef, criterion: Criterion, total: number): Promise<Record<Status, Share>> {
-  const list = await rows(db, sql`SELECT ${sql.ref(`r.${criterion}`)}::text AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function criterionStatusShares(db: Db, t: Tally, criterion: Criterion, total: number): Promise<Record<Status, Share>> {
+  const list = await rows(db, sql`SELECT ${ref(criterion)}::text AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, STATUSES, total);
 }
 
@@ -76,14 +134,14 @@ export const SPF_DKIM = ['both_ok', 'spf_only', 'dkim_only', 'both_ng', 'unknown
 export type SpfDkim = (typeof SPF_DKIM)[number];
 
 /** How many domains pass both SPF and DKIM, only one, or neither (anything not proven either way: unknown)? */
-export async function spfDkimShares(db: Db, set: SetRef, total: number): Promise<Record<SpfDkim, Share>> {
-  const list = await rows(db, sql`SELECT spf_dkim AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function spfDkimShares(db: Db, t: Tally, total: number): Promise<Record<SpfDkim, Share>> {
+  const list = await rows(db, sql`SELECT spf_dkim AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, SPF_DKIM, total);
 }
 
 /** How many domains are NG on send TLS or on receive TLS (the release's "25% still need improvement")? */
-export async function tlsSendOrReceiveNgShare(db: Db, set: SetRef, total: number): Promise<Share> {
-  const [r] = await rows(db, sql`SELECT count(*) FILTER (WHERE tls_send_or_receive_ng)::int AS n FROM ${set} AS r`);
+export async function tlsSendOrReceiveNgShare(db: Db, t: Tally, total: number): Promise<Share> {
+  const [r] = await rows(db, sql`SELECT coalesce(sum(n) FILTER (WHERE tls_send_or_receive_ng), 0)::int AS n FROM ${t.relation} AS r`);
   return share(int(r?.n), total);
 }
 
@@ -91,29 +149,29 @@ export const DMARC_POLICIES = ['reject', 'quarantine', 'none', 'absent', 'invali
 export const RECORD_STATES = ['present', 'absent', 'invalid', 'unknown', 'not_recorded'] as const;
 
 /** Which DMARC policy (p=) do the domains publish? `not_recorded`: the diagnosis did not record it. */
-export async function dmarcPolicyShares(db: Db, set: SetRef, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(dmarc_policy, 'not_recorded') AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function dmarcPolicyShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
+  const list = await rows(db, sql`SELECT coalesce(dmarc_policy, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, DMARC_POLICIES as readonly string[], total);
 }
 
 /** How many domains publish an MTA-STS record (RFC 8461)? */
-export async function mtaStsShares(db: Db, set: SetRef, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(mta_sts, 'not_recorded') AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function mtaStsShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
+  const list = await rows(db, sql`SELECT coalesce(mta_sts, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, RECORD_STATES as readonly string[], total);
 }
 
 /** How many domains publish a TLS-RPT record (RFC 8460)? */
-export async function tlsRptShares(db: Db, set: SetRef, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(tls_rpt, 'not_recorded') AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function tlsRptShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
+  const list = await rows(db, sql`SELECT coalesce(tls_rpt, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, RECORD_STATES as readonly string[], total);
 }
 
 /** How many domains negotiated each TLS version (a domain counts under every version seen; no_tls: none seen)? */
-export async function tlsVersionShares(db: Db, set: SetRef, total: number): Promise<Record<string, Share>> {
+export async function tlsVersionShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
   const list = await rows(
     db,
-    sql`SELECT v AS key, count(*)::int AS n
-          FROM ${set} AS r, unnest(CASE WHEN cardinality(r.tls_versions) = 0 THEN ARRAY['no_tls'] ELSE r.tls_versions END) AS v
+    sql`SELECT v AS key, sum(r.n)::int AS n
+          FROM ${t.relation} AS r, unnest(CASE WHEN cardinality(r.tls_versions) = 0 THEN ARRAY['no_tls'] ELSE r.tls_versions END) AS v
          GROUP BY 1`,
   );
   const keys = list.map((r) => String(r.key)).filter((k) => k !== 'no_tls').sort().reverse();
@@ -121,11 +179,11 @@ export async function tlsVersionShares(db: Db, set: SetRef, total: number): Prom
 }
 
 /** How many domains showed each certificate problem on an MX host (any: at least one problem)? */
-export async function certProblemShares(db: Db, set: SetRef, total: number): Promise<Record<string, Share>> {
+export async function certProblemShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
   const list = await rows(
     db,
-    sql`SELECT p AS key, count(*)::int AS n
-          FROM ${set} AS r, unnest(CASE WHEN cardinality(r.cert_problems) = 0 THEN '{}'::text[] ELSE r.cert_problems || ARRAY['any'] END) AS p
+    sql`SELECT p AS key, sum(r.n)::int AS n
+          FROM ${t.relation} AS r, unnest(CASE WHEN cardinality(r.cert_problems) = 0 THEN '{}'::text[] ELSE r.cert_problems || ARRAY['any'] END) AS p
          GROUP BY 1`,
   );
   const keys = ['self_signed', 'expired', 'wrong_name', 'untrusted'];
@@ -134,36 +192,41 @@ export async function certProblemShares(db: Db, set: SetRef, total: number): Pro
 }
 
 /** Which source did the counted diagnosis (each domain's latest) come from? */
-export async function sourceShares(db: Db, set: SetRef, total: number): Promise<Record<Source, Share>> {
-  const list = await rows(db, sql`SELECT source::text AS key, count(*)::int AS n FROM ${set} AS r GROUP BY 1`);
+export async function sourceShares(db: Db, t: Tally, total: number): Promise<Record<Source, Share>> {
+  const list = await rows(db, sql`SELECT source::text AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, ['test-mail', 'scan'] as const, total);
 }
 
-/** How many domains had diagnoses of both sources in the period (before the latest one was picked)? */
+/**
+ * The diagnoses of a scope's period, before the latest-per-domain rule, read from the table itself (the view's
+ * surveys join is not needed to filter by survey), so the (survey_id, observed_at) and BRIN indexes apply.
+ */
+function periodDiagnoses(scope: Scope): RawBuilder<unknown> {
+  return sql`(SELECT d.domain, d.source FROM diagnoses d
+               WHERE d.observed_at >= (${scope.from}::timestamp AT TIME ZONE ${scope.timezone})
+                 AND d.observed_at < (${scope.toExclusive}::timestamp AT TIME ZONE ${scope.timezone})
+                 AND (${scope.source}::diagnosis_source IS NULL OR d.source = ${scope.source}::diagnosis_source)
+                 AND (${scope.survey}::text IS NULL OR d.survey_id = (SELECT id FROM surveys WHERE name = ${scope.survey}::text)))`;
+}
+
+/**
+ * How many domains had diagnoses of both sources in the period (before the latest one was picked)? Test-mail
+ * diagnoses are the rarer kind: each is checked for a scan of its domain through (domain, observed_at).
+ */
 export async function domainsWithBothSources(db: Db, scope: Scope): Promise<number> {
   const [r] = await rows(
     db,
-    sql`SELECT count(*)::int AS n FROM (
-          SELECT domain FROM diagnosis_results
-           WHERE observed_at >= (${scope.from}::timestamp AT TIME ZONE ${scope.timezone})
-             AND observed_at < (${scope.toExclusive}::timestamp AT TIME ZONE ${scope.timezone})
-             AND (${scope.source}::diagnosis_source IS NULL OR source = ${scope.source}::diagnosis_source)
-             AND (${scope.survey}::text IS NULL OR survey = ${scope.survey}::text)
-           GROUP BY domain HAVING count(DISTINCT source) > 1) x`,
+    sql`SELECT count(DISTINCT t.domain)::int AS n
+          FROM ${periodDiagnoses(scope)} AS t
+         WHERE t.source = 'test-mail'
+           AND EXISTS (SELECT 1 FROM ${periodDiagnoses(scope)} AS s WHERE s.domain = t.domain AND s.source = 'scan')`,
   );
   return int(r?.n);
 }
 
 /** How many diagnoses were stored in the period in all (a domain diagnosed twice counts twice)? */
 export async function diagnosesInPeriod(db: Db, scope: Scope): Promise<number> {
-  const [r] = await rows(
-    db,
-    sql`SELECT count(*)::int AS n FROM diagnosis_results
-         WHERE observed_at >= (${scope.from}::timestamp AT TIME ZONE ${scope.timezone})
-           AND observed_at < (${scope.toExclusive}::timestamp AT TIME ZONE ${scope.timezone})
-           AND (${scope.source}::diagnosis_source IS NULL OR source = ${scope.source}::diagnosis_source)
-           AND (${scope.survey}::text IS NULL OR survey = ${scope.survey}::text)`,
-  );
+  const [r] = await rows(db, sql`SELECT count(*)::int AS n FROM ${periodDiagnoses(scope)} AS p`);
   return int(r?.n);
 }
 
@@ -192,14 +255,15 @@ export interface UnknownReason {
 }
 
 /** Why was each criterion unknown (reason codes of every `unknown` status)? */
-export async function unknownReasons(db: Db, set: SetRef, criteria: readonly Criterion[]): Promise<UnknownReason[]> {
-  // One pass: each row fans out into one (criterion, status, reason) triple per criterion.
-  const triples = criteria.map((c) => sql`(${c}::text, ${sql.ref(`r.${c}`)}::text, ${sql.ref(`r.${c}_reason`)})`);
+export async function unknownReasons(db: Db, t: Tally, criteria: readonly Criterion[]): Promise<UnknownReason[]> {
+  // One pass over the tally: each group fans out into one (criterion, reason) pair per criterion; the reason
+  // is set only where that criterion's status is unknown.
+  const pairs = criteria.map((c) => sql`(${c}::text, ${ref(`${c}_unknown_reason`)})`);
   const list = await rows(
     db,
-    sql`SELECT u.criterion, u.reason, count(*)::int AS n
-          FROM ${set} AS r, LATERAL (VALUES ${sql.join(triples)}) AS u(criterion, status, reason)
-         WHERE u.status = 'unknown'
+    sql`SELECT u.criterion, u.reason, sum(r.n)::int AS n
+          FROM ${t.relation} AS r, LATERAL (VALUES ${sql.join(pairs)}) AS u(criterion, reason)
+         WHERE u.reason IS NOT NULL
          GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2`,
   );
   return list.map((r) => ({ criterion: String(r.criterion), reason: String(r.reason), n: int(r.n) }));
@@ -256,7 +320,7 @@ export async function surveyExists(db: Db, name: string): Promise<boolean> {
 export async function domainRows(db: Db, set: SetRef): Promise<Row[]> {
   return rows(
     db,
-    sql`SELECT r.domain, sd.organization, sd.industry, r.source::text AS source, r.survey, r.observed_at, r.verdict::text AS verdict,
+    sql`SELECT r.domain, sd.organization, sd.industry, r.source::text AS source, s.name AS survey, r.observed_at, r.verdict::text AS verdict,
                r.open_relay::text AS open_relay, r.open_relay_reason, r.spf::text AS spf, r.spf_reason,
                r.dkim::text AS dkim, r.dkim_reason, r.tls_receive::text AS tls_receive, r.tls_receive_reason,
                r.tls_send::text AS tls_send, r.tls_send_reason, r.reverse_dns::text AS reverse_dns, r.reverse_dns_reason,
@@ -265,6 +329,7 @@ export async function domainRows(db: Db, set: SetRef): Promise<Row[]> {
                array_to_string(r.tls_versions, ' ') AS tls_versions, array_to_string(r.cert_problems, ' ') AS cert_problems,
                r.id AS diagnosis_id
           FROM ${set} AS r
+          LEFT JOIN surveys s ON s.id = r.survey_id
           LEFT JOIN survey_domains sd ON sd.survey_id = r.survey_id AND sd.domain = r.domain
          ORDER BY r.domain`,
   );

@@ -4,14 +4,13 @@ import { access, mkdir, rm, stat, writeFile, constants } from 'node:fs/promises'
 import path from 'node:path';
 import type { Db } from '../lib/db.ts';
 import { InputError } from '../lib/errors.ts';
-import { buildReport, type Report, type ReportRequest } from './aggregate.ts';
+import { buildReport, type BuildOptions, type Report, type ReportRequest } from './aggregate.ts';
 import { summaryEn, summaryJa } from './summary.ts';
 import { aggregateCsvs, domainsCsv } from './csv.ts';
 import { renderCharts } from './charts.ts';
 import { renderHtml } from './html.ts';
 import { DEFAULT_CHROMIUM, htmlToPdf } from './pdf.ts';
-import { domainRows, reportSetCall } from './queries.ts';
-import { endExclusive } from './period.ts';
+import { domainRows } from './queries.ts';
 import type { Lang } from './labels.ts';
 
 export const FORMATS = ['html', 'pdf', 'json', 'csv'] as const;
@@ -61,8 +60,8 @@ export async function prepareOut(out: string): Promise<void> {
 }
 
 /** The report object with its generated summary in both languages. */
-export async function computeReport(db: Db, req: ReportRequest): Promise<Report> {
-  const report = await buildReport(db, req);
+export async function computeReport(db: Db, req: ReportRequest, options: BuildOptions = {}): Promise<Report> {
+  const report = await buildReport(db, req, options);
   report.summary = { ja: summaryJa(report), en: summaryEn(report) };
   return report;
 }
@@ -96,14 +95,17 @@ export async function writeFromReport(report: Report, o: WriteOptions): Promise<
 /** Computes the report and writes the requested formats; returns the report and the files written. */
 export async function writeReport(db: Db, req: ReportRequest, o: WriteOptions): Promise<{ report: Report; files: string[] }> {
   await prepareOut(o.out);
-  const report = await computeReport(db, req);
   const files: string[] = [];
-  if (o.formats.includes('csv')) {
-    const scope = { from: req.period.from, toExclusive: endExclusive(req.period), timezone: req.timezone ?? 'Asia/Tokyo', source: req.source, survey: req.survey };
-    const p = path.join(o.out, 'domains.csv');
-    await writeFile(p, domainsCsv(await domainRows(db, reportSetCall(scope))));
-    files.push(p);
-  }
+  // The per-domain CSV is read from the very snapshot the figures are computed from, in the same transaction:
+  // its rows always add up to the report's figures, even while diagnoses are being stored.
+  const onSnapshot: BuildOptions['onSnapshot'] = o.formats.includes('csv')
+    ? async (trx, set) => {
+        const p = path.join(o.out, 'domains.csv');
+        await writeFile(p, domainsCsv(await domainRows(trx, set)));
+        files.push(p);
+      }
+    : undefined;
+  const report = await computeReport(db, req, { onSnapshot });
   try {
     files.push(...(await writeFromReport(report, o)));
   } catch (err) {

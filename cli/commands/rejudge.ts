@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, intOption } from '../run.ts';
+import { action, intOption, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -13,16 +13,10 @@ export function register(program: Command): void {
         const { InputError } = await import('../../lib/errors.ts');
         if ((opts.run === undefined) === (opts.year === undefined)) throw new InputError('rejudge needs exactly one of --run ID or --year YYYY');
         if (opts.year !== undefined && (opts.year < 1970 || opts.year > 9999)) throw new InputError(`--year must be a year, got ${opts.year}`);
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
         const { rejudgeDiagnoses } = await import('../../workers/rejudge.ts');
         const { loadDiagnose } = await import('../../workers/diagnose-api.ts');
         const { createLogger } = await import('../../workers/logger.ts');
-        const cfg = config();
-        const handle = openDatabase(cfg.databaseUrl, { max: 2 });
-        try {
-          await assertReachable(handle, cfg.databaseUrl);
-          await ensureSchema(handle.db);
+        return withDatabase(async (handle) => {
           if (opts.run !== undefined) {
             const run = await handle.db.selectFrom('runs').select('id').where('id', '=', opts.run).executeTakeFirst();
             if (!run) throw new InputError(`run ${opts.run} does not exist`);
@@ -32,9 +26,7 @@ export function register(program: Command): void {
           console.log(`re-judged ${r.examined} diagnoses with rules version ${r.rulesVersion ?? '-'}: ${r.changed} changed`);
           for (const [k, n] of Object.entries(r.verdictChanges)) console.log(`  ${k}: ${n}`);
           return 0;
-        } finally {
-          await handle.close();
-        }
+        });
       }),
     );
 }

@@ -1,6 +1,6 @@
 // `mailcensus report`: the press-release statistics of a period as HTML, PDF, JSON and CSV (issue 8).
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, withDatabase } from '../run.ts';
 
 interface Opts {
   survey?: string;
@@ -41,27 +41,20 @@ export function register(program: Command): void {
           throw new InputError(`--source must be test-mail or scan, got "${o.source}"`);
         }
         if (o.lang !== 'ja' && o.lang !== 'en') throw new InputError(`--lang must be ja or en, got "${o.lang}"`);
+        const lang: 'ja' | 'en' = o.lang;
         const period = periodFromOptions(o);
         const formats = parseFormats(o.format);
 
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
-        const url = config().databaseUrl;
-        const handle = openDatabase(url, { max: 2 });
-        try {
-          await assertReachable(handle, url);
-          await ensureSchema(handle.db);
+        return withDatabase(async (handle) => {
           const { report, files } = await writeReport(
             handle.db,
             { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null },
-            { out: o.out, formats, lang: o.lang, chromium: o.chromium },
+            { out: o.out, formats, lang, chromium: o.chromium },
           );
           const { terminalSummary } = await import('../../reports/terminal.ts');
-          process.stdout.write(terminalSummary(report, o.lang));
+          process.stdout.write(terminalSummary(report, lang));
           for (const f of files) process.stdout.write(`wrote ${f}\n`);
-        } finally {
-          await handle.close();
-        }
+        });
       }),
     );
 }

@@ -1,6 +1,6 @@
 // `mailcensus request --domain D`: a fresh per-diagnosis address, as MSchecker's web form hands out.
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -10,21 +10,13 @@ export function register(program: Command): void {
     .option('--json', 'print {token, address, domain} as JSON')
     .action(
       action(async (opts: { domain: string; json?: boolean }) => {
-        const { config } = await import('../../lib/config.ts');
         const { InputError } = await import('../../lib/errors.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
         const { createRequest, normalizeDomain } = await import('../../receiver/tokens.ts');
         if (!normalizeDomain(opts.domain)) throw new InputError(`--domain: not a domain name: "${opts.domain}"`);
-        const cfg = config();
-        const handle = openDatabase(cfg.databaseUrl, { max: 1 });
-        try {
-          await assertReachable(handle, cfg.databaseUrl);
-          await ensureSchema(handle.db);
+        return withDatabase(async (handle, cfg) => {
           const r = await createRequest(handle.db, opts.domain, cfg.receiverDomain);
           process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${r.address}\n`);
-        } finally {
-          await handle.close();
-        }
+        });
       }),
     );
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, intOption } from '../run.ts';
+import { action, intOption, withDatabase } from '../run.ts';
 
 type Services = import('../../workers/setup.ts').Services;
 
@@ -82,21 +82,13 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { survey: string; wait?: boolean; dryRun?: boolean; list?: boolean; workers: number; pretty?: boolean }) => {
         if (opts.dryRun) {
-          const { config } = await import('../../lib/config.ts');
-          const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
           const { planRun, formatPlan, plannedDomains } = await import('../../workers/dry-run.ts');
-          const cfg = config();
-          const handle = openDatabase(cfg.databaseUrl, { max: 2 });
-          try {
-            await assertReachable(handle, cfg.databaseUrl);
-            await ensureSchema(handle.db);
+          return withDatabase(async (handle, cfg) => {
             const plan = await planRun(handle.db, cfg, opts.survey, opts.workers);
             process.stderr.write(`${formatPlan(plan, cfg)}\n`);
             if (opts.list) for await (const d of plannedDomains(handle.db, cfg, opts.survey)) process.stdout.write(`${d}\n`);
             return 0;
-          } finally {
-            await handle.close();
-          }
+          });
         }
         const s = await open({ pretty: opts.pretty, checkEviction: true });
         try {

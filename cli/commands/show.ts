@@ -1,7 +1,7 @@
 // `mailcensus show DIAGNOSIS-ID`: one stored diagnosis (test mail or scan), every criterion with its reason,
 // in Japanese or English, or as JSON.
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -16,15 +16,9 @@ export function register(program: Command): void {
         if (!/^\d{1,18}$/.test(id)) throw new InputError(`diagnosis id must be a number, got "${id}"`);
         const lang = opts.lang ?? ((process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en');
         if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${opts.lang}"`);
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
         const { loadDiagnosisView } = await import('../../receiver/show.ts');
         const { renderDiagnosis } = await import('../../receiver/result-mail.ts');
-        const cfg = config();
-        const handle = openDatabase(cfg.databaseUrl, { max: 1 });
-        try {
-          await assertReachable(handle, cfg.databaseUrl);
-          await ensureSchema(handle.db);
+        return withDatabase(async (handle) => {
           const found = await loadDiagnosisView(handle.db, id);
           if (!found) throw new InputError(`no diagnosis with id ${id}`);
           if (opts.json) process.stdout.write(`${JSON.stringify(found.json, null, 2)}\n`);
@@ -35,9 +29,7 @@ export function register(program: Command): void {
               process.stdout.write(`\n${lang === 'ja' ? '結果メール' : 'Result mail'}: ${rm.status}${rm.to ? ` → ${rm.to}` : ''}${rm.detail ? ` (${rm.detail})` : ''}\n`);
             }
           }
-        } finally {
-          await handle.close();
-        }
+        });
       }),
     );
 }

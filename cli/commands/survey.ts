@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -8,14 +8,8 @@ export function register(program: Command): void {
     .option('--json', 'print JSON instead of a table')
     .action(
       action(async (opts: { json?: boolean }) => {
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
         const { listSurveys } = await import('../../ingest/surveys.ts');
-        const url = config().databaseUrl;
-        const handle = openDatabase(url, { max: 1 });
-        try {
-          await assertReachable(handle, url);
-          await ensureSchema(handle.db);
+        return withDatabase(async (handle) => {
           const rows = await listSurveys(handle.sql);
           if (opts.json) {
             console.log(JSON.stringify(rows, null, 2));
@@ -29,9 +23,7 @@ export function register(program: Command): void {
               console.log(`${r.name.padEnd(w)}  ${String(r.domains).padStart(9)}  ${String(r.ingests).padStart(7)}  ${last}`);
             }
           }
-        } finally {
-          await handle.close();
-        }
+        });
       }),
     );
 }

@@ -5,7 +5,7 @@
 import type { Resolver } from '../dns/resolver.ts';
 import { isAbsent, isFact } from '../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, failureReason, type Lookup } from '../dns/observation.ts';
-import { mailauthResolver } from '../dns/mailauth.ts';
+import { mailauthSpfResolver } from '../dns/mailauth.ts';
 import { finding, type Finding } from '../criteria.ts';
 
 // RFC 7208 §4.6.4.
@@ -303,20 +303,7 @@ export async function collectSpfTestMail(
   opts: { cd?: boolean } = {},
 ): Promise<SpfTestMailObservation> {
   const { spf } = await import('mailauth/lib/spf/index.js');
-  const base = mailauthResolver(resolver, opts);
-  // mailauth ignores a non-void failure inside include: (it only propagates errors carrying spfResult), which
-  // would turn an include's SERVFAIL into a silent non-match; RFC 7208 §5.2 says it is a temperror.
-  const spfResolver = async (name: string, type: string) => {
-    try {
-      return await base(name, type);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'ENOTFOUND' && code !== 'ENODATA') {
-        (err as { spfResult?: unknown }).spfResult = { error: 'temperror', text: (err as Error).message };
-      }
-      throw err;
-    }
-  };
+  const spfResolver = mailauthSpfResolver(resolver, opts);
   const res = await spf({ ip: input.ip, sender: input.mailFrom, helo: input.helo, mta: 'mailcensus', resolver: spfResolver as never });
   const r = res as unknown as { status: { result: string; comment?: string }; rr?: string; lookups?: { count: number; void: number } };
   return {

@@ -47,3 +47,23 @@ export function mailauthResolver(resolver: Resolver, opts: { cd?: boolean } = {}
     }
   };
 }
+
+/**
+ * The same, for mailauth's SPF (and `authenticate`, which runs it): mailauth drops a non-void DNS failure inside
+ * `include:` unless the error carries `spfResult`, which would turn an include's SERVFAIL into a silent
+ * non-match; RFC 7208 §5.2 makes it a temperror. (DKIM maps such errors to temperror by itself.)
+ */
+export function mailauthSpfResolver(resolver: Resolver, opts: { cd?: boolean } = {}): MailauthResolver {
+  const base = mailauthResolver(resolver, opts);
+  return async (name: string, rrtype: string) => {
+    try {
+      return await base(name, rrtype);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ENOTFOUND' && code !== 'ENODATA') {
+        (err as { spfResult?: unknown }).spfResult = { error: 'temperror', text: (err as Error).message };
+      }
+      throw err;
+    }
+  };
+}

@@ -36,3 +36,22 @@ export type CriterionFindings = Record<Criterion, Finding>;
 export function finding(status: Status, reason: string, detail?: string): Finding {
   return detail === undefined ? { status, reason } : { status, reason, detail };
 }
+
+/** What each criterion is called: the release's own names (Japanese) and their English counterparts. */
+export const CRITERION_LABELS: Record<Criterion, { ja: string; en: string }> = {
+  open_relay: { ja: 'メール不正中継', en: 'Open relay' },
+  spf: { ja: 'SPFチェック', en: 'SPF' },
+  dkim: { ja: 'DKIMチェック', en: 'DKIM' },
+  tls_receive: { ja: 'SSL/TLSメール受信', en: 'TLS (receiving)' },
+  tls_send: { ja: 'SSL/TLSメール送信', en: 'TLS (sending)' },
+  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS' },
+  dnssec: { ja: 'DNSSEC対応', en: 'DNSSEC' },
+  dnsbl: { ja: 'DNSBL登録', en: 'DNSBL listing' },
+};
+
+export const STATUS_LABELS: Record<Status, { ja: string; en: string }> = {
+  ok: { ja: 'OK', en: 'OK' },
+  ng: { ja: 'NG', en: 'NG' },
+  unknown: { ja: '測定不能', en: 'Unknown' },
+  na: { ja: '対象外', en: 'N/A' },
+};

@@ -2,28 +2,11 @@
 // mailed to the test mail's MAIL FROM through the domain's MX (opportunistic STARTTLS, so our own outbound TLS
 // is exercised), and the same text for `mailcensus show`. It is an automatic reply (RFC 3834): null
 // reverse-path, `Auto-Submitted: auto-replied`, and never sent to a null reverse-path.
-import { CRITERIA, type Criterion, type Finding, type Status } from '../lib/criteria.ts';
+import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Finding, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
 
 export type Lang = 'ja' | 'en';
 
-export const CRITERION_LABELS: Record<Criterion, { ja: string; en: string }> = {
-  open_relay: { ja: 'メール不正中継', en: 'Open relay' },
-  spf: { ja: 'SPF', en: 'SPF' },
-  dkim: { ja: 'DKIM', en: 'DKIM' },
-  tls_receive: { ja: 'SSL/TLS（メール受信処理）', en: 'SSL/TLS (receiving)' },
-  tls_send: { ja: 'SSL/TLS（メール送信処理）', en: 'SSL/TLS (sending)' },
-  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS of the sending IP' },
-  dnssec: { ja: 'DNSSEC', en: 'DNSSEC' },
-  dnsbl: { ja: 'DNSブラックリスト', en: 'DNS blacklist (DNSBL)' },
-};
-
-export const STATUS_LABELS: Record<Status, { ja: string; en: string }> = {
-  ok: { ja: 'OK', en: 'OK' },
-  ng: { ja: 'NG（要対応）', en: 'NG' },
-  unknown: { ja: '判定不能', en: 'unknown' },
-  na: { ja: '対象外', en: 'n/a' },
-};
 
 /** What a rendering needs of a diagnosis: a stored row (`mailcensus show`) or a fresh Diagnosis both fit. */
 export interface DiagnosisView {

@@ -143,7 +143,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
       domains_with_both_sources: set && req.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
       incomplete: { n: verdicts.incomplete.n, reasons: set ? await q.incompleteReasons(trx, set) : [] },
       unknown_reasons: set ? await q.unknownReasons(trx, tally, CRITERIA) : [],
-      runs: set ? await q.runsUsed(trx, set) : [],
+      runs: set ? await q.runsUsed(trx, tally) : [],
       survey_domains: set && req.survey ? figure(await q.surveyDomainsDiagnosed(trx, set, req.survey)) : null,
     },
   };

@@ -15,24 +15,7 @@ export const VERDICT_COLORS: Record<Verdict, string> = {
   incomplete: '#9e9e9e',
 };
 
-/** The release's names of MSchecker's checks. */
-export const CRITERION_LABELS: Record<Criterion, L> = {
-  open_relay: { ja: 'メール不正中継', en: 'Open relay' },
-  spf: { ja: 'SPFチェック', en: 'SPF' },
-  dkim: { ja: 'DKIMチェック', en: 'DKIM' },
-  tls_receive: { ja: 'SSL/TLSメール受信', en: 'TLS (receiving)' },
-  tls_send: { ja: 'SSL/TLSメール送信', en: 'TLS (sending)' },
-  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS' },
-  dnssec: { ja: 'DNSSEC対応', en: 'DNSSEC' },
-  dnsbl: { ja: 'DNSBL登録', en: 'DNSBL listing' },
-};
-
-export const STATUS_LABELS: Record<Status, L> = {
-  ok: { ja: 'OK', en: 'OK' },
-  ng: { ja: 'NG', en: 'NG' },
-  unknown: { ja: '測定不能', en: 'Unknown' },
-  na: { ja: '対象外', en: 'N/A' },
-};
+export { CRITERION_LABELS, STATUS_LABELS } from '../lib/criteria.ts';
 export const STATUS_COLORS: Record<Status, string> = { ok: '#2e7d32', ng: '#d84315', unknown: '#9e9e9e', na: '#cfd8dc' };
 
 export const SPF_DKIM_LABELS: Record<string, L> = {

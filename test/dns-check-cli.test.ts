@@ -42,12 +42,12 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 test('check prints every criterion with status and reason, then the findings', async () => {
   const r = await run(['check', 'alpha.test']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^SPF\s+ok\s+spf_valid/m);
-  assert.match(r.stdout, /^DNSSEC\s+ok\s+secure/m);
-  assert.match(r.stdout, /^Open relay\s+ok\s+relay_refused\s+relay refused by mx\.bigmail\.test \(127\.100\.0\.1\)/m);
-  assert.match(r.stdout, /^TLS \(receive\)\s+ok\s+starttls/m);
-  assert.match(r.stdout, /^TLS \(send\)\s+unknown\s+not_measured/m);
-  assert.match(r.stdout, /^DMARC\s+ok\s+p_reject/m);
+  assert.match(r.stdout, /^SPF\s+OK\s+spf_valid/m);
+  assert.match(r.stdout, /^DNSSEC\s+OK\s+secure/m);
+  assert.match(r.stdout, /^Open relay\s+OK\s+relay_refused\s+relay refused by mx\.bigmail\.test \(127\.100\.0\.1\)/m);
+  assert.match(r.stdout, /^TLS \(receiving\)\s+OK\s+starttls/m);
+  assert.match(r.stdout, /^TLS \(sending\)\s+Unknown\s+not_measured/m);
+  assert.match(r.stdout, /^DMARC\s+OK\s+p_reject/m);
   assert.match(r.stdout, /^verdict: Safe$/m);
 });
 
@@ -66,7 +66,7 @@ test('check --json gives observations and statuses; a bogus domain is read with 
 test('check --lang ja labels the table in Japanese', async () => {
   const r = await run(['check', 'listed.test', '--lang', 'ja']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^DNSBL\s+NG\s+listed/m);
+  assert.match(r.stdout, /^DNSBL登録\s+NG\s+listed/m);
   assert.match(r.stdout, /送信元DNS逆引き/);
   assert.match(r.stdout, /^評価: 見直しを推奨/m);
 });

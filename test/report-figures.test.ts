@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { addScanSurvey, addTestMailDiagnosis, addYear, YEAR_2020, YEAR_2021 } from './report-fixtures.ts';
 import { buildReport, wilson, type Report } from '../reports/aggregate.ts';
+import { domainRows } from '../reports/queries.ts';
 import { computeReport } from '../reports/write.ts';
 import { fiscalYearPeriod, periodFromOptions, previousPeriod, rangePeriod, yearPeriod } from '../reports/period.ts';
 import { InputError } from '../lib/errors.ts';
@@ -144,6 +145,64 @@ test('every verdict figure is reproduced by the documented psql query over repor
   const { rows: both } = await sql<{ n: number }>`
     SELECT count(*)::int AS n FROM report_diagnoses('2021-01-01 00:00+09', '2022-01-01 00:00+09', 'test-mail') WHERE spf_dkim = 'both_ng'`.execute(t.db);
   assert.equal(both[0].n, 32);
+});
+
+test('every figure the report reads from its grouped tally equals a count(*) over report_diagnoses()', async () => {
+  const set = sql`report_diagnoses('2021-01-01 00:00+09', '2022-01-01 00:00+09', 'test-mail')`;
+  // Every criterion and status, as docs/reports.md counts them.
+  const { rows: crit } = await sql<{ criterion: string; status: string; n: number }>`
+    SELECT c.criterion, c.status::text AS status, count(*)::int AS n
+      FROM ${set} r,
+           LATERAL (VALUES ('open_relay', r.open_relay), ('spf', r.spf), ('dkim', r.dkim), ('tls_receive', r.tls_receive),
+                           ('tls_send', r.tls_send), ('reverse_dns', r.reverse_dns), ('dnssec', r.dnssec), ('dnsbl', r.dnsbl)) AS c(criterion, status)
+     GROUP BY 1, 2`.execute(t.db);
+  const fromReport = Object.entries(r2021.criteria).flatMap(([c, m]) => Object.entries(m).filter(([, f]) => f.n > 0).map(([s, f]) => `${c}:${s}:${f.n}`));
+  assert.deepEqual(crit.map((r) => `${r.criterion}:${r.status}:${r.n}`).sort(), fromReport.sort());
+  const count = async (q: ReturnType<typeof sql>) => Object.fromEntries((await q.execute(t.db)).rows.map((r: any) => [r.k, Number(r.n)]));
+  const nonZero = (m: Record<string, { n: number }>) => Object.fromEntries(Object.entries(m).filter(([, f]) => f.n > 0).map(([k, f]) => [k, f.n]));
+  assert.deepEqual(await count(sql`SELECT spf_dkim AS k, count(*) AS n FROM ${set} r GROUP BY 1`), nonZero(r2021.spf_dkim));
+  assert.deepEqual(await count(sql`SELECT coalesce(dmarc_policy, 'not_recorded') AS k, count(*) AS n FROM ${set} r GROUP BY 1`), nonZero(r2021.findings.dmarc_policy));
+  assert.deepEqual(await count(sql`SELECT v AS k, count(*) AS n FROM ${set} r, unnest(r.tls_versions) v GROUP BY 1`), nonZero({ ...r2021.findings.tls_versions, no_tls: { n: 0 } }));
+  assert.deepEqual(await count(sql`SELECT 'n' AS k, count(*) AS n FROM ${set} r WHERE tls_send_or_receive_ng`), { n: r2021.tls_send_or_receive_ng.n });
+  // The survey report's unknown reasons (from the tally's per-criterion reason columns) and runs.
+  const s = await computeReport(t.db, { period: fiscalYearPeriod(2021), source: null, survey: 'jp-2021' });
+  const { rows: unknown } = await sql<{ criterion: string; reason: string; n: number }>`
+    SELECT c.criterion, c.reason, count(*)::int AS n
+      FROM report_diagnoses('2021-04-01 00:00+09', '2022-04-01 00:00+09', NULL, 'jp-2021') r,
+           LATERAL (VALUES ('open_relay', r.open_relay, r.open_relay_reason), ('spf', r.spf, r.spf_reason), ('dkim', r.dkim, r.dkim_reason),
+                           ('tls_receive', r.tls_receive, r.tls_receive_reason), ('tls_send', r.tls_send, r.tls_send_reason),
+                           ('reverse_dns', r.reverse_dns, r.reverse_dns_reason), ('dnssec', r.dnssec, r.dnssec_reason), ('dnsbl', r.dnsbl, r.dnsbl_reason)) AS c(criterion, status, reason)
+     WHERE c.status = 'unknown' GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2`.execute(t.db);
+  assert.deepEqual(s.coverage.unknown_reasons, unknown);
+  assert.deepEqual(s.coverage.runs.map((r) => r.domains), [2]);
+});
+
+test('the per-domain rows come from the snapshot the figures were computed from, even if a diagnosis arrives meanwhile', async () => {
+  const domain = 'c002.example.jp'; // needs improvement in 2021 (SPF and DKIM NG)
+  let late: string | null = null;
+  let listed: Record<string, unknown>[] = [];
+  try {
+    const r = await buildReport(
+      t.db,
+      { period: yearPeriod(2021), source: 'test-mail', survey: null },
+      {
+        onSnapshot: async (trx, set) => {
+          // Committed on another connection after the snapshot was taken: a newer, all-OK diagnosis.
+          late = await addTestMailDiagnosis(t.db, domain, '2021-12-20T00:00:00Z', {});
+          listed = await domainRows(trx, set);
+        },
+      },
+    );
+    assert.ok(late, 'the late diagnosis was stored');
+    assert.equal(listed.length, r.domains);
+    assert.equal(listed.find((d) => d.domain === domain)?.verdict, 'needs_improvement');
+    for (const [v, f] of Object.entries(r.verdicts)) assert.equal(listed.filter((d) => d.verdict === v).length, f.n, v);
+    // A report started now sees it: the snapshot, not the data, kept it out.
+    const now = await buildReport(t.db, { period: yearPeriod(2021), source: 'test-mail', survey: null });
+    assert.equal(now.verdicts.needs_improvement.n, r.verdicts.needs_improvement.n - 1);
+  } finally {
+    if (late) await sql`DELETE FROM diagnoses WHERE id = ${late}`.execute(t.db);
+  }
 });
 
 test('periods: fiscal years run April to March, previous periods have the same length, bad dates are named', () => {

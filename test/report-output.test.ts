@@ -65,6 +65,9 @@ test('CSVs are UTF-8 with a BOM and CRLF, and parse back to the figures', () => 
   const domains = parse(readFileSync(path.join(out, 'domains.csv')), { bom: true, columns: true }) as Record<string, string>[];
   assert.equal(domains.length, 202);
   assert.equal(domains.filter((d) => d.spf_dkim === 'both_ng').length, 32);
+  // The per-domain CSV lists exactly the diagnoses the figures counted (it reads the same snapshot).
+  const r = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  for (const [v, f] of Object.entries(r.verdicts)) assert.equal(domains.filter((d) => d.verdict === v).length, f.n, v);
 });
 
 test('the HTML opens in headless Chromium with its charts, no console errors and no network requests', async () => {

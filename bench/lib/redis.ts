@@ -59,7 +59,7 @@ export async function commandCalls(redis: IORedis): Promise<Map<string, { calls:
  * Samples Redis while a run goes on: server used_memory every second, our keys' memory every `keysEveryMs`.
  * `stop()` returns the peaks.
  */
-export function sampleRedis(redis: IORedis, prefix: string, keysEveryMs = 5000) {
+export function sampleRedis(redis: IORedis, prefix: string, keysEveryMs = 15_000) {
   let peakUsed = 0;
   let baseUsed = NaN;
   let peakKeys = { keys: 0, bytes: 0 };

@@ -3,6 +3,7 @@
 // verdict are added to the same rows by their own issue; renderCheckTable takes any list of rows.
 import type { Command } from 'commander';
 import { action } from '../run.ts';
+import { CRITERION_LABELS, STATUS_LABELS, type Status } from '../../lib/criteria.ts';
 
 export type Lang = 'ja' | 'en';
 
@@ -16,26 +17,14 @@ export interface CheckRow {
   kind: 'criterion' | 'finding';
 }
 
-const LABELS: Record<string, { ja: string; en: string }> = {
-  open_relay: { ja: '不正中継', en: 'Open relay' },
-  spf: { ja: 'SPF', en: 'SPF' },
-  dkim: { ja: 'DKIM', en: 'DKIM' },
-  tls_receive: { ja: 'メール受信処理 (TLS)', en: 'TLS (receive)' },
-  tls_send: { ja: 'メール送信処理 (TLS)', en: 'TLS (send)' },
-  reverse_dns: { ja: '送信元DNS逆引き', en: 'Reverse DNS' },
-  dnssec: { ja: 'DNSSEC', en: 'DNSSEC' },
-  dnsbl: { ja: 'DNSBL', en: 'DNSBL' },
+/** The findings beyond MSchecker's criteria; criteria and statuses are named in lib/criteria.ts. */
+const FINDING_LABELS: Record<string, { ja: string; en: string }> = {
   mx: { ja: 'MX', en: 'MX' },
   dmarc: { ja: 'DMARC', en: 'DMARC' },
   mta_sts: { ja: 'MTA-STS', en: 'MTA-STS' },
   tls_rpt: { ja: 'TLS-RPT', en: 'TLS-RPT' },
 };
-const STATUS_LABELS: Record<string, { ja: string; en: string }> = {
-  ok: { ja: 'OK', en: 'ok' },
-  ng: { ja: 'NG', en: 'NG' },
-  unknown: { ja: '不明', en: 'unknown' },
-  na: { ja: '対象外', en: 'n/a' },
-};
+const LABELS: Record<string, { ja: string; en: string }> = { ...CRITERION_LABELS, ...FINDING_LABELS };
 
 /** Display width: East Asian wide characters take two columns. */
 function width(s: string): number {
@@ -49,7 +38,7 @@ const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - width(s)));
 export function renderCheckTable(rows: CheckRow[], lang: Lang = 'en'): string {
   const cells = rows.map((r) => [
     LABELS[r.key]?.[lang] ?? r.key,
-    STATUS_LABELS[r.status]?.[lang] ?? r.status,
+    STATUS_LABELS[r.status as Status]?.[lang] ?? r.status,
     r.reason,
     r.detail ?? '',
   ]);

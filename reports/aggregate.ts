@@ -209,10 +209,10 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
       // The current period: its snapshot (one row per counted domain: the coverage and the CSV read it) and
       // the tally of that snapshot (the figures read it).
       const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
-      const tally = await q.createTally(trx, 'report_tally_current', set);
+      const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
       const cur = await computeFigures(trx, req.period, request, tally, set);
       // The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot.
-      const prevTally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)));
+      const prevTally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)), { coverage: false });
       const prev = await computeFigures(trx, previousOf, request, prevTally, null);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
       return [cur, prev] as const;

@@ -93,24 +93,34 @@ export async function createSnapshot(db: Db, table: string, scope: Scope): Promi
 }
 
 /**
- * The columns a tally groups by: what the figures count, the run (runsUsed) and, for each criterion, the
- * reason code when its status is unknown (unknownReasons). Each takes a handful of values, so the groups stay
- * few (3,700 for the benchmark's 400,000 domains).
+ * The columns a tally groups by: what the figures count and, when the coverage is wanted, the run (runsUsed)
+ * and, for each criterion, the reason code when its status is unknown (unknownReasons). Each takes a handful
+ * of values, so the groups stay few (3,700 for the benchmark's 400,000 domains).
  */
-const TALLY_COLUMNS = [
-  sql`r.verdict`,
-  sql`r.source`,
-  sql`r.run_id`,
-  ...CRITERIA.map((c) => ref(c)),
-  ...CRITERIA.map((c) => sql`CASE WHEN ${ref(c)} = 'unknown' THEN ${ref(`${c}_reason`)} END AS ${sql.id(`${c}_unknown_reason`)}`),
-  ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
-];
+function tallyColumns(coverage: boolean): RawBuilder<unknown>[] {
+  return [
+    sql`r.verdict`,
+    sql`r.source`,
+    ...CRITERIA.map((c) => ref(c)),
+    ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
+    ...(coverage
+      ? [
+          sql`r.run_id`,
+          ...CRITERIA.map((c) => sql`CASE WHEN ${ref(c)} = 'unknown' THEN ${ref(`${c}_reason`)} END AS ${sql.id(`${c}_unknown_reason`)}`),
+        ]
+      : []),
+  ];
+}
 
-/** Writes the tally of a report set (a snapshot or a report_diagnoses(...) call) into a temporary table dropped at commit. */
-export async function createTally(db: Db, table: string, set: SetRef): Promise<Tally> {
-  const groups = TALLY_COLUMNS.map((_, i) => sql.lit(i + 1));
+/**
+ * Writes the tally of a report set (a snapshot or a report_diagnoses(...) call) into a temporary table dropped
+ * at commit. `coverage`: also keep what runsUsed and unknownReasons read (the previous period does not show them).
+ */
+export async function createTally(db: Db, table: string, set: SetRef, options: { coverage: boolean }): Promise<Tally> {
+  const columns = tallyColumns(options.coverage);
+  const groups = columns.map((_, i) => sql.lit(i + 1));
   await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS
-              SELECT ${sql.join(TALLY_COLUMNS)}, count(*)::int AS n FROM ${set} AS r GROUP BY ${sql.join(groups)}`.execute(db);
+              SELECT ${sql.join(columns)}, count(*)::int AS n FROM ${set} AS r GROUP BY ${sql.join(groups)}`.execute(db);
   return { relation: sql`${sql.id(table)}` };
 }
 

@@ -128,6 +128,7 @@ async function main(): Promise<number> {
     MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '10000',
     MAILCENSUS_PER_IP_INTERVAL_MS: '0',
     MAILCENSUS_PER_IP_CONCURRENCY: '4',
+    MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '2000',
     MAILCENSUS_LOG_LEVEL: 'warn',
   };
   const handle = openDatabase(base.databaseUrl, { max: 2 });

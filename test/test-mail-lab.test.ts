@@ -164,13 +164,17 @@ test('a retried job neither writes a second diagnosis nor sends a second result 
   assert.equal((lab.smtp.messages?.() ?? []).length, before);
 });
 
-test('through the queue: the receiver enqueues, `mailcensus worker` diagnoses every mail with the same results', async () => {
+test('through the queue: the receiver enqueues, `mailcensus worker` diagnoses every mail with the same results, retrying transient unknowns once', async () => {
   const prefix = `mc-test-${randomBytes(4).toString('hex')}`;
+  const tempfailDomain = lab.world.domains.find((d) => d.name === 'tempfail-mx.test')!;
+  const tempfailIp = lab.world.hosts.get((tempfailDomain.mx as string[])[0])!.ip;
+  const tempfailBefore = lab.smtp.connections(tempfailIp);
   const qconfig = loadConfig({ ...lab.env,
     MAILCENSUS_QUEUE_PREFIX: prefix, MAILCENSUS_RESULT_MAIL: '0', MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
     MAILCENSUS_DNS_TIMEOUT_MS: '1000', MAILCENSUS_DNS_RETRIES: '1', MAILCENSUS_DNS_QPS: '0',
     MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '3000', MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000', MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
-    MAILCENSUS_PER_IP_CONCURRENCY: '4', MAILCENSUS_PER_IP_INTERVAL_MS: '0', MAILCENSUS_LOCK_DURATION_MS: '30000' });
+    MAILCENSUS_PER_IP_CONCURRENCY: '4', MAILCENSUS_PER_IP_INTERVAL_MS: '0', MAILCENSUS_LOCK_DURATION_MS: '30000',
+    MAILCENSUS_TRANSIENT_RETRIES: '1', MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '300' });
   const producer = createRedis(qconfig.redisUrl);
   const consumer = createRedis(qconfig.redisUrl, { worker: true });
   const queues = openQueues(producer, qconfig);
@@ -199,6 +203,8 @@ test('through the queue: the receiver enqueues, `mailcensus worker` diagnoses ev
     }
     assert.equal(rows.length, ids.length, 'every queued mail was diagnosed');
     for (const [domain, , verdict] of EXPECTED) assert.equal(rows.find((r) => r.domain === domain)?.verdict, verdict, domain);
+    // Its MX greets 421 (a transient unknown): diagnosed a second time, after the retry delay, before it was stored.
+    assert.equal(lab.smtp.connections(tempfailIp) - tempfailBefore, 2, 'the 421 MX was probed on the first pass and on the retry');
     const disabled = await tdb.db.selectFrom('test_mails').select('result_mail' as never).where('id', 'in', ids).execute() as unknown as { result_mail: { status: string } }[];
     assert.ok(disabled.every((m) => m.result_mail?.status === 'disabled'), 'MAILCENSUS_RESULT_MAIL=0 sends no result mail');
   } finally {

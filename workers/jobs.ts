@@ -44,6 +44,8 @@ export interface ProbeIpJob {
 
 export interface TestMailJob {
   testMailId: string;
+  /** Transient-retry number: 0 (or absent) on the first pass, then 1..transientRetries. */
+  transientAttempt?: number;
 }
 
 export interface ScheduledRunJob {

@@ -9,18 +9,26 @@ import { loadTestMail, setResultMailStatus, type ResultMailStatus } from '../rec
 import { findRequest, domainOfAddress } from '../receiver/tokens.ts';
 import { composeResultMail, deliverResultMail, type DiagnosisView } from '../receiver/result-mail.ts';
 import { mxRows } from '../lib/checks/mx.ts';
-import { collectDomain } from '../lib/diagnose.ts';
+import { collectDomain, transientUnknowns } from '../lib/diagnose.ts';
 import type { Diagnosis } from '../lib/diagnosis.ts';
 
 export interface ProcessTestMailResult {
   diagnosisId: string | null;
   inserted: boolean;
   resultMail: ResultMailStatus | null;
+  /** Set instead of a diagnosis when the pass had transient unknowns and `retryTransient` asked to wait. */
+  transient?: string[];
 }
 
 export interface ProcessTestMailOptions {
   /** Overrides config.resultMail (the `--no-result-mail` switch). */
   resultMail?: boolean;
+  /**
+   * true: a diagnosis with transient unknowns (timeout, SERVFAIL, 4xx, unreachable) is not stored; the result
+   * says which, and the caller tries again later (CRITERIA.md: transient failures are retried before they are
+   * final). @defaultValue false (store whatever this pass found)
+   */
+  retryTransient?: boolean;
 }
 
 export async function processTestMail(
@@ -55,6 +63,11 @@ export async function processTestMail(
       mta: config.receiverHostname,
     });
     diagnosis = judgeTestMail(observations, mail.receivedAt);
+    const transient = opts.retryTransient ? transientUnknowns(diagnosis) : [];
+    if (transient.length > 0) {
+      logger.info({ testMailId: mail.id, domain, transient }, 'test mail has transient unknowns: will try again');
+      return { diagnosisId: null, inserted: false, resultMail: null, transient };
+    }
     const r = await insertDiagnosis(db, diagnosis, { source: 'test-mail', testMailId: mail.id });
     diagnosisId = r.id;
     inserted = r.inserted;

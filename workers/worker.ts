@@ -217,12 +217,21 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
     return { probed: true };
   };
 
-  const processControl = async (job: Job<TestMailJob | ScheduledRunJob>): Promise<unknown> => {
+  const processControl = async (job: Job<TestMailJob | ScheduledRunJob>, token?: string): Promise<unknown> => {
     const name = job.name as JobName;
     if (name === 'test-mail') {
       const { processTestMail } = await import('./test-mail.ts');
-      await processTestMail(job.data as JobPayloads['test-mail'], ctx);
-      return { done: true };
+      const data = job.data as TestMailJob;
+      const attempt = data.transientAttempt ?? 0;
+      const r = await processTestMail(data, ctx, { retryTransient: attempt < config.transientRetries });
+      if (r.transient) {
+        // As for a domain: wait (without holding a worker slot), then diagnose the mail again.
+        const delay = config.transientRetryDelayMs * 2 ** attempt;
+        await job.updateData({ ...data, transientAttempt: attempt + 1 });
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
+      return { done: true, diagnosisId: r.diagnosisId };
     }
     if (name === 'scheduled-run') {
       const { survey } = job.data as ScheduledRunJob;

@@ -5,9 +5,9 @@
 // populations: a 50,000-domain world is a few hundred population lines, generated in milliseconds, and the
 // same seed gives the same world.
 //
-// Own-server domains bring their own MX hosts (about 1.2 listening hosts per domain); `lab up` can listen on
-// about `ulimit -n` - 1500 addresses (lab/smtp-server.ts), so large worlds need a high sharedMxShare or a
-// higher ulimit.
+// Own-server domains bring their own MX hosts (about 1.2 listening hosts per domain); one process can listen on
+// about `ulimit -n` - 1500 addresses, so `lab up` spreads a larger world's hosts over SMTP shard processes
+// (lab/smtp-shard.ts).
 //
 // The shares below are rough 2021-era figures for small and medium organisations (MSchecker's public, Japan),
 // not measurements: they make benchmark worlds exercise every code path in plausible proportions.

@@ -167,6 +167,56 @@ function attachDeltas(cur: unknown, prev: unknown): void {
   }
 }
 
+/** Settings of a report's transaction, on each of its connections. */
+async function tune(trx: Db): Promise<void> {
+  // The DISTINCT ON of a large period sorts hundreds of thousands of rows: give it room to do so in memory.
+  await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
+  // JIT compiling costs tens of milliseconds per statement and gains nothing on a sort and a grouping.
+  await sql`SET LOCAL jit = off`.execute(trx);
+  // temp_buffers can only change before a session's first temporary table (a pooled connection may have
+  // had one): the exception block keeps that refusal from aborting the transaction.
+  await sql`DO $$ BEGIN PERFORM set_config('temp_buffers', '256MB', true); EXCEPTION WHEN others THEN NULL; END $$`.execute(trx);
+}
+
+interface Helper<T> {
+  /** True once the helper's transaction has imported the snapshot (the exporting one may then end). */
+  readonly imported: boolean;
+  readonly result: Promise<T>;
+  /** Tells a helper that has not started yet not to. */
+  abandon(): void;
+}
+
+/**
+ * Runs `work` in a REPEATABLE READ transaction of its own connection that sees exactly the data of the
+ * exporting transaction (SET TRANSACTION SNAPSHOT; that transaction must stay open until `imported`).
+ */
+function onSnapshotOf<T>(db: Db, snapshot: string, work: (trx: Db) => Promise<T>): Helper<T> {
+  let imported = false;
+  let abandoned = false;
+  const result = db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      if (abandoned) throw new Error('report: the parallel helper was not needed');
+      await sql`SET TRANSACTION SNAPSHOT ${sql.lit(snapshot)}`.execute(trx);
+      imported = true;
+      if (abandoned) throw new Error('report: the parallel helper was not needed');
+      await tune(trx);
+      return work(trx);
+    });
+  // Awaited by the exporting transaction when used; an abandoned helper's failure is nobody's concern.
+  result.catch(() => {});
+  return {
+    get imported() {
+      return imported;
+    },
+    result,
+    abandon() {
+      abandoned = true;
+    },
+  };
+}
+
 export interface BuildOptions {
   /**
    * Runs inside the report's transaction once the figures are computed, with the current period's snapshot
@@ -192,6 +242,12 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
   }
   const request = { ...req, timezone };
   const previousOf = previousPeriod(req.period);
+  /** The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot. */
+  const previousFigures = async (trx: Db) => {
+    const tally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)), { coverage: false });
+    return computeFigures(trx, previousOf, request, tally, null);
+  };
+  let helper: Helper<Figures> | null = null;
   // One REPEATABLE READ transaction: every query below sees the same committed data, so diagnoses stored
   // while the report runs change none of its numbers. It writes temporary tables only, yet cannot be READ
   // ONLY (Postgres refuses CREATE TABLE AS there).
@@ -199,23 +255,28 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
-      // The DISTINCT ON of a large period sorts hundreds of thousands of rows: give it room to do so in memory.
-      await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
-      // JIT compiling costs tens of milliseconds per statement and gains nothing on a sort and a grouping.
-      await sql`SET LOCAL jit = off`.execute(trx);
-      // temp_buffers can only change before a session's first temporary table (a pooled connection may have
-      // had one): the exception block keeps that refusal from aborting the transaction.
-      await sql`DO $$ BEGIN PERFORM set_config('temp_buffers', '256MB', true); EXCEPTION WHEN others THEN NULL; END $$`.execute(trx);
+      await tune(trx);
+      // The previous period is computed meanwhile on a second connection that imports this transaction's
+      // snapshot (pg_export_snapshot, as pg_dump's parallel jobs do): the same data, the other core.
+      const { rows } = await sql<{ id: string }>`SELECT pg_export_snapshot() AS id`.execute(trx);
+      helper = onSnapshotOf(db, rows[0]!.id, previousFigures);
       // The current period: its snapshot (one row per counted domain: the coverage and the CSV read it) and
       // the tally of that snapshot (the figures read it).
       const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
       const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
       const cur = await computeFigures(trx, req.period, request, tally, set);
-      // The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot.
-      const prevTally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)), { coverage: false });
-      const prev = await computeFigures(trx, previousOf, request, prevTally, null);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
+      // A helper that has not even imported the snapshot by now is waiting for a connection this pool does
+      // not have (a pool of one): compute the previous period here instead.
+      const prev = helper.imported ? await helper.result : (helper.abandon(), await previousFigures(trx));
       return [cur, prev] as const;
+    })
+    .finally(async () => {
+      // Not left running behind a failed report; an abandoned helper that only now gets its connection (once
+      // this transaction is over) gives up at once.
+      const h = helper as Helper<Figures> | null;
+      h?.abandon();
+      await h?.result.catch(() => {});
     });
   const hasPrevious = previous.domains > 0;
   if (hasPrevious) attachDeltas(current, previous);

@@ -10,6 +10,7 @@ import { domainRows } from '../reports/queries.ts';
 import { computeReport } from '../reports/write.ts';
 import { fiscalYearPeriod, periodFromOptions, previousPeriod, rangePeriod, yearPeriod } from '../reports/period.ts';
 import { InputError } from '../lib/errors.ts';
+import { openDatabase } from '../lib/db.ts';
 
 let t: TestDatabase;
 let r2021: Report;
@@ -202,6 +203,19 @@ test('the per-domain rows come from the snapshot the figures were computed from,
     assert.equal(now.verdicts.needs_improvement.n, r.verdicts.needs_improvement.n - 1);
   } finally {
     if (late) await sql`DELETE FROM diagnoses WHERE id = ${late}`.execute(t.db);
+  }
+});
+
+test('with a pool of one connection the previous period is computed in the same transaction, with the same figures', async () => {
+  // The previous period normally runs on a second connection that imports the report's snapshot; a pool of
+  // one has no second connection, and the report must neither wait for one forever nor change a number.
+  const one = openDatabase(t.url, { max: 1 });
+  try {
+    const r = await computeReport(one.db, { period: yearPeriod(2021), source: 'test-mail', survey: null });
+    const strip = (x: Report) => ({ ...x, generated_at: null });
+    assert.deepEqual(strip(r), strip(r2021));
+  } finally {
+    await one.close();
   }
 });
 

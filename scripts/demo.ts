@@ -12,6 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { Redis } from 'ioredis';
+import { deleteKeysUnder } from '../workers/queues.ts';
 import { startLab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -167,6 +169,7 @@ async function main(): Promise<number> {
     say(`all ${expected} test mails diagnosed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await stopChildren();
+    await removeQueues(base.redisUrl, env.MAILCENSUS_QUEUE_PREFIX!).catch(() => {});
     await handle.close();
     await lab.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -181,6 +184,17 @@ async function main(): Promise<number> {
     say(`the diagnoses are in ${redactUrl(base.databaseUrl)} (view diagnosis_results); see README "SQL for analysts"`);
   }
   return code;
+}
+
+/** The demo's queues are its own (a per-run prefix): remove their keys so the demo leaves Redis as it found it. */
+async function removeQueues(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  try {
+    await deleteKeysUnder(redis, prefix);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 async function waitForPort(port: number, ms: number): Promise<void> {

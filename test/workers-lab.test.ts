@@ -12,6 +12,8 @@ import path from 'node:path';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startLab, type Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -184,6 +186,9 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
     w2.child.kill('SIGTERM');
   }
   const [e1, e2] = await Promise.all([w1.exited, w2.exited]);
+  const redis = new Redis(redisUrl);
+  await deleteKeysUnder(redis, prefix);
+  await redis.quit();
   assert.deepEqual(e1, { code: 0, signal: null });
   assert.deepEqual(e2, { code: 0, signal: null });
   assert.ok(w1.lines.some((l) => l.includes('"worker stopped"')));

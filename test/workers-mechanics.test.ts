@@ -4,6 +4,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { loadConfig, type Config } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
@@ -48,14 +49,7 @@ async function setup(extra: Record<string, string> = {}): Promise<{ s: Services;
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const s = await openServices(config, logger, { worker: true });
   cleanups.push(async () => {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await s.redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    if (keys.length) await s.redis.del(...keys);
+    await deleteKeysUnder(s.redis, config.queuePrefix);
     await s.close();
   });
   return { s, config };

@@ -136,3 +136,21 @@ export function queueFor(queues: Queues, name: JobName): Queue {
 export async function enqueueTestMail(queues: Queues, testMailId: string): Promise<void> {
   await queues.control.add('test-mail', { testMailId }, { ...JOB_OPTIONS['test-mail'], jobId: testMailJobId(testMailId) });
 }
+
+/**
+ * Deletes every key under `prefix:` (BullMQ queues, limiter buckets, per-IP leases): what a demo, a test or a
+ * benchmark that used a prefix of its own leaves behind. Refuses short or unusual prefixes, so a slip cannot
+ * empty someone else's queues. Returns how many keys went.
+ */
+export async function deleteKeysUnder(redis: IORedis, prefix: string): Promise<number> {
+  if (!/^[A-Za-z0-9_-]{6,}$/.test(prefix)) throw new Error(`refusing to delete keys under an unusual prefix "${prefix}"`);
+  let cursor = '0';
+  let n = 0;
+  let rounds = 0;
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 2000);
+    cursor = next;
+    if (batch.length > 0) n += await redis.unlink(...batch);
+  } while (cursor !== '0' && ++rounds < 100_000);
+  return n;
+}

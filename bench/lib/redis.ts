@@ -2,6 +2,7 @@
 // shared with other users, so the server-wide figure alone would not be honest), command counts from
 // INFO commandstats, and the removal of every key a benchmark run created.
 import { Redis as IORedis } from 'ioredis';
+export { deleteKeysUnder as deletePrefix } from '../../workers/queues.ts';
 
 export function openRedis(url: string): IORedis {
   return new IORedis(url, { maxRetriesPerRequest: 2, lazyConnect: false });
@@ -31,19 +32,6 @@ export async function prefixMemory(redis: IORedis, prefix: string): Promise<{ ke
   return { keys, bytes };
 }
 
-/** Deletes every key under `prefix:` (BullMQ queues, limiter buckets, per-IP leases). Returns how many. */
-export async function deletePrefix(redis: IORedis, prefix: string): Promise<number> {
-  if (!/^[A-Za-z0-9_-]{6,}$/.test(prefix)) throw new Error(`bench: refusing to delete keys under an unusual prefix "${prefix}"`);
-  let cursor = '0';
-  let n = 0;
-  let rounds = 0;
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 2000);
-    cursor = next;
-    if (batch.length > 0) n += await redis.unlink(...batch);
-  } while (cursor !== '0' && ++rounds < 100_000);
-  return n;
-}
 
 /** Calls per command from INFO commandstats (server-wide; diff two snapshots). */
 export async function commandCalls(redis: IORedis): Promise<Map<string, { calls: number; usec: number }>> {

@@ -36,18 +36,9 @@ export interface ResultMailStatus {
   detail?: string;
 }
 
-export interface TestMailRow {
+/** A stored test mail: what the receiver stored, with its id and size. */
+export interface TestMailRow extends Omit<NewTestMail, 'resultMail'> {
   id: string;
-  receivedAt: Date;
-  clientIp: string;
-  helo: string | null;
-  mailFrom: string | null;
-  rcptTo: string[];
-  token: string | null;
-  domain: string | null;
-  headerFrom: string | null;
-  tls: ReceivedTls;
-  raw: Buffer;
   size: number;
   resultMail: ResultMailStatus | null;
 }

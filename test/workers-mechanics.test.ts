@@ -119,6 +119,24 @@ test('a run diagnoses every domain once, probes each shared MX IP once and keeps
   assert.equal(probed.length, 33);
 });
 
+test('a run surveys the list as it was when the run was created: domains ingested later wait for the next run', async () => {
+  const { s } = await setup();
+  const name = await survey(['early1.test', 'early2.test', 'early3.test']);
+  const run = await createRun(s, name);
+  assert.equal(run.total, 3);
+  // Ingested after the run was created (the survey grows while the run is queued).
+  const { id } = await tdb.db.selectFrom('surveys').select('id').where('name', '=', name).executeTakeFirstOrThrow();
+  await tdb.db.insertInto('survey_domains').values([{ survey_id: id, domain: 'late.test' }]).execute();
+  start(s, fakeDiagnose());
+  await waitForState(run.runId, 'done');
+  const counts = await diagnosisCounts(run.runId);
+  assert.deepEqual([...counts.keys()].sort(), ['early1.test', 'early2.test', 'early3.test']);
+  const next = await createRun(s, name);
+  assert.equal(next.total, 4);
+  await waitForState(next.runId, 'done');
+  assert.equal((await diagnosisCounts(next.runId)).get('late.test'), 1);
+});
+
 test('a transient unknown is retried with a re-probe of only the IP that answered 4xx, then final', async () => {
   const { s } = await setup();
   const name = await survey(['flaky.test', 'a.shared-4.test', 'b.shared-4.test']);

@@ -239,7 +239,7 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
   if (locked !== 'OK') return 0;
   let added = 0;
   try {
-    const run = await ctx.db.selectFrom('runs').select(['state', 'survey_id', 'feed_cursor', 'config']).where('id', '=', runId).executeTakeFirst();
+    const run = await ctx.db.selectFrom('runs').select(['state', 'survey_id', 'feed_cursor', 'config', 'created_at']).where('id', '=', runId).executeTakeFirst();
     if (!run || run.state !== 'running') return 0;
     const maxQueued = ctx.config.maxQueued;
     const pending = await pendingDomainJobs(ctx.queues);
@@ -254,6 +254,9 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
       const res = await sql<{ domain: string }>`
         SELECT sd.domain FROM survey_domains sd
         WHERE sd.survey_id = ${run.survey_id} AND sd.domain > ${cursor}
+          -- A run surveys the list as it was when the run was created (its total): domains ingested later
+          -- wait for the next run instead of racing the run's completion.
+          AND sd.added_at <= ${run.created_at}
           AND NOT EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = ${runId} AND d.domain = sd.domain)
           AND ${notOptedOut(optOutDomains)}
         ORDER BY sd.domain

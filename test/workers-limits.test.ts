@@ -4,14 +4,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { redisIpGate, redisDnsLimiter } from '../workers/limits.ts';
+import { deleteKeysUnder } from '../workers/queues.ts';
 
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const a = new Redis(url);
 const b = new Redis(url); // a second "machine"
 const prefix = `mctest-${randomBytes(4).toString('hex')}`;
 after(async () => {
-  const keys = await a.keys(`${prefix}:*`);
-  if (keys.length) await a.del(...keys);
+  await deleteKeysUnder(a, prefix);
+  await deleteKeysUnder(a, `${prefix}-dns`);
   a.disconnect();
   b.disconnect();
 });

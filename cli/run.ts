@@ -43,3 +43,23 @@ export async function withDatabase<T>(
     await handle.close();
   }
 }
+
+/**
+ * Runs `fn` with Postgres, Redis and the queues open (one-line error, exit 3, when a service is down), and closes
+ * them afterwards. `checkEviction` warns when Redis is not `noeviction`.
+ */
+export async function withServices<T>(
+  fn: (s: import('../workers/setup.ts').Services) => Promise<T>,
+  options: { pretty?: boolean; checkEviction?: boolean } = {},
+): Promise<T> {
+  const { config } = await import('../lib/config.ts');
+  const { createLogger } = await import('../workers/logger.ts');
+  const { openServices } = await import('../workers/setup.ts');
+  const logger = createLogger({ pretty: options.pretty, level: process.env.MAILCENSUS_LOG_LEVEL ?? 'warn' });
+  const s = await openServices(config(), logger, { checkEviction: options.checkEviction, dbMax: 3 });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}

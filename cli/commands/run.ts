@@ -1,15 +1,7 @@
 import type { Command } from 'commander';
-import { action, intOption, withDatabase } from '../run.ts';
+import { action, intOption, withDatabase, withServices } from '../run.ts';
 
 type Services = import('../../workers/setup.ts').Services;
-
-async function open(opts: { pretty?: boolean; checkEviction?: boolean } = {}): Promise<Services> {
-  const { config } = await import('../../lib/config.ts');
-  const { createLogger } = await import('../../workers/logger.ts');
-  const { openServices } = await import('../../workers/setup.ts');
-  const logger = createLogger({ pretty: opts.pretty, level: process.env.MAILCENSUS_LOG_LEVEL ?? 'warn' });
-  return openServices(config(), logger, { checkEviction: opts.checkEviction, dbMax: 3 });
-}
 
 /** Shows progress on stderr until the run is no longer running. Returns the final progress. */
 async function waitForRun(s: Services, runId: number): Promise<import('../../workers/run.ts').RunProgress> {
@@ -90,8 +82,7 @@ export function register(program: Command): void {
             return 0;
           });
         }
-        const s = await open({ pretty: opts.pretty, checkEviction: true });
-        try {
+        return withServices(async (s) => {
           const { createRun } = await import('../../workers/run.ts');
           const r = await createRun(s, opts.survey);
           process.stderr.write(
@@ -101,9 +92,7 @@ export function register(program: Command): void {
           if (!opts.wait) return 0;
           const p = await waitForRun(s, r.runId);
           return p.state === 'done' ? 0 : p.state === 'cancelled' ? 1 : 130;
-        } finally {
-          await s.close();
-        }
+        }, { pretty: opts.pretty, checkEviction: true });
       }),
     );
 
@@ -115,8 +104,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (opts: { run?: number; survey?: string; json?: boolean }) => {
-        const s = await open();
-        try {
+        return withServices(async (s) => {
           const { runProgress, latestRunId, queueCounts } = await import('../../workers/run.ts');
           const { progressLine, rateOf } = await import('../../workers/progress.ts');
           const { InputError } = await import('../../lib/errors.ts');
@@ -131,9 +119,7 @@ export function register(program: Command): void {
             printStatus(p, rate, counts, progressLine(p, rate));
           }
           return 0;
-        } finally {
-          await s.close();
-        }
+        });
       }),
     );
 
@@ -143,8 +129,7 @@ export function register(program: Command): void {
     .requiredOption('--run <id>', 'run id', intOption('--run'))
     .action(
       action(async (opts: { run: number }) => {
-        const s = await open();
-        try {
+        return withServices(async (s) => {
           const { cancelRun } = await import('../../workers/run.ts');
           const r = await cancelRun(s, opts.run);
           if (!r.cancelled) {
@@ -153,9 +138,7 @@ export function register(program: Command): void {
           }
           console.log(`run ${opts.run} cancelled (${r.removedJobs} queued jobs removed); \`mailcensus resume --run ${opts.run}\` continues it`);
           return 0;
-        } finally {
-          await s.close();
-        }
+        });
       }),
     );
 
@@ -166,8 +149,7 @@ export function register(program: Command): void {
     .option('--wait', 'show progress until the run is done')
     .action(
       action(async (opts: { run: number; wait?: boolean }) => {
-        const s = await open({ checkEviction: true });
-        try {
+        return withServices(async (s) => {
           const { resumeRun } = await import('../../workers/run.ts');
           const r = await resumeRun(s, opts.run);
           if (!r.resumed) {
@@ -178,9 +160,7 @@ export function register(program: Command): void {
           if (!opts.wait) return 0;
           const p = await waitForRun(s, opts.run);
           return p.state === 'done' ? 0 : p.state === 'cancelled' ? 1 : 130;
-        } finally {
-          await s.close();
-        }
+        }, { checkEviction: true });
       }),
     );
 }

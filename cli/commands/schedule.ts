@@ -1,24 +1,12 @@
 import type { Command } from 'commander';
-import { action } from '../run.ts';
-
-async function withQueues<T>(fn: (s: import('../../workers/setup.ts').Services) => Promise<T>): Promise<T> {
-  const { config } = await import('../../lib/config.ts');
-  const { createLogger } = await import('../../workers/logger.ts');
-  const { openServices } = await import('../../workers/setup.ts');
-  const services = await openServices(config(), createLogger({ level: 'warn' }));
-  try {
-    return await fn(services);
-  } finally {
-    await services.close();
-  }
-}
+import { action, withServices } from '../run.ts';
 
 async function add(opts: { survey?: string; cron?: string; tz?: string }): Promise<number> {
   const { InputError } = await import('../../lib/errors.ts');
   if (!opts.survey || !opts.cron) throw new InputError('schedule add needs --survey NAME and --cron "MIN HOUR DOM MON DOW"');
   const { addSchedule } = await import('../../workers/schedule.ts');
   const { surveyIdOf } = await import('../../workers/run.ts');
-  return withQueues(async (s) => {
+  return withServices(async (s) => {
     await surveyIdOf(s.db, opts.survey!);
     const info = await addSchedule(s.queues, opts.survey!, opts.cron!, opts.tz);
     console.log(`scheduled survey ${info.survey}: "${info.cron}"${info.tz ? ` (${info.tz})` : ''}, next run ${info.next?.toISOString() ?? '?'}`);
@@ -55,7 +43,7 @@ export function register(program: Command): void {
     .description('list schedules')
     .action(
       action(async () =>
-        withQueues(async (s) => {
+        withServices(async (s) => {
           const { listSchedules } = await import('../../workers/schedule.ts');
           const list = await listSchedules(s.queues);
           if (list.length === 0) console.log('no schedules');
@@ -70,7 +58,7 @@ export function register(program: Command): void {
     .requiredOption('--survey <name>', 'survey')
     .action(
       action(async (opts: { survey: string }) =>
-        withQueues(async (s) => {
+        withServices(async (s) => {
           const { removeSchedule } = await import('../../workers/schedule.ts');
           const { InputError } = await import('../../lib/errors.ts');
           if (!(await removeSchedule(s.queues, opts.survey))) throw new InputError(`survey "${opts.survey}" has no schedule`);

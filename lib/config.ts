@@ -86,6 +86,26 @@ export interface Config {
   receiverKeyFile: string | null;
   /** Send the result mail to the test mail's sender. `MAILCENSUS_RESULT_MAIL=0` turns it off. @defaultValue true */
   resultMail: boolean;
+  /** `mailcensus serve` (issue 17): where the web front listens. @defaultValue 127.0.0.1:8080 */
+  webListen: HostPort;
+  /** The public URL of the web front (behind the TLS proxy); https:// makes cookies Secure. @defaultValue null */
+  webPublicUrl: string | null;
+  /** Trust X-Forwarded-For/-Proto from this many proxy hops (0 = none), for per-client limits and Secure cookies. @defaultValue 0 */
+  webTrustProxyHops: number;
+  /** The operator's password; unset = the operator pages and API refuse everyone. @defaultValue null */
+  webOperatorPassword: string | null;
+  /** API keys for operators (`Authorization: Bearer KEY`), comma-separated. @defaultValue [] */
+  webApiKeys: string[];
+  /** Lifetime of an operator session. @defaultValue 12 */
+  webSessionHours: number;
+  /** Public pages and API: requests per minute per client. @defaultValue 120 */
+  webRateLimitPerMinute: number;
+  /** Diagnosis requests (new test addresses) per hour per client. @defaultValue 20 */
+  webRequestsPerHour: number;
+  /** Where uploaded CSVs, their rejects and generated reports are kept. @defaultValue ./web-data */
+  webDataDir: string;
+  /** Largest CSV upload, in bytes. @defaultValue 209715200 */
+  webUploadMaxBytes: number;
 }
 
 export const DEFAULT_DKIM_SELECTORS = [
@@ -120,6 +140,18 @@ export function parseHostPort(raw: string, defaultPort: number, name: string): H
   const port = m[2] ? Number(m[2]) : defaultPort;
   if (port < 1 || port > 65535) throw new ConfigError(`${name} has an invalid port in "${raw}"`);
   return { host: m[1], port };
+}
+
+function webUrl(raw: string | undefined): string | null {
+  if (!raw) return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`MAILCENSUS_WEB_PUBLIC_URL must be an http(s) URL, got "${raw}"`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(`MAILCENSUS_WEB_PUBLIC_URL must be an http(s) URL, got "${raw}"`);
+  return u.toString().replace(/\/$/, '');
 }
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -168,7 +200,23 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     receiverCertFile: env.MAILCENSUS_RECEIVER_CERT || null,
     receiverKeyFile: env.MAILCENSUS_RECEIVER_KEY || null,
     resultMail: !['0', 'false', 'no', 'off'].includes((env.MAILCENSUS_RESULT_MAIL ?? '').toLowerCase()),
+    webListen: parseHostPort(env.MAILCENSUS_WEB_LISTEN || '127.0.0.1:8080', 8080, 'MAILCENSUS_WEB_LISTEN'),
+    webPublicUrl: webUrl(env.MAILCENSUS_WEB_PUBLIC_URL),
+    webTrustProxyHops: integer(env, 'MAILCENSUS_WEB_TRUST_PROXY_HOPS', 0),
+    webOperatorPassword: env.MAILCENSUS_WEB_OPERATOR_PASSWORD || null,
+    webApiKeys: (env.MAILCENSUS_WEB_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    webSessionHours: integer(env, 'MAILCENSUS_WEB_SESSION_HOURS', 12, 1),
+    webRateLimitPerMinute: integer(env, 'MAILCENSUS_WEB_RATE_LIMIT_PER_MINUTE', 120, 1),
+    webRequestsPerHour: integer(env, 'MAILCENSUS_WEB_REQUESTS_PER_HOUR', 20, 1),
+    webDataDir: env.MAILCENSUS_WEB_DATA_DIR || 'web-data',
+    webUploadMaxBytes: integer(env, 'MAILCENSUS_WEB_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024),
   };
+  if (config.webOperatorPassword !== null && config.webOperatorPassword.length < 12) {
+    throw new ConfigError('MAILCENSUS_WEB_OPERATOR_PASSWORD must be at least 12 characters');
+  }
+  for (const k of config.webApiKeys) {
+    if (k.length < 24) throw new ConfigError('MAILCENSUS_WEB_API_KEYS: every key must be at least 24 characters');
+  }
   return Object.freeze(config);
 }
 

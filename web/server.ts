@@ -1,0 +1,148 @@
+// `mailcensus serve`: the web front (Fastify). One process beside the workers and the receiver, reading the
+// same Postgres and Redis: the public diagnosis flow (web/public-routes.ts), the operator's pages
+// (web/operator-routes.ts, Bull Board under /ops/queues) and the JSON API with its OpenAPI document
+// (web/api-routes.ts). Pages are rendered on the server; the two small scripts and the style sheet are served
+// by the app itself (no CDN), under a strict Content-Security-Policy.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import type { Redis as IORedis } from 'ioredis';
+import type postgres from 'postgres';
+import type pino from 'pino';
+import type { Config } from '../lib/config.ts';
+import type { Db } from '../lib/db.ts';
+import { InputError, messageOf } from '../lib/errors.ts';
+import type { Queues } from '../workers/queues.ts';
+import { SessionStore } from './auth.ts';
+import { html, page } from './html.ts';
+import { registerPublicRoutes } from './public-routes.ts';
+import { registerOperatorRoutes } from './operator-routes.ts';
+import { registerApiRoutes } from './api-routes.ts';
+
+const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'static');
+const STATIC_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+/** Our pages: scripts and styles from this origin only, no inline code, no framing, forms post here only. */
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/** Bull Board's React UI sets inline styles and a <base>; still no inline or foreign scripts, nothing from a CDN. */
+export const BULL_BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+  "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
+/** A generated report shown as a page: its own inline CSS and SVG, and no script at all (sandbox). */
+export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; sandbox; frame-ancestors 'none'";
+
+export interface WebContext {
+  db: Db;
+  sql: postgres.Sql;
+  redis: IORedis;
+  queues: Queues;
+  config: Readonly<Config>;
+  logger: pino.Logger;
+}
+
+export interface WebApp {
+  app: FastifyInstance;
+  sessions: SessionStore;
+  ctx: WebContext;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Which Content-Security-Policy the response gets. @defaultValue 'page' */
+    csp?: 'page' | 'bull-board' | 'report';
+  }
+}
+
+export async function buildServer(ctx: WebContext): Promise<WebApp> {
+  const { config } = ctx;
+  const app: FastifyInstance = Fastify({
+    logger: false,
+    // Fastify takes a hop count (proxy-addr semantics); its types only list boolean/string/function.
+    trustProxy: (config.webTrustProxyHops > 0 ? config.webTrustProxyHops : false) as unknown as boolean,
+    bodyLimit: 64 * 1024,
+    // Bounded: a slow or silent client is dropped (slowloris), nothing waits forever.
+    connectionTimeout: 60_000,
+    requestTimeout: 120_000,
+    keepAliveTimeout: 5_000,
+    routerOptions: { maxParamLength: 300 },
+  });
+  const sessions = new SessionStore(ctx.redis, config.queuePrefix, config.webSessionHours * 3600);
+
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: 64 * 1024 });
+  await app.register(multipart, { limits: { fileSize: config.webUploadMaxBytes, files: 1, fields: 10, fieldSize: 4096, parts: 12 } });
+  await app.register(rateLimit, {
+    global: false,
+    redis: ctx.redis,
+    nameSpace: `${config.queuePrefix}:web:rl:`,
+    // A Redis hiccup must not open the gates nor take the page down: requests pass, and the error is logged.
+    skipOnError: true,
+    errorResponseBuilder: (_req, c) => {
+      const err = new Error(`too many requests; try again in ${Math.ceil(c.ttl / 1000)} s`) as Error & { statusCode: number };
+      err.statusCode = 429;
+      return err;
+    },
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const which = req.routeOptions?.config?.csp ?? 'page';
+    reply.header('content-security-policy', which === 'bull-board' ? BULL_BOARD_CSP : which === 'report' ? REPORT_CSP : PAGE_CSP);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    reply.header('permissions-policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
+    if (req.protocol === 'https' || config.webPublicUrl?.startsWith('https://')) {
+      reply.header('strict-transport-security', 'max-age=31536000');
+    }
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  // Static assets: a fixed set of files read once at start (no path from the request reaches the file system).
+  const assets = new Map<string, { body: Buffer; type: string }>();
+  for (const name of ['app.css', 'live.js']) {
+    assets.set(name, { body: readFileSync(path.join(STATIC_DIR, name)), type: STATIC_TYPES[path.extname(name)] });
+  }
+  app.get('/static/:name', async (req, reply) => {
+    const a = assets.get((req.params as { name: string }).name);
+    if (!a) return reply.code(404).type('text/plain').send('not found');
+    return reply.type(a.type).header('cache-control', 'public, max-age=3600').send(a.body);
+  });
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/api/')) return reply.code(404).send({ error: 'not found' });
+    return reply.code(404).type('text/html; charset=utf-8').send(page({ title: 'Not found', lang: 'en', body: html`<h1>Not found</h1><p><a href="/">mailcensus</a></p>` }));
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const status = err instanceof InputError ? 400 : err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) ctx.logger.error({ err: messageOf(err), url: req.url }, 'web request failed');
+    const message = status >= 500 ? 'internal error (see the server log)' : messageOf(err);
+    if (req.url.startsWith('/api/') || req.headers.accept === 'application/json') return reply.code(status).send({ error: message });
+    return reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .send(page({ title: `Error ${status}`, lang: 'en', body: html`<h1>Error ${status}</h1><p class="error">${message}</p><p><a href="/">mailcensus</a></p>` }));
+  });
+
+  const web: WebApp = { app, sessions, ctx };
+  await registerPublicRoutes(web);
+  await registerApiRoutes(web);
+  await registerOperatorRoutes(web);
+  return web;
+}
+
+/** Where the server can be reached, for the links it hands out (the private result URL). */
+export function publicBase(req: FastifyRequest, config: Readonly<Config>): string {
+  if (config.webPublicUrl) return config.webPublicUrl;
+  return `${req.protocol}://${req.host}`;
+}

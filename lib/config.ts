@@ -90,8 +90,8 @@ export interface Config {
   webListen: HostPort;
   /** The public URL of the web front (behind the TLS proxy); https:// makes cookies Secure. @defaultValue null */
   webPublicUrl: string | null;
-  /** Trust X-Forwarded-For/-Proto from this many proxy hops (0 = none), for per-client limits and Secure cookies. @defaultValue 0 */
-  webTrustProxyHops: number;
+  /** Reverse proxies (IPs, CIDRs, or `loopback`) whose X-Forwarded-For/-Proto are believed: per-client limits and Secure cookies. @defaultValue [] */
+  webTrustedProxies: string[];
   /** The operator's password; unset = the operator pages and API refuse everyone. @defaultValue null */
   webOperatorPassword: string | null;
   /** API keys for operators (`Authorization: Bearer KEY`), comma-separated. @defaultValue [] */
@@ -202,7 +202,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     resultMail: !['0', 'false', 'no', 'off'].includes((env.MAILCENSUS_RESULT_MAIL ?? '').toLowerCase()),
     webListen: parseHostPort(env.MAILCENSUS_WEB_LISTEN || '127.0.0.1:8080', 8080, 'MAILCENSUS_WEB_LISTEN'),
     webPublicUrl: webUrl(env.MAILCENSUS_WEB_PUBLIC_URL),
-    webTrustProxyHops: integer(env, 'MAILCENSUS_WEB_TRUST_PROXY_HOPS', 0),
+    webTrustedProxies: list(env, 'MAILCENSUS_WEB_TRUSTED_PROXIES', []),
     webOperatorPassword: env.MAILCENSUS_WEB_OPERATOR_PASSWORD || null,
     webApiKeys: (env.MAILCENSUS_WEB_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
     webSessionHours: integer(env, 'MAILCENSUS_WEB_SESSION_HOURS', 12, 1),

@@ -6,6 +6,7 @@ import { InputError } from '../lib/errors.ts';
 import { loadDiagnosisView } from '../receiver/show.ts';
 import { apiKeyMatches, apiKeyOf, refuse } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
+import { takeRequestQuota } from './quota.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
 import { createWebRequest, domainFromInput, latestDiagnosisId, requestStatus, runDiagnoses, TOKEN_PATTERN } from './queries.ts';
 import { publicBase, type WebApp } from './server.ts';
@@ -29,7 +30,6 @@ export async function registerApiRoutes(web: WebApp): Promise<void> {
   const { config } = ctx;
   const samples: ProgressSamples = new Map();
   const perMinute = { rateLimit: { max: config.webRateLimitPerMinute, timeWindow: '1 minute' } };
-  const perHour = { rateLimit: { max: config.webRequestsPerHour, timeWindow: '1 hour' } };
   const keys = { password: null, apiKeys: config.webApiKeys };
   const operator = async (req: FastifyRequest, reply: FastifyReply) => {
     const key = apiKeyOf(req);
@@ -40,10 +40,14 @@ export async function registerApiRoutes(web: WebApp): Promise<void> {
   app.get('/api/openapi.json', async (req) => openApiDocument(publicBase(req, config)));
 
   // ---- public: test-mail requests ------------------------------------------------------------------
-  app.post('/api/v1/test-mail/requests', { config: perHour }, async (req, reply) => {
+  app.post('/api/v1/test-mail/requests', { config: perMinute }, async (req, reply) => {
     const raw = (req.body as { domain?: unknown } | undefined)?.domain;
     const domain = typeof raw === 'string' ? domainFromInput(raw) : null;
     if (!domain) return reply.code(400).send({ error: 'body.domain must be a domain name or an address at it' });
+    const quota = await takeRequestQuota(ctx.redis, config.queuePrefix, req.ip, config.webRequestsPerHour);
+    if (!quota.ok) {
+      return reply.code(429).header('retry-after', String(quota.retryAfterSeconds)).send({ error: `at most ${config.webRequestsPerHour} new test addresses per hour; try again in ${quota.retryAfterSeconds} s` });
+    }
     const r = await createWebRequest(ctx.db, domain, config.receiverDomain);
     const base = publicBase(req, config);
     return reply.code(201).send({

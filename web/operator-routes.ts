@@ -12,14 +12,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Status } from '../lib/criteria.ts';
 import { InputError, messageOf } from '../lib/errors.ts';
-import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
+import type { Verdict } from '../lib/verdict.ts';
 import { loadDiagnosisView } from '../receiver/show.ts';
-import { apiKeyMatches, apiKeyOf, cookieOptions, passwordMatches, secretEquals, SESSION_COOKIE, type Session } from './auth.ts';
+import { cookieOptions, passwordMatches, secretEquals, SESSION_COOKIE, type Session } from './auth.ts';
 import { html, page, type Html } from './html.ts';
 import { diagnosisSection, verdictBadge, type DiagnosisJson } from './diagnosis-page.ts';
 import { domainHistory, listRuns } from './queries.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
-import { BULL_BOARD_CSP, REPORT_CSP, type WebApp } from './server.ts';
+import { REPORT_CSP, type WebApp } from './server.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -499,9 +499,6 @@ ${list.map((x) => html`<tr><td>${x.survey}</td><td><code>${x.cron}</code></td><t
     });
   });
 
-  void apiKeyMatches;
-  void apiKeyOf;
-  void BULL_BOARD_CSP;
 }
 
 interface ReportMeta {
@@ -524,4 +521,3 @@ ${runs.map((r) => html`<tr><td><a href="/ops/runs/${r.id}">#${r.id}</a></td><td>
 </tbody></table>`;
 }
 
-void VERDICT_LABELS;

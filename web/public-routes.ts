@@ -8,6 +8,7 @@ import { html, page, type Html } from './html.ts';
 import { pickLang, PUBLIC_TEXT as P, type Lang } from './i18n.ts';
 import { createWebRequest, domainFromInput, requestStatus, TOKEN_PATTERN, type RequestStatus } from './queries.ts';
 import { diagnosisSection, type DiagnosisJson } from './diagnosis-page.ts';
+import { takeRequestQuota } from './quota.ts';
 import type { WebApp } from './server.ts';
 
 function langSwitch(lang: Lang, pathname: string): Html {
@@ -64,15 +65,16 @@ ${diagnosisSection(d, lang)}
 export async function registerPublicRoutes(web: WebApp): Promise<void> {
   const { app, ctx } = web;
   const perMinute = { rateLimit: { max: ctx.config.webRateLimitPerMinute, timeWindow: '1 minute' } };
-  const perHour = { rateLimit: { max: ctx.config.webRequestsPerHour, timeWindow: '1 hour' } };
 
   app.get('/', { config: perMinute }, async (req, reply) => sendPage(reply, 200, formPage(pickLang(req.query, req.headers['accept-language']))));
 
-  app.post('/check', { config: perHour }, async (req: FastifyRequest, reply) => {
+  app.post('/check', { config: perMinute }, async (req: FastifyRequest, reply) => {
     const lang = pickLang(req.query, req.headers['accept-language']);
     const raw = String((req.body as { domain?: unknown } | undefined)?.domain ?? '');
     const domain = domainFromInput(raw);
     if (!domain) return sendPage(reply, 400, formPage(lang, P.badDomain[lang], raw.slice(0, 320)));
+    const quota = await takeRequestQuota(ctx.redis, ctx.config.queuePrefix, req.ip, ctx.config.webRequestsPerHour);
+    if (!quota.ok) return sendPage(reply.header('retry-after', String(quota.retryAfterSeconds)), 429, formPage(lang, P.tooMany[lang], raw.slice(0, 320)));
     const r = await createWebRequest(ctx.db, domain, ctx.config.receiverDomain);
     // 303: the browser GETs the private page; a reload never creates a second request.
     return reply.code(303).header('location', `/r/${r.token}?lang=${lang}`).send();

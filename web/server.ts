@@ -64,8 +64,8 @@ export async function buildServer(ctx: WebContext): Promise<WebApp> {
   const { config } = ctx;
   const app: FastifyInstance = Fastify({
     logger: false,
-    // Fastify takes a hop count (proxy-addr semantics); its types only list boolean/string/function.
-    trustProxy: (config.webTrustProxyHops > 0 ? config.webTrustProxyHops : false) as unknown as boolean,
+    // Only named proxies (proxy-addr): a client talking to us directly cannot spoof X-Forwarded-For.
+    trustProxy: config.webTrustedProxies.length > 0 ? config.webTrustedProxies.join(',') : false,
     bodyLimit: 64 * 1024,
     // Bounded: a slow or silent client is dropped (slowloris), nothing waits forever.
     connectionTimeout: 60_000,

@@ -482,9 +482,6 @@ ${list.map((x) => html`<tr><td>${x.survey}</td><td><code>${x.cron}</code></td><t
 
     // ---- Bull Board -----------------------------------------------------------------------------------
     await ops.register(async (board: FastifyInstance) => {
-      board.addHook('onRequest', async (req) => {
-        req.routeOptions.config.csp = 'bull-board';
-      });
       const { createBullBoard } = await import('@bull-board/api');
       const { BullMQAdapter } = await import('@bull-board/api/bullMQAdapter');
       const { FastifyAdapter } = await import('@bull-board/fastify');

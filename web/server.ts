@@ -92,7 +92,8 @@ export async function buildServer(ctx: WebContext): Promise<WebApp> {
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    const which = req.routeOptions?.config?.csp ?? 'page';
+    // Bull Board's routes are its own plugin's; they are known by where they are mounted.
+    const which = req.url.startsWith('/ops/queues/') ? 'bull-board' : (req.routeOptions?.config?.csp ?? 'page');
     reply.header('content-security-policy', which === 'bull-board' ? BULL_BOARD_CSP : which === 'report' ? REPORT_CSP : PAGE_CSP);
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');

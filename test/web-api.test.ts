@@ -157,6 +157,17 @@ test('the API: start a run with a key; a test-mail request goes waiting → rece
   assert.equal(done.diagnosis.criteria.spf.status, 'ok');
   assert.equal(done.diagnosis.observations, undefined, 'raw observations stay inside');
 
+  // A hostile PTR name, as a hostile DNS would give: stored in the observations, it reaches the page only escaped.
+  const ptr = String(done.diagnosis.criteria.reverse_dns.detail).split(' → ')[1];
+  assert.ok(ptr, `a PTR name in ${done.diagnosis.criteria.reverse_dns.detail}`);
+  const hostilePtr = '<script>alert(document.cookie)</script>.safe.test';
+  const row = await stack.tdb.db.selectFrom('diagnoses').select('observations').where('id', '=', done.diagnosis.id).executeTakeFirstOrThrow();
+  const poisoned = JSON.parse(JSON.stringify(row.observations).split(ptr).join(hostilePtr));
+  await stack.tdb.db.updateTable('diagnoses').set({ observations: poisoned }).where('id', '=', done.diagnosis.id).execute();
+  const pageHtml = await (await req(`/r/${r.token}?lang=en`, { ip })).text();
+  assert.ok(pageHtml.includes('&lt;script&gt;alert(document.cookie)&lt;/script&gt;.safe.test'), 'the PTR name is shown, escaped');
+  assert.ok(!pageHtml.includes(hostilePtr), 'never raw');
+
   const latest = await req('/api/v1/domains/safe.test/latest?source=test-mail', { ip, headers: auth });
   assert.equal(latest.status, 200);
   assert.equal((await latest.json()).id, done.diagnosis.id);

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
+import { sql } from 'kysely';
 import { sendTestMails } from '../lab/sender.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
 import { loadConfig, ConfigError } from '../lib/config.ts';
@@ -156,6 +157,9 @@ test('the API: start a run with a key; a test-mail request goes waiting → rece
   assert.equal(done.diagnosis.verdict, 'safe');
   assert.equal(done.diagnosis.criteria.spf.status, 'ok');
   assert.equal(done.diagnosis.observations, undefined, 'raw observations stay inside');
+  // Issue 12's provenance, where the schema has it: a mail to the request's own address from its domain.
+  const hasProvenance = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'diagnoses' AND column_name = 'provenance'`.execute(stack.tdb.db)).rows[0].n > 0;
+  assert.equal(done.diagnosis.provenance, hasProvenance ? 'requested' : null);
 
   // A hostile PTR name, as a hostile DNS would give: stored in the observations, it reaches the page only escaped.
   const ptr = String(done.diagnosis.criteria.reverse_dns.detail).split(' → ')[1];

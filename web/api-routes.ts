@@ -8,7 +8,7 @@ import { apiKeyMatches, apiKeyOf, refuse } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import { takeRequestQuota } from './quota.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
-import { createWebRequest, domainFromInput, latestDiagnosisId, requestStatus, runDiagnoses, TOKEN_PATTERN } from './queries.ts';
+import { createWebRequest, domainFromInput, latestDiagnosisId, provenanceOf, requestStatus, runDiagnoses, TOKEN_PATTERN } from './queries.ts';
 import { publicBase, type WebApp } from './server.ts';
 
 /** The diagnosis as the API returns it: everything `mailcensus show --json` gives but the raw observations. */
@@ -17,7 +17,7 @@ async function diagnosisJson(web: WebApp, id: string): Promise<Record<string, un
   if (!loaded) return null;
   const { observations: _omit, ...rest } = loaded.json as Record<string, unknown>;
   void _omit;
-  return { ...rest, resultMail: loaded.resultMail };
+  return { ...rest, provenance: await provenanceOf(web.ctx.db, id), resultMail: loaded.resultMail };
 }
 
 function parseRunId(raw: string): number {

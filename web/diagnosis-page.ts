@@ -17,7 +17,15 @@ export interface DiagnosisJson {
   criteria: Record<Criterion, { status: Status; reason: string; detail?: string }>;
   findings: unknown;
   testMail: Record<string, unknown> | null;
+  /** Test-mail provenance (requested, authenticated, unverified), when the database records it. */
+  provenance?: string | null;
 }
+
+const PROVENANCE: Record<string, Record<Lang, string>> = {
+  requested: { ja: '申込みの専用アドレス宛てに、申込みのドメインから届いたメールです', en: 'sent to this request\'s own address, from the requested domain' },
+  authenticated: { ja: '送信元はSPFまたはDKIMで認証されています', en: 'the sender was authenticated (SPF or an aligned DKIM signature)' },
+  unverified: { ja: '送信元を確認できません（第三者がこのドメインを名乗って送った可能性があります）', en: 'the sender could not be verified (anyone could have sent it in the domain\'s name)' },
+};
 
 /** What each criterion checks and what to do when it is NG: plain words for the domain's operator. */
 const ADVICE: Record<Criterion, { what: Record<Lang, string>; fix: Record<Lang, string> }> = {
@@ -82,6 +90,7 @@ const T = {
   receivedAt: { ja: '受信日時', en: 'Received at' },
   tls: { ja: '暗号化', en: 'TLS' },
   print: { ja: '印刷する', en: 'Print' },
+  provenance: { ja: '送信元の確からしさ', en: 'Provenance' },
   ignored: { ja: '評価に含めない', en: 'not counted' },
 } as const;
 
@@ -130,6 +139,7 @@ export function diagnosisSection(d: DiagnosisJson, lang: Lang): Html {
   <dl>
     <dt>${T.domain[lang]}</dt><dd class="domain">${d.domain}</dd>
     <dt>${T.observed[lang]}</dt><dd>${new Date(d.observedAt).toISOString()}</dd>
+    ${d.provenance ? html`<dt>${T.provenance[lang]}</dt><dd class="provenance" data-provenance="${d.provenance}">${PROVENANCE[d.provenance]?.[lang] ?? d.provenance}</dd>` : ''}
     ${(vr.reasons ?? []).length > 0 ? html`<dt>${T.because[lang]}</dt><dd>${(vr.reasons ?? []).map((r) => CRITERION_LABELS[r.criterion][lang]).join(', ')}</dd>` : ''}
   </dl>
   <button type="button" class="print no-print" data-action="print">${T.print[lang]}</button>

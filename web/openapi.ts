@@ -23,6 +23,7 @@ const diagnosis = {
     rulesVersion: { type: 'integer' },
     judgedAt: { type: 'string', format: 'date-time' },
     testMail: { type: ['object', 'null'] },
+    provenance: { type: ['string', 'null'], enum: ['requested', 'authenticated', 'unverified', null], description: 'test mails: how sure it is the domain sent it' },
     resultMail: { type: ['object', 'null'] },
   },
 };

@@ -107,3 +107,12 @@ export async function listRuns(db: Db, limit = 50) {
     FROM runs r JOIN surveys s ON s.id = r.survey_id ORDER BY r.id DESC LIMIT ${limit}`.execute(db);
   return rows.rows.map((r) => ({ ...r, done: Number(r.done) }));
 }
+
+/**
+ * How far a test-mail diagnosis can be trusted to be the domain's (issue 12: requested / authenticated /
+ * unverified), or null (a scan, or a database without that column yet: read through to_jsonb so both work).
+ */
+export async function provenanceOf(db: Db, diagnosisId: string): Promise<string | null> {
+  const res = await sql<{ p: string | null }>`SELECT to_jsonb(d) ->> 'provenance' AS p FROM diagnoses d WHERE d.id = ${diagnosisId}`.execute(db);
+  return res.rows[0]?.p ?? null;
+}

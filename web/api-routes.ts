@@ -69,6 +69,7 @@ export async function registerApiRoutes(web: WebApp): Promise<void> {
       address: st.address,
       createdAt: st.createdAt,
       state: st.state,
+      notDiagnosed: st.notDiagnosed,
       mail: st.mail,
       diagnosis: st.diagnosisId ? await diagnosisJson(web, st.diagnosisId) : null,
     };

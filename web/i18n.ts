@@ -29,6 +29,11 @@ export const PUBLIC_TEXT = {
   received: { ja: 'テストメールを受信しました。診断中です…', en: 'Your test mail has arrived. Diagnosing…' },
   done: { ja: '診断が完了しました。', en: 'The diagnosis is done.' },
   otherDomain: { ja: '注意: 受信したメールの差出人ドメインは申し込みのドメインと異なります。診断したのは差出人ドメインです。', en: 'Note: the mail came from another domain than the one requested; we diagnosed the sender\'s domain.' },
+  notDiagnosed: { ja: 'テストメールを受信しましたが、診断しませんでした。', en: 'Your test mail arrived, but it was not diagnosed.' },
+  notDiagnosedWhy: {
+    ja: { domain_daily_cap: 'このドメインは本日の診断回数の上限に達しています。明日もう一度お試しください。', opted_out: 'このドメインは診断の対象外として登録されています。' } as Record<string, string>,
+    en: { domain_daily_cap: 'This domain has reached today\'s limit of diagnoses; please try again tomorrow.', opted_out: 'This domain has asked not to be diagnosed.' } as Record<string, string>,
+  },
   notFound: { ja: 'この診断は見つかりません。', en: 'There is no such diagnosis.' },
   tooMany: { ja: 'リクエストが多すぎます。しばらく待ってからもう一度お試しください。', en: 'Too many requests. Please wait a while and try again.' },
   expiresNote: { ja: '', en: '' },

@@ -87,7 +87,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
             200: json({
               type: 'object',
               required: ['state'],
-              properties: { state: { enum: ['waiting', 'received', 'done'] }, domain: { type: 'string' }, address: { type: 'string' }, mail: { type: ['object', 'null'] }, diagnosis: { oneOf: [{ $ref: '#/components/schemas/Diagnosis' }, { type: 'null' }] } },
+              properties: { state: { enum: ['waiting', 'received', 'done', 'not_diagnosed'] }, notDiagnosed: { type: ['string', 'null'], description: 'why the mail was not diagnosed: domain_daily_cap, opted_out' }, domain: { type: 'string' }, address: { type: 'string' }, mail: { type: ['object', 'null'] }, diagnosis: { oneOf: [{ $ref: '#/components/schemas/Diagnosis' }, { type: 'null' }] } },
             }),
             404: err('no such request'),
             429: err('rate limited'),

@@ -40,16 +40,18 @@ function formPage(lang: Lang, error?: string, value = ''): string {
 export async function resultBody(web: WebApp, st: RequestStatus, lang: Lang): Promise<Html> {
   const statusUrl = `/r/${st.token}/status.json`;
   const live = html`<div id="live" class="live state-${st.state}" data-status-url="${statusUrl}" data-state="${st.state}" aria-live="polite">
-  <p class="state">${st.state === 'waiting' ? P.waiting[lang] : st.state === 'received' ? P.received[lang] : P.done[lang]}</p>
+  <p class="state">${st.state === 'waiting' ? P.waiting[lang] : st.state === 'received' ? P.received[lang] : st.state === 'not_diagnosed' ? P.notDiagnosed[lang] : P.done[lang]}</p>
+  ${st.state === 'not_diagnosed' ? html`<p class="why">${P.notDiagnosedWhy[lang][st.notDiagnosed ?? ''] ?? st.notDiagnosed}</p>` : ''}
 </div>`;
   if (st.state !== 'done' || !st.diagnosisId) {
+    // Polling stops at done and not_diagnosed (live.js): nothing will change any more.
     return html`<h1>${P.requestTitle[lang]}</h1>
 <p>${P.sendTo[lang]}</p>
 <p class="address"><code id="address">${st.address}</code></p>
 <p>${P.forDomain[lang]}: <strong class="domain">${st.domain}</strong></p>
 <ol class="steps">${P.steps[lang].map((s) => html`<li>${s}</li>`)}</ol>
 ${live}
-<noscript><meta http-equiv="refresh" content="5"></noscript>
+${st.state === 'waiting' || st.state === 'received' ? html`<noscript><meta http-equiv="refresh" content="5"></noscript>` : ''}
 <p class="note">${P.privateUrl[lang]}</p>`;
   }
   const loaded = await loadDiagnosisView(web.ctx.db, st.diagnosisId);
@@ -92,6 +94,6 @@ export async function registerPublicRoutes(web: WebApp): Promise<void> {
     const { token } = req.params as { token: string };
     const st = TOKEN_PATTERN.test(token) ? await requestStatus(ctx.db, token) : null;
     if (!st) return reply.code(404).send({ error: 'no such request' });
-    return { state: st.state, receivedAt: st.mail?.receivedAt ?? null };
+    return { state: st.state, receivedAt: st.mail?.receivedAt ?? null, notDiagnosed: st.notDiagnosed };
   });
 }

@@ -30,8 +30,13 @@ export interface RequestStatus {
   domain: string;
   address: string;
   createdAt: Date;
-  /** waiting: no mail yet; received: the mail is stored, the diagnosis not yet; done: diagnosed. */
-  state: 'waiting' | 'received' | 'done';
+  /**
+   * waiting: no mail yet; received: the mail is stored, the diagnosis not yet; done: diagnosed;
+   * not_diagnosed: the mail was deliberately not diagnosed (issue 12: the domain's daily cap, opt-out).
+   */
+  state: 'waiting' | 'received' | 'done' | 'not_diagnosed';
+  /** Why, for not_diagnosed (e.g. domain_daily_cap, opted_out). */
+  notDiagnosed: string | null;
   mail: { id: string; receivedAt: Date; domain: string | null } | null;
   diagnosisId: string | null;
 }
@@ -42,8 +47,10 @@ export async function requestStatus(db: Db, token: string): Promise<RequestStatu
     SELECT token, domain, address, created_at FROM diagnosis_requests WHERE token = ${token}`.execute(db);
   const r = req.rows[0];
   if (!r) return null;
-  const mail = await sql<{ id: string; received_at: Date; domain: string | null; diagnosis_id: string | null }>`
-    SELECT m.id, m.received_at, m.domain,
+  // not_diagnosed comes with issue 12's migration; on a schema without it the value is null.
+  const notDiagnosed = (await hasColumn(db, 'test_mails', 'not_diagnosed')) ? sql`m.not_diagnosed` : sql`NULL::text`;
+  const mail = await sql<{ id: string; received_at: Date; domain: string | null; diagnosis_id: string | null; not_diagnosed: string | null }>`
+    SELECT m.id, m.received_at, m.domain, ${notDiagnosed} AS not_diagnosed,
            (SELECT d.id FROM diagnoses d WHERE d.test_mail_id = m.id ORDER BY d.id DESC LIMIT 1) AS diagnosis_id
     FROM test_mails m WHERE m.token = ${token} ORDER BY m.received_at DESC, m.id DESC LIMIT 1`.execute(db);
   const m = mail.rows[0];
@@ -52,7 +59,8 @@ export async function requestStatus(db: Db, token: string): Promise<RequestStatu
     domain: r.domain,
     address: r.address,
     createdAt: new Date(r.created_at),
-    state: !m ? 'waiting' : m.diagnosis_id ? 'done' : 'received',
+    state: !m ? 'waiting' : m.diagnosis_id ? 'done' : m.not_diagnosed ? 'not_diagnosed' : 'received',
+    notDiagnosed: m?.not_diagnosed ?? null,
     mail: m ? { id: String(m.id), receivedAt: new Date(m.received_at), domain: m.domain } : null,
     diagnosisId: m?.diagnosis_id ? String(m.diagnosis_id) : null,
   };
@@ -110,9 +118,26 @@ export async function listRuns(db: Db, limit = 50) {
 
 /**
  * How far a test-mail diagnosis can be trusted to be the domain's (issue 12: requested / authenticated /
- * unverified), or null (a scan, or a database without that column yet: read through to_jsonb so both work).
+ * unverified), or null (a scan, or a database without that column yet).
  */
 export async function provenanceOf(db: Db, diagnosisId: string): Promise<string | null> {
-  const res = await sql<{ p: string | null }>`SELECT to_jsonb(d) ->> 'provenance' AS p FROM diagnoses d WHERE d.id = ${diagnosisId}`.execute(db);
+  if (!(await hasColumn(db, 'diagnoses', 'provenance'))) return null;
+  const res = await sql<{ p: string | null }>`SELECT provenance AS p FROM diagnoses WHERE id = ${diagnosisId}`.execute(db);
   return res.rows[0]?.p ?? null;
+}
+
+const columnCache = new WeakMap<Db, Map<string, boolean>>();
+/** Whether the schema has a column (asked once per database handle): pages work before and after a migration lands. */
+async function hasColumn(db: Db, table: string, column: string): Promise<boolean> {
+  let m = columnCache.get(db);
+  if (!m) columnCache.set(db, (m = new Map()));
+  const key = `${table}.${column}`;
+  const known = m.get(key);
+  if (known !== undefined) return known;
+  const res = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = ${table} AND column_name = ${column}`.execute(db);
+  const has = res.rows[0].n > 0;
+  m.set(key, has);
+  return has;
 }

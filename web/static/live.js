@@ -9,7 +9,8 @@
 
   // The private result page: poll the request's state; reload when it changes (received, done).
   var live = document.getElementById('live');
-  if (live && live.getAttribute('data-status-url') && live.getAttribute('data-state') !== 'done') {
+  var final = { done: true, not_diagnosed: true };
+  if (live && live.getAttribute('data-status-url') && !final[live.getAttribute('data-state')]) {
     var url = live.getAttribute('data-status-url');
     var state = live.getAttribute('data-state');
     var polls = 0;

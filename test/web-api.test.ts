@@ -18,7 +18,7 @@ let n = 0;
 const client = () => `198.51.100.${++n}`;
 
 before(async () => {
-  stack = await startWebStack({ MAILCENSUS_WEB_TRUSTED_PROXIES: 'loopback', MAILCENSUS_WEB_REQUESTS_PER_HOUR: '3' }, { worker: false });
+  stack = await startWebStack({ MAILCENSUS_WEB_TRUSTED_PROXIES: 'loopback', MAILCENSUS_WEB_REQUESTS_PER_HOUR: '3', MAILCENSUS_WEB_UPLOAD_MAX_BYTES: '4096' }, { worker: false });
 });
 after(async () => {
   await stack?.stop();
@@ -95,6 +95,20 @@ test('a state-changing form without the session\'s CSRF token is refused; with i
   forged.set('survey', 'forged');
   forged.set('file', new Blob(['safe.test\r\n']), 'x.csv');
   assert.equal((await req('/ops/surveys/upload', { ip, method: 'POST', headers: { cookie }, body: forged })).status, 403);
+  // Too large: one line naming the limit, and the survey is not created.
+  const big = new FormData();
+  big.set('_csrf', csrf);
+  big.set('survey', 'too-big');
+  big.set('file', new Blob([Array.from({ length: 400 }, (_, i) => `d${i}.example.jp`).join('\r\n')]), 'big.csv');
+  const tooBig = await req('/ops/surveys/upload', { ip, method: 'POST', headers: { cookie }, body: big });
+  assert.equal(tooBig.status, 400);
+  assert.match(await tooBig.text(), /MAILCENSUS_WEB_UPLOAD_MAX_BYTES|too large/i);
+  assert.equal(await stack.tdb.db.selectFrom('surveys').select('id').where('name', '=', 'too-big').executeTakeFirst(), undefined);
+  // Bull Board's own API with a session, but from another origin: refused.
+  const cross = await req('/ops/queues/api/queues/domains/retry/failed', { ip, method: 'PUT', headers: { cookie, origin: 'http://evil.example' } });
+  assert.equal(cross.status, 403);
+  const same = await req('/ops/queues/api/queues/domains/retry/failed', { ip, method: 'PUT', headers: { cookie, origin: stack.baseUrl } });
+  assert.equal(same.status, 200, 'from the app itself it works');
 
   for (const token of [undefined, 'wrong']) {
     const body = new URLSearchParams({ survey: 'api-survey', ...(token ? { _csrf: token } : {}) });

@@ -5,6 +5,46 @@
 export type SmtpBehavior = 'normal' | 'refuse' | 'silent' | 'tempfail' | 'greylist' | 'slow';
 export type CertKind = 'valid' | 'self-signed' | 'expired' | 'wrong-name';
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+/** v2: the key of a host certificate. */
+export type CertKeyType = 'rsa-1024' | 'rsa-2048' | 'rsa-4096' | 'ecdsa-p256';
+export type DnssecState = 'secure' | 'insecure' | 'bogus';
+
+/** v2: one TLSA record at `_25._tcp.<host name>` (RFC 6698 §2.1, RFC 7672). */
+export interface LabTlsa {
+  usage: 0 | 1 | 2 | 3;
+  selector: 0 | 1;
+  matching: 0 | 1 | 2;
+  /** true: the data is computed from what the host presents; false: it matches nothing. */
+  matches: boolean;
+}
+
+/** v2: an extra record of `records`, served verbatim. */
+export interface LabRecord {
+  /** A-label, lower case; may start with `*.` (RFC 4592 wildcard). */
+  name: string;
+  type: 'A' | 'TXT' | 'CNAME' | 'MX' | 'TLSA';
+  value: string;
+}
+
+/** v2: the key of one DKIM selector (RFC 6376 §3.6.1, RFC 8463). */
+export interface LabDkimKeySpec {
+  type: 'rsa' | 'ed25519';
+  /** RSA modulus length; ignored for ed25519. */
+  bits: number;
+  testing: boolean;
+  revoked: boolean;
+}
+
+/** v2: the MTA-STS policy host `mta-sts.<domain>` (RFC 8461 §3.3). */
+export interface LabMtaStsPolicy {
+  https: 'ok' | 'refuse' | 'timeout' | '404' | 'self-signed' | 'expired' | 'wrong-name';
+  body: string;
+  contentType: string;
+  /** `mta-sts.<domain>` (A-label). */
+  name: string;
+  /** Allocated like host addresses. */
+  ip: string;
+}
 
 export interface LabHost {
   /** The id in `hosts`, or a generated one for inline hosts (e.g. `alpha.test#mx1`, `alpha.test#out`). */
@@ -20,11 +60,24 @@ export interface LabHost {
     behavior: SmtpBehavior;
     bannerDelayMs: number;
     starttls: boolean;
-    tls: { cert: CertKind; minVersion: TlsVersion };
+    tls: {
+      cert: CertKind;
+      minVersion: TlsVersion;
+      /** v2 */
+      key: CertKeyType;
+      /** v2: days after the world clock; null = the default (365, `expired`: -30), see lab/ca.ts. */
+      notAfterDays: number | null;
+      /** v2: complete = leaf + intermediate, leaf-only = the leaf alone. */
+      chain: 'complete' | 'leaf-only';
+    };
     openRelay: boolean;
     relayDenyCode: 550 | 554 | 530;
   };
   dnsbl: boolean | 'error';
+  /** v2: TLSA records at `_25._tcp.<name>`. */
+  tlsa: LabTlsa[];
+  /** v2: DNSSEC state of the host's own names; null = that of the lab domain its name falls under, else insecure. */
+  dnssec: DnssecState | null;
 }
 
 export interface LabSender {
@@ -43,21 +96,26 @@ export interface LabDomain {
   mx: string[] | 'null';
   spf: string | null;
   extraTxt: string[];
-  dkim: { selectors: string[] } | null;
+  /** `keys` has an entry for every selector (v2 defaults applied: RSA-2048). */
+  dkim: { selectors: string[]; keys: Record<string, LabDkimKeySpec> } | null;
   dmarc: string | null;
   mtaSts: string | null;
+  /** v2 */
+  mtaStsPolicy: LabMtaStsPolicy | null;
   tlsRpt: string | null;
-  dnssec: 'secure' | 'insecure' | 'bogus';
+  dnssec: DnssecState;
   dnsFault: 'servfail' | 'timeout' | 'refused' | null;
   sender: LabSender | null;
 }
 
 export interface LabWorld {
-  version: 1;
+  version: 1 | 2;
   name: string;
   observedAt: string | null;
   latency: { dnsMs: number; smtpRttMs: number };
   dnsbls: string[];
   hosts: Map<string, LabHost>;
   domains: LabDomain[];
+  /** v2: extra records, served verbatim. */
+  records: LabRecord[];
 }

@@ -1,4 +1,4 @@
-// Reads a lab world file (../shared/LAB-WORLD.md, version 1) into the normalized model of lab/model.ts: the
+// Reads a lab world file (../shared/LAB-WORLD.md, versions 1 and 2) into the normalized model of lab/model.ts: the
 // file is validated against lab/world.schema.json (every error, with its JSON path), then every default is
 // applied, populations are expanded, inline hosts get ids, names and addresses, and names go to A-label form.
 // Everything is linear in the size of the world: benchmark worlds have 50,000 domains.
@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { InputError } from '../lib/errors.ts';
-import type { LabDomain, LabHost, LabSender, LabWorld } from './model.ts';
+import type { LabDkimKeySpec, LabDomain, LabHost, LabMtaStsPolicy, LabRecord, LabSender, LabWorld } from './model.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -86,6 +86,7 @@ function schemaProblems(errors: ErrorObject[]): Problem[] {
           path: jsonPath(e.instancePath),
           message: /^\/populations\/\d+\/name$/.test(e.instancePath)
             ? 'must contain {i}'
+            : /^\/records\/\d+\/name$/.test(e.instancePath) ? 'must be a DNS name, optionally starting with "*."'
             : /\/mailFrom$/.test(e.instancePath) ? 'must be an address local@domain' : e.message ?? 'bad pattern',
         };
         break;
@@ -142,11 +143,19 @@ type RawHost = {
     behavior?: LabHost['smtp']['behavior'];
     bannerDelayMs?: number;
     starttls?: boolean;
-    tls?: { cert?: LabHost['smtp']['tls']['cert']; minVersion?: LabHost['smtp']['tls']['minVersion'] };
+    tls?: {
+      cert?: LabHost['smtp']['tls']['cert'];
+      minVersion?: LabHost['smtp']['tls']['minVersion'];
+      key?: LabHost['smtp']['tls']['key'];
+      notAfterDays?: number;
+      chain?: LabHost['smtp']['tls']['chain'];
+    };
     openRelay?: boolean;
     relayDenyCode?: 550 | 554 | 530;
   };
   dnsbl?: boolean | 'error';
+  tlsa?: Array<{ usage: 0 | 1 | 2 | 3; selector: 0 | 1; matching: 0 | 1 | 2; matches?: boolean }>;
+  dnssec?: 'secure' | 'insecure' | 'bogus';
 };
 type RawSender = { host?: string | RawHost; starttls?: boolean; dkimSign?: string | null; mailFrom?: string };
 type RawDomain = {
@@ -154,16 +163,18 @@ type RawDomain = {
   mx?: Array<string | RawHost> | 'null';
   spf?: string | null;
   extraTxt?: string[];
-  dkim?: { selectors: string[] } | null;
+  dkim?: { selectors: string[]; keys?: Record<string, Partial<LabDkimKeySpec>> } | null;
   dmarc?: string | null;
   mtaSts?: string | null;
+  mtaStsPolicy?: { https?: LabMtaStsPolicy['https']; body?: string; contentType?: string } | null;
   tlsRpt?: string | null;
   dnssec?: LabDomain['dnssec'];
   dnsFault?: LabDomain['dnsFault'];
   sender?: RawSender | null;
 };
 type RawWorld = {
-  version: 1;
+  version: 1 | 2;
+  records?: Array<{ name: string; type: LabRecord['type']; value: string }>;
   name: string;
   observedAt?: string;
   latency?: { dnsMs?: number; smtpRttMs?: number };
@@ -211,6 +222,7 @@ function normalize(w: RawWorld, source: string): LabWorld {
   const ipOwner = new Map<number, string>(); // explicit addresses -> JSON path of the host that took it
   const unallocated: LabHost[] = [];
   const domainPath = new Map<string, string>();
+  const policyHosts: LabMtaStsPolicy[] = [];
 
   const name = (n: string, path: string): string => {
     const a = toALabel(n);
@@ -221,7 +233,15 @@ function normalize(w: RawWorld, source: string): LabWorld {
     return a;
   };
 
+  // A v2 field in a version-1 world is an error, not silently honoured: the file claims a format that lacks it.
+  const v2 = (present: boolean, path: string) => {
+    if (present && w.version === 1) problems.push({ path, message: 'is a version 2 field: set "version": 2 to use it' });
+  };
+
   const makeHost = (r: RawHost, id: string, defaultName: string, path: string): LabHost => {
+    v2(r.tlsa !== undefined, `${path}.tlsa`);
+    v2(r.dnssec !== undefined, `${path}.dnssec`);
+    for (const f of ['key', 'notAfterDays', 'chain'] as const) v2(r.smtp?.tls?.[f] !== undefined, `${path}.smtp.tls.${f}`);
     const hostName = r.name !== undefined ? name(r.name, `${path}.name`) : defaultName;
     let ip = '';
     if (r.ip !== undefined) {
@@ -248,11 +268,19 @@ function normalize(w: RawWorld, source: string): LabWorld {
         behavior: smtp.behavior ?? 'normal',
         bannerDelayMs: smtp.bannerDelayMs ?? 0,
         starttls: smtp.starttls ?? true,
-        tls: { cert: smtp.tls?.cert ?? 'valid', minVersion: smtp.tls?.minVersion ?? 'TLSv1.2' },
+        tls: {
+          cert: smtp.tls?.cert ?? 'valid',
+          minVersion: smtp.tls?.minVersion ?? 'TLSv1.2',
+          key: smtp.tls?.key ?? 'rsa-2048',
+          notAfterDays: smtp.tls?.notAfterDays ?? null,
+          chain: smtp.tls?.chain ?? 'complete',
+        },
         openRelay: smtp.openRelay ?? false,
         relayDenyCode: smtp.relayDenyCode ?? 550,
       },
       dnsbl: r.dnsbl ?? false,
+      tlsa: (r.tlsa ?? []).map((t) => ({ usage: t.usage, selector: t.selector, matching: t.matching, matches: t.matches ?? true })),
+      dnssec: r.dnssec ?? null,
     };
     // The forward name must keep reaching the host, so a mismatching PTR cannot name it: publish the PTR under
     // a name of its own, whose A record points elsewhere (see docs/lab.md).
@@ -313,15 +341,50 @@ function normalize(w: RawWorld, source: string): LabWorld {
       }
       sender = { hostId, starttls: s.starttls ?? true, dkimSign: s.dkimSign ?? null, mailFrom };
     }
+    let dkim: LabDomain['dkim'] = null;
+    if (d.dkim) {
+      v2(d.dkim.keys !== undefined, `${path}.dkim.keys`);
+      const selectors = d.dkim.selectors.map((s) => s.toLowerCase());
+      const keys: Record<string, LabDkimKeySpec> = {};
+      const given = new Map(Object.entries(d.dkim.keys ?? {}).map(([k, v]) => [k.toLowerCase(), { k, v }]));
+      for (const [lower, { k }] of given) {
+        if (!selectors.includes(lower)) problems.push({ path: `${path}.dkim.keys${jsonPath('', k).slice(1)}`, message: `selector "${k}" is not in dkim.selectors` });
+      }
+      for (const sel of selectors) {
+        const spec = given.get(sel)?.v ?? {};
+        const type = spec.type ?? 'rsa';
+        keys[sel] = { type, bits: type === 'rsa' ? spec.bits ?? 2048 : 0, testing: spec.testing ?? false, revoked: spec.revoked ?? false };
+        if (type === 'ed25519' && spec.bits !== undefined) {
+          problems.push({ path: `${path}.dkim.keys${jsonPath('', given.get(sel)!.k).slice(1)}.bits`, message: 'applies to rsa keys only' });
+        }
+      }
+      dkim = { selectors, keys };
+    }
+    let mtaStsPolicy: LabMtaStsPolicy | null = null;
+    if (d.mtaStsPolicy) {
+      v2(true, `${path}.mtaStsPolicy`);
+      const p = d.mtaStsPolicy;
+      const mxNames = mx === 'null' ? [] : mx.map((id) => hosts.get(id)?.name).filter((x): x is string => x !== undefined);
+      mtaStsPolicy = {
+        https: p.https ?? 'ok',
+        // Default: a valid enforce policy naming every MX host (RFC 8461 §3.2), so `https` alone is a usable world.
+        body: p.body ?? `version: STSv1\r\nmode: enforce\r\n${mxNames.map((n) => `mx: ${n}\r\n`).join('')}max_age: 604800\r\n`,
+        contentType: p.contentType ?? 'text/plain',
+        name: `mta-sts.${dn}`,
+        ip: '',
+      };
+      policyHosts.push(mtaStsPolicy);
+    }
     domains.push({
       name: dn,
       displayName,
       mx,
       spf: d.spf ?? null,
       extraTxt: d.extraTxt ?? [],
-      dkim: d.dkim ? { selectors: d.dkim.selectors.map((s) => s.toLowerCase()) } : null,
+      dkim,
       dmarc: d.dmarc ?? null,
       mtaSts: d.mtaSts ?? null,
+      mtaStsPolicy,
       tlsRpt: d.tlsRpt ?? null,
       dnssec: d.dnssec ?? 'insecure',
       dnsFault: d.dnsFault ?? null,
@@ -347,30 +410,112 @@ function normalize(w: RawWorld, source: string): LabWorld {
     }
   });
 
-  // Addresses for hosts without one, after every explicit address is known.
+  const records = normalizeRecords(w, problems, hosts, domainPath);
+
+  // Addresses for hosts without one, after every explicit address is known; then the MTA-STS policy hosts.
   let next = ipToNumber(FIRST_ALLOCATED);
-  for (const h of unallocated) {
+  for (const h of [...unallocated, ...policyHosts] as Array<{ ip: string; id?: string; name: string }>) {
     while (ipOwner.has(next) || (next & 255) === 0 || (next & 255) === 255) next++;
     if (next >= LOOPBACK_HIGH) {
       problems.push({ path: '$', message: 'more hosts than free addresses in 127.100.0.0-127.255.255.254' });
       break;
     }
     h.ip = numberToIp(next);
-    ipOwner.set(next, h.id);
+    ipOwner.set(next, h.id ?? h.name);
     next++;
   }
 
   const dnsbls = (w.dnsbls ?? DEFAULT_DNSBLS).map((z, i) => name(z, `$.dnsbls[${i}]`));
   if (problems.length > 0) fail(source, problems);
   return {
-    version: 1,
+    version: w.version,
     name: w.name,
     observedAt: w.observedAt ?? null,
     latency: { dnsMs: w.latency?.dnsMs ?? 0, smtpRttMs: w.latency?.smtpRttMs ?? 0 },
     dnsbls,
     hosts,
     domains,
+    records,
   };
+}
+
+/** A DNS name of `records`: A-label form, keeping a leading `*.` (RFC 4592 §2.1.1: `*` only as the whole leftmost label). */
+function recordName(n: string): string | null {
+  const wild = n.startsWith('*.');
+  const rest = wild ? n.slice(2) : n;
+  if (rest.includes('*')) return null;
+  const a = toALabel(rest);
+  return a === null ? null : wild ? `*.${a}` : a;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Checks and normalizes top-level `records` (v2); values are kept verbatim, names go to A-label form. */
+function normalizeRecords(w: RawWorld, problems: Problem[], hosts: Map<string, LabHost>, domainPath: Map<string, string>): LabRecord[] {
+  if (w.records === undefined) return [];
+  if (w.version === 1) {
+    problems.push({ path: '$.records', message: 'is a version 2 field: set "version": 2 to use it' });
+    return [];
+  }
+  const out: LabRecord[] = [];
+  const byName = new Map<string, Array<{ type: string; path: string }>>();
+  w.records.forEach((r, i) => {
+    const path = `$.records[${i}]`;
+    const name = recordName(r.name);
+    if (name === null) {
+      problems.push({ path: `${path}.name`, message: `"${r.name}" is not a valid DNS name (a wildcard is "*." followed by a name)` });
+      return;
+    }
+    let value = r.value;
+    let bad: string | null = null;
+    switch (r.type) {
+      case 'A':
+        if (!IPV4.test(value)) bad = 'must be an IPv4 address';
+        break;
+      case 'CNAME': {
+        const t = toALabel(value);
+        if (t === null) bad = 'must be a DNS name';
+        else value = t;
+        break;
+      }
+      case 'MX': {
+        const m = /^(\d{1,5})\s+(\S+)$/.exec(value.trim());
+        const ex = m ? (m[2] === '.' ? '.' : toALabel(m[2])) : null;
+        if (!m || Number(m[1]) > 65535 || ex === null) bad = 'must be "<preference 0-65535> <exchange>", e.g. "10 mx.example.test"';
+        else value = `${Number(m[1])} ${ex}`;
+        break;
+      }
+      case 'TLSA': {
+        // RFC 6698 §2.2: usage, selector, matching type (each 0-255) and the association data in hex.
+        const m = /^(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})\s+([0-9A-Fa-f]+)$/.exec(value.trim());
+        if (!m || [m[1], m[2], m[3]].some((x) => Number(x) > 255) || m[4].length % 2 !== 0) {
+          bad = 'must be "<usage> <selector> <matching> <hex data>", e.g. "3 1 1 ab12…"';
+        } else value = `${Number(m[1])} ${Number(m[2])} ${Number(m[3])} ${m[4].toLowerCase()}`;
+        break;
+      }
+      default:
+        break; // TXT: verbatim
+    }
+    if (bad !== null) {
+      problems.push({ path: `${path}.value`, message: bad });
+      return;
+    }
+    const list = byName.get(name) ?? [];
+    // RFC 1034 §3.6.2 / RFC 2181 §10.1: a name with a CNAME has no other data.
+    const clash = list.find((o) => o.type === 'CNAME' || r.type === 'CNAME');
+    if (clash) problems.push({ path: `${path}.name`, message: `a CNAME cannot share its name with other records (${name}, also at ${clash.path})` });
+    list.push({ type: r.type, path });
+    byName.set(name, list);
+    out.push({ name, type: r.type, value });
+  });
+  const hostNames = new Set([...hosts.values()].flatMap((h) => [h.name, h.ptr ?? h.name]));
+  for (const [name, list] of byName) {
+    const cname = list.find((o) => o.type === 'CNAME');
+    if (!cname) continue;
+    if (domainPath.has(name)) problems.push({ path: `${cname.path}.name`, message: `${name} is a domain of the world: its apex has SOA and NS, so it cannot be a CNAME` });
+    else if (hostNames.has(name)) problems.push({ path: `${cname.path}.name`, message: `${name} is a host name (it has an A record), so it cannot be a CNAME` });
+  }
+  return out;
 }
 
 /** Every host an SMTP server must run for: shared hosts and inline ones, in creation order. */

@@ -60,8 +60,8 @@ test('the example gets every default, expanded populations, inline hosts and all
   const big = w.hosts.get('bigmail')!;
   assert.deepEqual(big, {
     id: 'bigmail', ip: '127.100.0.1', name: 'mx.bigmail.test', ptr: 'mx.bigmail.test', ptrMismatch: false,
-    smtp: { behavior: 'normal', bannerDelayMs: 0, starttls: true, tls: { cert: 'valid', minVersion: 'TLSv1.2' }, openRelay: false, relayDenyCode: 550 },
-    dnsbl: false,
+    smtp: { behavior: 'normal', bannerDelayMs: 0, starttls: true, tls: { cert: 'valid', minVersion: 'TLSv1.2', key: 'rsa-2048', notAfterDays: null, chain: 'complete' }, openRelay: false, relayDenyCode: 550 },
+    dnsbl: false, tlsa: [], dnssec: null,
   });
   // The inline MX host: generated id and name; 127.100.0.1 is taken, so it gets the next address.
   const inline = w.hosts.get('open.test#mx1')!;
@@ -73,7 +73,8 @@ test('the example gets every default, expanded populations, inline hosts and all
   const [alpha, open, broken1] = w.domains;
   assert.deepEqual(alpha, {
     name: 'alpha.test', displayName: 'alpha.test', mx: ['bigmail'], spf: 'v=spf1 ip4:127.100.0.1 -all', extraTxt: [],
-    dkim: { selectors: ['s1'] }, dmarc: null, mtaSts: null, tlsRpt: null, dnssec: 'secure', dnsFault: null,
+    dkim: { selectors: ['s1'], keys: { s1: { type: 'rsa', bits: 2048, testing: false, revoked: false } } },
+    dmarc: null, mtaSts: null, mtaStsPolicy: null, tlsRpt: null, dnssec: 'secure', dnsFault: null,
     sender: { hostId: 'bigmail', starttls: true, dkimSign: 's1', mailFrom: 'postmaster@alpha.test' },
   });
   // sender.host defaults to "mx": the domain's first MX host.
@@ -126,7 +127,7 @@ test('ptr: default = name, null = none, and a mismatching PTR gets a name of its
 
 test('an invalid world reports every schema error, each with its JSON path', () => {
   const lines = errorsOf({
-    version: 2,
+    version: 3,
     name: '',
     extra: true,
     latency: { dnsMs: -1 },
@@ -139,7 +140,7 @@ test('an invalid world reports every schema error, each with its JSON path', () 
   });
   const expected = [
     '$.extra: unknown field',
-    '$.version: must be 1',
+    '$.version: must be one of 1, 2',
     '$.name: must NOT have fewer than 1 characters',
     '$.latency.dnsMs: must be >= 0',
     '$.hosts["bad id"]: is not a valid host id',
@@ -266,4 +267,90 @@ test('a 50,000-domain world loads in linear time', () => {
   assert.equal(new Set([...w.hosts.values()].map((h) => h.ip)).size, 60002);
   // Quadratic work would take minutes here; linear takes well under a second even on a busy machine.
   assert.ok(ms < 15000, `took ${ms} ms`);
+});
+
+test('v2: a v2 field in a version-1 world is an error naming its path', () => {
+  const lines = errorsOf(base({
+    records: [{ name: 'x.test', type: 'A', value: '127.100.9.9' }],
+    hosts: { h: { tlsa: [{ usage: 3, selector: 1, matching: 1 }], dnssec: 'secure', smtp: { tls: { key: 'ecdsa-p256', notAfterDays: 5, chain: 'leaf-only' } } } },
+    domains: [{ name: 'a.test', mx: ['h'], dkim: { selectors: ['s1'], keys: { s1: { type: 'ed25519' } } }, mtaStsPolicy: { https: 'ok' } }],
+  }));
+  const need = 'is a version 2 field: set "version": 2 to use it';
+  assert.deepEqual(lines.sort(), [
+    `$.domains[0].dkim.keys: ${need}`,
+    `$.domains[0].mtaStsPolicy: ${need}`,
+    `$.hosts.h.dnssec: ${need}`,
+    `$.hosts.h.smtp.tls.chain: ${need}`,
+    `$.hosts.h.smtp.tls.key: ${need}`,
+    `$.hosts.h.smtp.tls.notAfterDays: ${need}`,
+    `$.hosts.h.tlsa: ${need}`,
+    `$.records: ${need}`,
+  ]);
+});
+
+test('v2: bad records, TLSA parameters and DKIM keys are reported with their JSON paths', () => {
+  const lines = errorsOf({
+    version: 2,
+    name: 'w',
+    records: [
+      { name: 'a.x.test', type: 'A', value: '10.0.0.300' },
+      { name: 'm.x.test', type: 'MX', value: 'mx.x.test' },
+      { name: 't.x.test', type: 'TLSA', value: '3 1 1 abc' },
+      { name: 'a*.x.test', type: 'TXT', value: 'hi' },
+      { name: 'c.x.test', type: 'CNAME', value: 'a.x.test' },
+      { name: 'c.x.test', type: 'TXT', value: 'clash' },
+      { name: 'd.test', type: 'CNAME', value: 'a.x.test' },
+      { name: 'q.x.test', type: 'SRV', value: '1' },
+    ],
+    hosts: { h: { tlsa: [{ usage: 4, selector: 1, matching: 1 }] } },
+    domains: [{ name: 'd.test', mx: ['h'], dkim: { selectors: ['s1'], keys: { s2: {}, s1: { type: 'ed25519', bits: 1024 } } }, mtaStsPolicy: { https: 'maybe' } }],
+  });
+  for (const l of [
+    '$.records[3].name: must be a DNS name, optionally starting with "*."',
+    '$.records[7].type: must be one of "A", "TXT", "CNAME", "MX", "TLSA"',
+    '$.hosts.h.tlsa[0].usage: must be one of 0, 1, 2, 3',
+    '$.domains[0].mtaStsPolicy.https: must be one of "ok", "refuse", "timeout", "404", "self-signed", "expired", "wrong-name"',
+  ]) assert.ok(lines.some((x) => x.startsWith(l)), `missing ${l} in\n${lines.join('\n')}`);
+  // The semantic checks run once the schema passes.
+  const semantic = errorsOf({ version: 2, name: 'w', records: [
+    { name: 'a.x.test', type: 'A', value: '10.0.0.300' },
+    { name: 'm.x.test', type: 'MX', value: 'mx.x.test' },
+    { name: 't.x.test', type: 'TLSA', value: '3 1 1 abc' },
+    { name: '*.*.x.test', type: 'TXT', value: 'hi' },
+    { name: 'c.x.test', type: 'CNAME', value: 'a.x.test' },
+    { name: 'c.x.test', type: 'TXT', value: 'clash' },
+    { name: 'd.test', type: 'CNAME', value: 'a.x.test' },
+  ], domains: [{ name: 'd.test', dkim: { selectors: ['s1'], keys: { s2: {}, s1: { type: 'ed25519', bits: 1024 } } } }] });
+  assert.deepEqual(semantic.sort(), [
+    '$.domains[0].dkim.keys.s1.bits: applies to rsa keys only',
+    '$.domains[0].dkim.keys.s2: selector "s2" is not in dkim.selectors',
+    '$.records[0].value: must be an IPv4 address',
+    '$.records[1].value: must be "<preference 0-65535> <exchange>", e.g. "10 mx.example.test"',
+    '$.records[2].value: must be "<usage> <selector> <matching> <hex data>", e.g. "3 1 1 ab12…"',
+    '$.records[3].name: "*.*.x.test" is not a valid DNS name (a wildcard is "*." followed by a name)',
+    '$.records[5].name: a CNAME cannot share its name with other records (c.x.test, also at $.records[4])',
+    '$.records[6].name: d.test is a domain of the world: its apex has SOA and NS, so it cannot be a CNAME',
+  ]);
+});
+
+test('v2: defaults of the v2 fields, and policy hosts get addresses after the mail hosts', () => {
+  const w = loadWorld({
+    version: 2, name: 'w',
+    hosts: { h: { tlsa: [{ usage: 3, selector: 1, matching: 1 }] } },
+    domains: [{ name: 'd.test', mx: ['h'], dkim: { selectors: ['a', 'b'], keys: { b: { type: 'ed25519', testing: true } } }, mtaStsPolicy: {} }],
+    records: [{ name: '*.D.test', type: 'MX', value: '5  MX.d.test' }],
+  });
+  assert.equal(w.version, 2);
+  const h = w.hosts.get('h')!;
+  assert.deepEqual(h.tlsa, [{ usage: 3, selector: 1, matching: 1, matches: true }]);
+  assert.equal(h.dnssec, null);
+  assert.deepEqual(w.domains[0].dkim!.keys, {
+    a: { type: 'rsa', bits: 2048, testing: false, revoked: false },
+    b: { type: 'ed25519', bits: 0, testing: true, revoked: false },
+  });
+  assert.deepEqual(w.domains[0].mtaStsPolicy, {
+    https: 'ok', contentType: 'text/plain', name: 'mta-sts.d.test', ip: '127.100.0.2',
+    body: 'version: STSv1\r\nmode: enforce\r\nmx: h.hosts.lab.test\r\nmax_age: 604800\r\n',
+  });
+  assert.deepEqual(w.records, [{ name: '*.d.test', type: 'MX', value: '5 mx.d.test' }]);
 });

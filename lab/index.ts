@@ -106,7 +106,10 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
     throw new InputError(`cannot create the lab state directory ${stateDir}: ${(err as Error).message}`);
   }
 
-  const ca = await createLabCa();
+  // Every key type the world's certificates need, ready before any process issues (the shards get them).
+  const keyTypes = new Set([...world.hosts.values()].filter((h) => h.smtp.starttls && h.smtp.behavior !== 'refuse').map((h) => h.smtp.tls.key));
+  if (world.domains.some((d) => d.mtaStsPolicy)) keyTypes.add('rsa-2048');
+  const ca = await createLabCa({ observedAt: world.observedAt, stateDir, keyTypes });
   const caFile = path.join(stateDir, 'lab-ca.pem');
   writeFileSync(caFile, ca.caCertPem);
 
@@ -135,7 +138,7 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
     if (shards > 1) {
       try {
         shardProcesses = await startShardProcesses(
-          { worldPath: path.resolve(worldOrPath as string), port: smtp.port, caCertPem: ca.caCertPem, caKeyPem: ca.caKeyPem, logFile },
+          { worldPath: path.resolve(worldOrPath as string), port: smtp.port, ca: ca.material(), logFile },
           shards,
         );
       } catch (err) {

@@ -5,15 +5,15 @@
 // and stops when the parent disconnects or sends SIGTERM.
 import { createWriteStream } from 'node:fs';
 import { loadWorld } from './world.ts';
-import { createLabCa } from './ca.ts';
+import { createLabCa, type CaMaterial } from './ca.ts';
 import { startSmtpHosts, type SmtpHosts } from './smtp-server.ts';
 
 export interface ShardStart {
   worldPath: string;
   port: number;
   shard: { index: number; count: number };
-  caCertPem: string;
-  caKeyPem: string;
+  /** The parent's CA, so every process presents the same certificates. */
+  ca: CaMaterial;
   logFile: string;
 }
 
@@ -35,7 +35,7 @@ if (process.send) {
     process.once('disconnect', stop);
     try {
       const world = loadWorld(msg.worldPath);
-      const ca = await createLabCa({ caCertPem: msg.caCertPem, caKeyPem: msg.caKeyPem });
+      const ca = await createLabCa({ existing: msg.ca });
       smtp = await startSmtpHosts(world, {
         port: msg.port,
         ca,

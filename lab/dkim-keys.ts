@@ -2,8 +2,11 @@
 // every process must hold the same key without sharing state: it is derived deterministically from a fixed
 // seed (a SHA-256 counter stream feeding node-forge's pure-JS RSA generator) and cached as PEM in os.tmpdir(),
 // because pure-JS RSA-2048 generation takes seconds. One key serves every selector of every lab domain.
-// It is a test key, public by construction: never use it outside the lab.
+// v2 (`dkim.keys`): one key per kind — RSA of another size (its own seed and cache file) or Ed25519 (RFC 8463;
+// the 32-byte seed is a hash, so deriving it is instant) — shared by every selector of that kind.
+// They are test keys, public by construction: never use them outside the lab.
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import type { LabDkimKeySpec } from './model.ts';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,8 +39,9 @@ function seededPrng(seed: string) {
   };
 }
 
-function derive(): string {
-  const pair = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001, prng: seededPrng(SEED), workers: -1 });
+function derive(bits = 2048): string {
+  const seed = bits === 2048 ? SEED : `${SEED} rsa-${bits}`;
+  const pair = forge.pki.rsa.generateKeyPair({ bits, e: 0x10001, prng: seededPrng(seed), workers: -1 });
   return forge.pki.privateKeyToPem(pair.privateKey);
 }
 
@@ -47,20 +51,32 @@ function fromPem(privateKeyPem: string): LabDkimKey {
 }
 
 let cached: LabDkimKey | undefined;
+const cachedRsa = new Map<number, LabDkimKey>();
+let cachedEd25519: LabDkimKey | undefined;
 
 /** The lab DKIM key, the same in every process (derived once, then read from the cache file). */
 export function labDkimKey(): LabDkimKey {
-  if (cached) return cached;
-  const file = path.join(os.tmpdir(), CACHE_FILE);
+  cached ??= rsaKey(2048);
+  return cached;
+}
+
+function rsaKey(bits: number): LabDkimKey {
+  const hit = cachedRsa.get(bits);
+  if (hit) return hit;
+  const file = path.join(os.tmpdir(), bits === 2048 ? CACHE_FILE : CACHE_FILE.replace('.pem', `-rsa-${bits}.pem`));
   try {
     const pem = readFileSync(file, 'utf8');
-    cached = fromPem(pem);
-    return cached;
+    const k = fromPem(pem);
+    if (createPrivateKey(pem).asymmetricKeyDetails?.modulusLength === bits) {
+      cachedRsa.set(bits, k);
+      return k;
+    }
   } catch {
     // Missing or unreadable: derive it again (the result is the same).
   }
-  const pem = derive();
-  cached = fromPem(pem);
+  const pem = derive(bits);
+  const key = fromPem(pem);
+  cachedRsa.set(bits, key);
   try {
     mkdirSync(path.dirname(file), { recursive: true });
     // Write then rename, so a concurrent reader never sees half a PEM.
@@ -70,7 +86,34 @@ export function labDkimKey(): LabDkimKey {
   } catch {
     // A read-only tmpdir only costs the next process the derivation time.
   }
-  return cached;
+  return key;
+}
+
+/** RFC 8410 §7: PKCS#8 of an Ed25519 private key is this prefix and the 32-byte seed. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function ed25519Key(): LabDkimKey {
+  if (cachedEd25519) return cachedEd25519;
+  const seed = createHash('sha256').update(`${SEED} ed25519`).digest();
+  const priv = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  // RFC 8463 §4.2: p= is the base64 of the raw 32-byte public key, not of a SubjectPublicKeyInfo.
+  const raw = Buffer.from(createPublicKey(priv).export({ format: 'jwk' }).x as string, 'base64url');
+  cachedEd25519 = { privateKeyPem: priv.export({ type: 'pkcs8', format: 'pem' }) as string, publicKeyBase64: raw.toString('base64') };
+  return cachedEd25519;
+}
+
+/** The key of a `dkim.keys` entry: the same for every selector of that kind, in every process. */
+export function labDkimKeyFor(spec: Pick<LabDkimKeySpec, 'type' | 'bits'>): LabDkimKey {
+  return spec.type === 'ed25519' ? ed25519Key() : rsaKey(spec.bits);
+}
+
+/**
+ * The DKIM key record of a selector (RFC 6376 §3.6.1): `k=` its type, `t=y` when testing, and an empty `p=`
+ * when revoked. The default key (RSA-2048, not testing, not revoked) gives labDkimRecord().
+ */
+export function dkimRecordFor(spec: LabDkimKeySpec): string {
+  const p = spec.revoked ? '' : labDkimKeyFor(spec).publicKeyBase64;
+  return `v=DKIM1; k=${spec.type}; ${spec.testing ? 't=y; ' : ''}p=${p}`;
 }
 
 /**

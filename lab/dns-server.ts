@@ -5,8 +5,10 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Answer, Packet, Question } from 'dns-packet';
-import type { LabDomain, LabWorld } from './model.ts';
-import { labDkimRecord } from './dkim-keys.ts';
+import { createHash, X509Certificate } from 'node:crypto';
+import type { DnssecState, LabDomain, LabHost, LabTlsa, LabWorld } from './model.ts';
+import { dkimRecordFor, labDkimRecord } from './dkim-keys.ts';
+import type { LabCa } from './ca.ts';
 import { MISMATCH_ADDRESS } from './world.ts';
 import { InputError } from '../lib/errors.ts';
 
@@ -15,6 +17,8 @@ export interface DnsServerOptions {
   host?: string;
   /** 0 picks a free ephemeral port (the same one for UDP and TCP). */
   port: number;
+  /** The lab CA: TLSA records (v2) are computed from the certificates it issues. Required when a host has `tlsa`. */
+  ca?: LabCa;
 }
 
 export interface DnsServer {
@@ -53,6 +57,22 @@ type Zone = {
 /** An RRset per type; an empty map is an empty non-terminal (exists, no data: NOERROR/NODATA). */
 type Node = Map<string, Answer[]>;
 
+/** Longest CNAME chain the resolver follows (RFC 1034 §3.6.2 says chains should be short; loops end here). */
+const MAX_CNAME_CHAIN = 8;
+
+/**
+ * RFC 6698 §2.1: the association data of a TLSA record for what a host presents. Usages 1 and 3 match the
+ * leaf, 0 and 2 its issuer (the intermediate, or the leaf itself when self-signed); selector 0 is the whole
+ * certificate, 1 its SubjectPublicKeyInfo; matching 0 is the data itself, 1 SHA-256, 2 SHA-512.
+ * `matches: false` inverts every bit: same length, matches nothing.
+ */
+export function tlsaData(t: LabTlsa, presented: { leafDer: Buffer; issuerDer: Buffer }): Buffer {
+  const der = t.usage === 1 || t.usage === 3 ? presented.leafDer : presented.issuerDer;
+  const selected = t.selector === 0 ? der : new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
+  const data = t.matching === 0 ? Buffer.from(selected) : createHash(t.matching === 1 ? 'sha256' : 'sha512').update(selected).digest();
+  return t.matches ? data : Buffer.from(data.map((b) => b ^ 0xff));
+}
+
 /** A TXT value split into character-strings of at most 255 bytes (RFC 1035 §3.3.14, RFC 7208 §3.3). */
 export function txtStrings(text: string): Buffer[] {
   const bytes = Buffer.from(text, 'utf8');
@@ -89,10 +109,12 @@ export class LabZoneIndex {
   readonly names = new Map<string, Node>();
   readonly zones = new Map<string, Zone>();
   readonly rootSoa = soaFor('');
-  /** The DKIM key record's strings, built once and shared by every selector of every domain. */
-  private dkimStrings: Buffer[] | undefined;
+  /** The DKIM key record's strings, built once per distinct record and shared by every selector using it. */
+  private readonly dkimStrings = new Map<string, Buffer[]>();
+  /** v2: the DNSSEC state of names that do not take their zone's (hosts with `dnssec`). */
+  readonly nameState = new Map<string, DnssecState>();
 
-  constructor(world: LabWorld) {
+  constructor(world: LabWorld, ca?: LabCa) {
     this.addZone('lab.test', null);
     this.addZone('127.in-addr.arpa', null);
     for (const d of world.domains) this.addZone(d.name, d);
@@ -106,7 +128,13 @@ export class LabZoneIndex {
       this.ensureZoneFor(h.name);
       this.add({ name: h.name, type: 'A', ttl: TTL, data: h.ip } as Answer);
       forward.add(h.name);
+      if (h.tlsa.length > 0) this.addTlsa(h, ca);
+      if (h.dnssec !== null) {
+        this.nameState.set(h.name, h.dnssec);
+        this.nameState.set(`_25._tcp.${h.name}`, h.dnssec);
+      }
     }
+    for (const r of world.records) this.addRecord(r);
     for (const h of world.hosts.values()) {
       if (h.ptr === null) continue; // no PTR record: the reverse name does not exist
       this.add({ name: reverseName(h.ip), type: 'PTR', ttl: TTL, data: h.ptr } as Answer);
@@ -159,11 +187,86 @@ export class LabZoneIndex {
     if (d.dmarc !== null) this.txt(`_dmarc.${n}`, d.dmarc);
     if (d.mtaSts !== null) this.txt(`_mta-sts.${n}`, d.mtaSts);
     if (d.tlsRpt !== null) this.txt(`_smtp._tls.${n}`, d.tlsRpt);
+    if (d.mtaStsPolicy) this.add({ name: d.mtaStsPolicy.name, type: 'A', ttl: TTL, data: d.mtaStsPolicy.ip } as Answer);
     if (d.dkim) {
-      // One key for every selector; `_domainkey.<n>` becomes an empty non-terminal through add().
-      this.dkimStrings ??= txtStrings(labDkimRecord());
-      for (const s of d.dkim.selectors) this.add({ name: `${s}._domainkey.${n}`, type: 'TXT', ttl: TTL, data: this.dkimStrings } as Answer);
+      // One key per kind of key (v2 `dkim.keys`; RSA-2048 by default); `_domainkey.<n>` becomes an empty
+      // non-terminal through add().
+      for (const s of d.dkim.selectors) {
+        const spec = d.dkim.keys?.[s];
+        const isDefault = !spec || (spec.type === 'rsa' && spec.bits === 2048 && !spec.testing && !spec.revoked);
+        const record = isDefault ? labDkimRecord() : dkimRecordFor(spec);
+        let strings = this.dkimStrings.get(record);
+        if (!strings) {
+          strings = txtStrings(record);
+          this.dkimStrings.set(record, strings);
+        }
+        this.add({ name: `${s}._domainkey.${n}`, type: 'TXT', ttl: TTL, data: strings } as Answer);
+      }
     }
+  }
+
+  /** RFC 7672 §2.2: the TLSA RRset of an SMTP host is at `_25._tcp.<MX host name>`. */
+  private addTlsa(h: LabHost, ca: LabCa | undefined): void {
+    if (!ca) throw new Error(`lab DNS: host ${h.id} has tlsa records, which need the lab CA (startDnsServer's ca option)`);
+    const issued = ca.certFor(h);
+    const presented = { leafDer: issued.chainDer[0]!, issuerDer: issued.issuerDer };
+    for (const t of h.tlsa) {
+      this.add({
+        name: `_25._tcp.${h.name}`,
+        type: 'TLSA',
+        ttl: TTL,
+        data: { usage: t.usage, selector: t.selector, matchingType: t.matching, certificate: tlsaData(t, presented) },
+      } as unknown as Answer);
+    }
+  }
+
+  /** v2 `records`: served verbatim (values were checked and normalized by lab/world.ts). */
+  private addRecord(r: LabWorld['records'][number]): void {
+    this.ensureZoneFor(r.name.replace(/^\*\./, ''));
+    switch (r.type) {
+      case 'A':
+      case 'CNAME':
+        this.add({ name: r.name, type: r.type, ttl: TTL, data: r.value } as Answer);
+        break;
+      case 'TXT':
+        this.txt(r.name, r.value);
+        break;
+      case 'MX': {
+        const [pref, exchange] = r.value.split(' ');
+        this.add({ name: r.name, type: 'MX', ttl: TTL, data: { preference: Number(pref), exchange } } as Answer);
+        break;
+      }
+      case 'TLSA': {
+        const [u, sel, m, hex] = r.value.split(' ');
+        this.add({
+          name: r.name,
+          type: 'TLSA',
+          ttl: TTL,
+          data: { usage: Number(u), selector: Number(sel), matchingType: Number(m), certificate: Buffer.from(hex!, 'hex') },
+        } as unknown as Answer);
+        break;
+      }
+    }
+  }
+
+  /** The DNSSEC state a name is served with: its own (a v2 host's), else its zone's domain's, else insecure. */
+  stateOf(name: string, zone: Zone | null): DnssecState {
+    return this.nameState.get(name) ?? zone?.domain?.dnssec ?? 'insecure';
+  }
+
+  /**
+   * The node that answers for a name: the name's own, or (RFC 4592 §3.3.1) the wildcard `*.<closest encloser>`
+   * when the name does not exist. An existing name — an empty non-terminal too — is never matched by a wildcard.
+   */
+  lookup(name: string): Node | undefined {
+    const own = this.names.get(name);
+    if (own) return own;
+    let encloser = name;
+    for (let dot = encloser.indexOf('.'); dot !== -1; dot = encloser.indexOf('.')) {
+      encloser = encloser.slice(dot + 1);
+      if (this.names.has(encloser)) return this.names.get(`*.${encloser}`);
+    }
+    return undefined;
   }
 
   private addDnsbl(zone: string, ip: string, answer: string, reason: string | null): void {
@@ -269,28 +372,43 @@ export function answerQuery(index: LabZoneIndex, msg: Buffer, transport: 'udp' |
 
   const qname = question.name.toLowerCase().replace(/\.$/, '');
   const qtype = question.type;
-  const zone = index.findZone(qname);
-  const domain = zone?.domain ?? null;
-
-  if (domain?.dnsFault === 'timeout') return { kind: 'drop' };
-  if (domain?.dnsFault === 'servfail') return reply(RCODE.SERVFAIL);
-  if (domain?.dnsFault === 'refused') return reply(RCODE.REFUSED);
-  if (domain?.dnssec === 'bogus' && !checkingDisabled) {
-    // A validating resolver that cannot validate says SERVFAIL; RFC 8914 §4.7 tells why.
-    return reply(RCODE.SERVFAIL, { ede: { code: EDE_DNSSEC_BOGUS, text: 'DNSSEC Bogus' } });
+  const answers: Answer[] = [];
+  let name = qname;
+  let ad = wantsAd;
+  // Follows CNAMEs as a recursive resolver does (RFC 1034 §4.3.2 step 3a), each name under its own zone's
+  // faults and DNSSEC state; the RCODE is that of the last name (RFC 6604 §2.1).
+  for (let step = 0; ; step++) {
+    const zone = index.findZone(name);
+    const domain = zone?.domain ?? null;
+    if (domain?.dnsFault === 'timeout') return { kind: 'drop' };
+    if (domain?.dnsFault === 'servfail') return reply(RCODE.SERVFAIL);
+    if (domain?.dnsFault === 'refused') return reply(RCODE.REFUSED);
+    const state = index.stateOf(name, zone);
+    if (state === 'bogus' && !checkingDisabled) {
+      // A validating resolver that cannot validate says SERVFAIL; RFC 8914 §4.7 tells why.
+      return reply(RCODE.SERVFAIL, { ede: { code: EDE_DNSSEC_BOGUS, text: 'DNSSEC Bogus' } });
+    }
+    ad &&= state === 'secure';
+    const soa = zone ? zone.soa : index.rootSoa;
+    const node = index.lookup(name);
+    // RFC 2308 §2.1/§2.2: NXDOMAIN and NODATA carry the zone's SOA in the authority section.
+    if (!node) return reply(RCODE.NXDOMAIN, { answers, authorities: [soa], ad });
+    let rrs: Answer[] | undefined;
+    if ((qtype as string) === 'ANY') rrs = [...node.values()].flat();
+    else rrs = node.get(qtype);
+    const cname = qtype === 'CNAME' || (qtype as string) === 'ANY' ? undefined : node.get('CNAME')?.[0];
+    if ((!rrs || rrs.length === 0) && cname && step < MAX_CNAME_CHAIN) {
+      answers.push({ ...cname, name: step === 0 ? question.name : name } as Answer);
+      name = String((cname as { data: unknown }).data);
+      continue;
+    }
+    if (!rrs || rrs.length === 0) return reply(RCODE.NOERROR, { answers, authorities: [soa], ad });
+    // Answer under the spelling the client asked for (DNS names are case-insensitive; some clients check),
+    // and under the query name for a wildcard's records (RFC 4592 §3.3.1 synthesis).
+    const owner = step === 0 ? question.name : name;
+    answers.push(...(rrs[0]!.name === owner ? rrs : rrs.map((r) => ({ ...r, name: owner }) as Answer)));
+    return reply(RCODE.NOERROR, { answers, ad });
   }
-  const ad = wantsAd && domain?.dnssec === 'secure';
-  const soa = zone ? zone.soa : index.rootSoa;
-  const node = index.names.get(qname);
-  // RFC 2308 §2.1/§2.2: NXDOMAIN and NODATA carry the zone's SOA in the authority section.
-  if (!node) return reply(RCODE.NXDOMAIN, { authorities: [soa], ad });
-  let rrs: Answer[] | undefined;
-  if ((qtype as string) === 'ANY') rrs = [...node.values()].flat();
-  else rrs = node.get(qtype);
-  if (!rrs || rrs.length === 0) return reply(RCODE.NOERROR, { authorities: [soa], ad });
-  // Answer under the spelling the client asked for (DNS names are case-insensitive; some clients check).
-  const answers = question.name === qname ? rrs : rrs.map((r) => ({ ...r, name: question.name }) as Answer);
-  return reply(RCODE.NOERROR, { answers, ad });
 }
 
 function encodeHeaderOnly(id: number, flags: number): Buffer {
@@ -299,7 +417,7 @@ function encodeHeaderOnly(id: number, flags: number): Buffer {
 
 /** Starts the lab DNS server on UDP and TCP at the same port. */
 export async function startDnsServer(world: LabWorld, opts: DnsServerOptions): Promise<DnsServer> {
-  const index = new LabZoneIndex(world);
+  const index = new LabZoneIndex(world, opts.ca);
   const host = opts.host ?? '127.0.0.1';
   const delay = world.latency.dnsMs;
   let queries = 0;

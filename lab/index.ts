@@ -8,6 +8,7 @@ import type { LabWorld } from './model.ts';
 import { loadWorld } from './world.ts';
 import { startDnsServer } from './dns-server.ts';
 import { createLabCa } from './ca.ts';
+import { startPolicyHosts, type PolicyHosts } from './https-server.ts';
 import { listeningHostBudget, startSmtpHosts, type SmtpHosts, type SmtpLogEntry } from './smtp-server.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -63,6 +64,7 @@ async function stopShardProcesses(children: ChildProcess[]): Promise<void> {
 
 export const DEFAULT_DNS_PORT = 5300;
 export const DEFAULT_SMTP_PORT = 2525;
+export const DEFAULT_HTTPS_PORT = 8443;
 export const LAB_HOST = '127.0.0.1';
 
 export interface LabOptions {
@@ -70,6 +72,8 @@ export interface LabOptions {
   dnsPort?: number;
   /** The SMTP port on every host address; 0 = ephemeral (one port for all hosts). @defaultValue 2525 */
   smtpPort?: number;
+  /** The HTTPS port of every MTA-STS policy host (v2); 0 = ephemeral. @defaultValue 8443 */
+  httpsPort?: number;
   /** Where the CA PEM, the SMTP log and lab.json go. @defaultValue `.lab/` in the working directory */
   stateDir?: string;
 }
@@ -78,10 +82,13 @@ export interface Lab {
   world: LabWorld;
   dns: { host: '127.0.0.1'; port: number; readonly queries: number };
   smtpPort: number;
+  httpsPort: number;
   caPem: string;
   /** The variables that point mailcensus at this lab (see docs/lab.md). */
   env: Record<string, string>;
   smtp: SmtpHosts;
+  /** The MTA-STS policy hosts (v2). */
+  https: PolicyHosts;
   stateDir: string;
   stop(): Promise<void>;
 }
@@ -97,7 +104,8 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
   const stateDir = path.resolve(opts.stateDir ?? '.lab');
   const dnsPort = opts.dnsPort ?? DEFAULT_DNS_PORT;
   const smtpPort = opts.smtpPort ?? DEFAULT_SMTP_PORT;
-  for (const [name, p] of [['DNS port', dnsPort], ['SMTP port', smtpPort]] as const) {
+  const httpsPort = opts.httpsPort ?? DEFAULT_HTTPS_PORT;
+  for (const [name, p] of [['DNS port', dnsPort], ['SMTP port', smtpPort], ['HTTPS port', httpsPort]] as const) {
     if (!Number.isInteger(p) || p < 0 || p > 65535) throw new InputError(`${name} must be 0..65535, got ${p}`);
   }
   try {
@@ -113,7 +121,7 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
   const caFile = path.join(stateDir, 'lab-ca.pem');
   writeFileSync(caFile, ca.caCertPem);
 
-  const dns = await startDnsServer(world, { host: LAB_HOST, port: dnsPort });
+  const dns = await startDnsServer(world, { host: LAB_HOST, port: dnsPort, ca });
   let log: WriteStream | undefined;
   let smtp: SmtpHosts;
   let shardProcesses: ChildProcess[] = [];
@@ -154,11 +162,23 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
     if (/port in use|EADDRINUSE|ulimit|outside 127/.test(msg)) throw new InputError(msg);
     throw err;
   }
+  let https: PolicyHosts;
+  try {
+    https = await startPolicyHosts(world, { port: httpsPort, ca, host: LAB_HOST });
+  } catch (err) {
+    await Promise.all([dns.stop(), smtp.stop(), stopShardProcesses(shardProcesses)]);
+    log?.end();
+    const msg = (err as Error).message;
+    // A taken HTTPS port is the user's to fix.
+    if (/port in use|EADDRINUSE|ulimit|outside 127/.test(msg)) throw new InputError(msg);
+    throw err;
+  }
 
   const env: Record<string, string> = {
     MAILCENSUS_LAB: '1',
     MAILCENSUS_RESOLVER: `${LAB_HOST}:${dns.port}`,
     MAILCENSUS_SMTP_PORT: String(smtp.port),
+    MAILCENSUS_HTTPS_PORT: String(https.port),
     MAILCENSUS_DNSBL_ZONES: world.dnsbls.join(','),
     ...(world.observedAt ? { MAILCENSUS_CLOCK: world.observedAt } : {}),
     MAILCENSUS_EXTRA_CA: caFile,
@@ -167,7 +187,7 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
   const stateFile = path.join(stateDir, 'lab.json');
   writeFileSync(
     stateFile,
-    `${JSON.stringify({ pid: process.pid, smtpPids: shardProcesses.map((c) => c.pid), world: world.name, dnsPort: dns.port, smtpPort: smtp.port, startedAt: new Date().toISOString(), env }, null, 2)}\n`,
+    `${JSON.stringify({ pid: process.pid, smtpPids: shardProcesses.map((c) => c.pid), world: world.name, dnsPort: dns.port, smtpPort: smtp.port, httpsPort: https.port, startedAt: new Date().toISOString(), env }, null, 2)}\n`,
   );
 
   let stopping: Promise<void> | undefined;
@@ -181,13 +201,15 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
       },
     },
     smtpPort: smtp.port,
+    httpsPort: https.port,
     caPem: ca.caCertPem,
     env,
     smtp,
+    https,
     stateDir,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([dns.stop(), smtp.stop(), stopShardProcesses(shardProcesses)]);
+        await Promise.all([dns.stop(), smtp.stop(), https.stop(), stopShardProcesses(shardProcesses)]);
         await new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve()));
         rmSync(stateFile, { force: true }); // lab.json says a lab is running: not any more
       })();

@@ -112,7 +112,7 @@ async function main(): Promise<number> {
 
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mailcensus-demo-'));
   say(`bringing up the lab world ${path.relative(ROOT, args.world!)} …`);
-  const lab = await startLab(args.world!, { dnsPort: 0, smtpPort: 0, stateDir });
+  const lab = await startLab(args.world!, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir });
   const receiverPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -51,21 +51,22 @@ export function register(program: Command): void {
   lab
     .command('up')
     .description('start a world (DNS, SMTP hosts) until Ctrl-C/SIGTERM; prints the env that points mailcensus at it')
-    .requiredOption('--world <file>', 'world file (JSON, lab world format version 1)')
+    .requiredOption('--world <file>', 'world file (JSON, lab world format version 1 or 2)')
     .option('--dns-port <n>', 'UDP+TCP port of the lab resolver on 127.0.0.1 (0 = any free port)', portOption('--dns-port'), 5300)
     .option('--smtp-port <n>', 'SMTP port on every host address (0 = any free port)', portOption('--smtp-port'), 2525)
+    .option('--https-port <n>', 'HTTPS port of the MTA-STS policy hosts (0 = any free port)', portOption('--https-port'), 8443)
     .option('--env-file <path>', 'also write the env lines (KEY=value) to this file (Node 20: the file must exist, see --env-out)')
     // Node 20 scans its whole argv for --env-file, even after the script, and dies if that file does not exist:
     // --env-out is the same option without the clash.
     .option('--env-out <path>', 'same as --env-file')
     .option('--state-dir <dir>', 'where the lab CA, the SMTP log and lab.json go', '.lab')
     .action(
-      action(async (opts: { world: string; dnsPort: number; smtpPort: number; envFile?: string; envOut?: string; stateDir: string }) => {
+      action(async (opts: { world: string; dnsPort: number; smtpPort: number; httpsPort: number; envFile?: string; envOut?: string; stateDir: string }) => {
         const envFile = opts.envOut ?? opts.envFile;
         const { startLab, formatEnv } = await import('../../lab/index.ts');
         let running;
         try {
-          running = await startLab(opts.world, { dnsPort: opts.dnsPort, smtpPort: opts.smtpPort, stateDir: opts.stateDir });
+          running = await startLab(opts.world, { dnsPort: opts.dnsPort, smtpPort: opts.smtpPort, httpsPort: opts.httpsPort, stateDir: opts.stateDir });
         } catch (err) {
           return printAll(err);
         }
@@ -82,7 +83,7 @@ export function register(program: Command): void {
         const listening = [...running.world.hosts.values()].filter((h) => h.smtp.behavior !== 'refuse').length;
         process.stderr.write(
           `lab "${running.world.name}" is up: ${running.world.domains.length} domains, ${listening} SMTP hosts; ` +
-            `DNS ${running.dns.host}:${running.dns.port}, SMTP port ${running.smtpPort}. Ctrl-C or SIGTERM stops it.\n`,
+            `DNS ${running.dns.host}:${running.dns.port}, SMTP port ${running.smtpPort}, HTTPS port ${running.httpsPort}. Ctrl-C or SIGTERM stops it.\n`,
         );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once('SIGINT', resolve);

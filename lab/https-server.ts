@@ -110,7 +110,12 @@ export async function startPolicyHosts(world: LabWorld, opts: { port: number; ca
       record({ ip: p.ip, at: new Date().toISOString(), event: 'connect' });
     });
     server.on('tlsClientError', () => {}); // a failed handshake (the client rejected our certificate) is normal here
-    server.on('clientError', (_err, s: net.Socket) => s.destroy());
+    // A malformed or oversized request: say so (as Node would without this handler), then close.
+    server.on('clientError', (err: NodeJS.ErrnoException, s: net.Socket) => {
+      if (!s.writable) return s.destroy();
+      const line = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      s.end(`HTTP/1.1 ${line}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    });
     return server;
   };
 

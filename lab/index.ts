@@ -120,6 +120,9 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
   const ca = await createLabCa({ observedAt: world.observedAt, stateDir, keyTypes });
   const caFile = path.join(stateDir, 'lab-ca.pem');
   writeFileSync(caFile, ca.caCertPem);
+  // The intermediate that issues host certificates: what a `complete` chain sends after the leaf (for tools
+  // that check a `leaf-only` host or a DANE-TA record by hand).
+  writeFileSync(path.join(stateDir, 'lab-intermediate.pem'), ca.intermediateCertPem);
 
   const dns = await startDnsServer(world, { host: LAB_HOST, port: dnsPort, ca });
   let log: WriteStream | undefined;

@@ -4,7 +4,7 @@
 // names the host; STARTTLS is used when the receiver offers it and the world says the sender does TLS; the
 // mail is DKIM-signed with the lab key under the sender's selector (an unpublished selector yields a
 // signature no verifier can check, as in the wild).
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
@@ -54,9 +54,11 @@ async function compose(domain: LabDomain, from: string, to: string, date: Date):
 
 /** RFC 6376 §5: a DKIM-Signature header over the composed message, prepended to it. */
 async function sign(message: Buffer, domain: string, selector: string, privateKeyPem: string): Promise<Buffer> {
+  // RFC 8463 §3: an Ed25519 key signs with ed25519-sha256; RSA keys with rsa-sha256 (RFC 8301).
+  const algorithm = createPrivateKey(privateKeyPem).asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
   const options = {
     canonicalization: 'relaxed/relaxed',
-    algorithm: 'rsa-sha256',
+    algorithm,
     // One timestamp: without signTime mailauth reads the clock twice (hashed t= vs written t=), and a
     // signature made across a second boundary never verifies (~1% of mails; issue 7).
     signTime: new Date(),
@@ -148,20 +150,23 @@ async function sendOne(
  */
 export async function sendTestMails(world: LabWorld, opts: SendOptions): Promise<SendResult[]> {
   const domains = world.domains.filter((d) => d.sender !== null);
-  const needsKey = domains.some((d) => d.sender!.dkimSign !== null);
-  let privateKeyPem: string | null = opts.dkimKey?.privateKeyPem ?? null;
-  if (privateKeyPem === null && needsKey) {
+  // The key of the selector a sender signs with (v2 `dkim.keys`: its type and size; a revoked selector's key
+  // still signs). A selector the domain does not publish signs with the default key: it cannot verify.
+  const keyFor = async (d: LabDomain): Promise<string | null> => {
+    const selector = d.sender!.dkimSign;
+    if (selector === null) return null;
+    if (opts.dkimKey) return opts.dkimKey.privateKeyPem;
     // Heavy on first use (it may derive the key), so only when a sender signs.
-    const { labDkimKey } = await import('./dkim-keys.ts');
-    privateKeyPem = labDkimKey().privateKeyPem;
-  }
+    const { labDkimKeyFor } = await import('./dkim-keys.ts');
+    return labDkimKeyFor(d.dkim?.keys[selector.toLowerCase()] ?? { type: 'rsa', bits: 2048 }).privateKeyPem;
+  };
   const concurrency = Math.max(1, opts.concurrency ?? 8);
   const results: SendResult[] = new Array(domains.length);
   let next = 0;
   const worker = async () => {
     while (next < domains.length) {
       const i = next++;
-      const r = await sendOne(world, domains[i]!, opts, privateKeyPem);
+      const r = await sendOne(world, domains[i]!, opts, await keyFor(domains[i]!));
       results[i] = r;
       opts.onResult?.(r);
     }

@@ -68,7 +68,7 @@ test('startLab serves DNS, starts the SMTP hosts, writes the CA and the env, log
   const lab = await startLab(worldFile, { dnsPort: 0, smtpPort: 0, stateDir: dir });
   try {
     assert.deepEqual(Object.keys(lab.env), [
-      'MAILCENSUS_LAB', 'MAILCENSUS_RESOLVER', 'MAILCENSUS_SMTP_PORT', 'MAILCENSUS_DNSBL_ZONES', 'MAILCENSUS_CLOCK',
+      'MAILCENSUS_LAB', 'MAILCENSUS_RESOLVER', 'MAILCENSUS_SMTP_PORT', 'MAILCENSUS_HTTPS_PORT', 'MAILCENSUS_DNSBL_ZONES', 'MAILCENSUS_CLOCK',
       'MAILCENSUS_EXTRA_CA', 'MAILCENSUS_LAB_STATE',
     ]);
     // The env is what lib/config.ts reads: the checker would use exactly this lab.

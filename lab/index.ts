@@ -115,7 +115,7 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
   }
 
   // Every key type the world's certificates need, ready before any process issues (the shards get them).
-  const keyTypes = new Set([...world.hosts.values()].filter((h) => h.smtp.starttls && h.smtp.behavior !== 'refuse').map((h) => h.smtp.tls.key));
+  const keyTypes = new Set([...world.hosts.values()].filter((h) => (h.smtp.starttls && h.smtp.behavior !== 'refuse') || h.tlsa.length > 0).map((h) => h.smtp.tls.key));
   if (world.domains.some((d) => d.mtaStsPolicy)) keyTypes.add('rsa-2048');
   const ca = await createLabCa({ observedAt: world.observedAt, stateDir, keyTypes });
   const caFile = path.join(stateDir, 'lab-ca.pem');

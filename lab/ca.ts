@@ -5,8 +5,9 @@
 //
 // Scale: a world may have tens of thousands of hosts. Certificates are made lazily on a host's first TLS
 // handshake and cached, and every host certificate of one key type carries the same key (one per type,
-// generated once by Node's native crypto and kept in the state directory, so even RSA-4096 costs its
-// generation once per machine): only the signature differs, computed by Node's native RSA (about a millisecond).
+// generated once by Node's native crypto and kept, with the two CA keys, in the state directory and a per-user
+// temp directory, so even RSA-4096 costs its generation once per machine): only the signature differs,
+// computed by Node's native RSA (about a millisecond). The certificates are issued anew at every start.
 //
 // Issuing is deterministic — the serial is a hash of the CA and the request, the dates come from the lab's
 // fixed clocks — so another process holding the same material (an SMTP shard, lab/smtp-shard.ts) presents
@@ -17,6 +18,7 @@
 // (RSA PKCS#1 v1.5 or ECDSA, both with SHA-256).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign as nativeSign, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
 import type { CertKeyType, CertKind, LabHost } from './model.ts';
@@ -91,28 +93,44 @@ function generateKey(type: CertKeyType): string {
   return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-/** A host key of the type, from the state directory's cache or newly generated (and cached there). */
-function hostKeyFromState(type: CertKeyType, stateDir: string | undefined): string {
-  const file = stateDir ? path.join(stateDir, 'keys', `${type}.pem`) : null;
-  if (file) {
+/**
+ * Where generated keys are kept: the state directory, then a per-user directory in the OS temp dir, so labs
+ * started with a fresh state directory each time (the demo, the tests) do not generate keys every time.
+ */
+function keyDirs(stateDir: string | undefined): string[] {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+  return [...(stateDir ? [path.join(stateDir, 'keys')] : []), path.join(os.tmpdir(), `mailcensus-lab-keys-${uid}`)];
+}
+
+/**
+ * A key of the type, from a key directory or newly generated (and kept in each). `fileName` names it: the
+ * host key type, or `root-ca-rsa-2048` / `intermediate-ca-rsa-2048` for the CAs' own keys. Lab test keys only.
+ */
+function hostKeyFromState(type: CertKeyType, stateDir: string | undefined, fileName: string = type): string {
+  const files = keyDirs(stateDir).map((d) => path.join(d, `${fileName}.pem`));
+  let pem: string | null = null;
+  let found = -1;
+  for (let i = 0; i < files.length && pem === null; i++) {
     try {
-      const pem = readFileSync(file, 'utf8');
-      const k = createPrivateKey(pem);
+      const text = readFileSync(files[i]!, 'utf8');
       // A damaged or foreign file is regenerated, not trusted.
-      if (keyTypeOf(pem) === type && k.type === 'private') return pem;
+      if (keyTypeOf(text) === type) {
+        pem = text;
+        found = i;
+      }
     } catch {
-      // missing: generate below
+      // missing: the next directory, or generate below
     }
   }
-  const pem = generateKey(type);
-  if (file) {
+  pem ??= generateKey(type);
+  for (let i = 0; i < (found === -1 ? files.length : found); i++) {
     try {
-      mkdirSync(path.dirname(file), { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
+      mkdirSync(path.dirname(files[i]!), { recursive: true, mode: 0o700 });
+      const tmp = `${files[i]}.${process.pid}.tmp`;
       writeFileSync(tmp, pem, { mode: 0o600 });
-      renameSync(tmp, file);
+      renameSync(tmp, files[i]!);
     } catch {
-      // A read-only state directory only costs the next start the generation time.
+      // A read-only directory only costs a later start the generation time.
     }
   }
   return pem;
@@ -268,7 +286,9 @@ export async function createLabCa(opts: CreateCaOptions | { existing: CaMaterial
   const startedMs = Math.floor(Date.now() / 1000) * 1000;
   const clockMs = clockOf(opts.observedAt, startedMs);
   const window = caWindow(clockMs, startedMs);
-  const rootKeyPem = generateKey('rsa-2048');
+  // The CA keys are kept in the state directory too (the certificates are issued anew at every start): with
+  // them, a restart generates no key at all.
+  const rootKeyPem = hostKeyFromState('rsa-2048', opts.stateDir, 'root-ca-rsa-2048');
   const rootCert = buildCert({
     subject: ROOT_SUBJECT,
     issuer: 'self',
@@ -280,7 +300,7 @@ export async function createLabCa(opts: CreateCaOptions | { existing: CaMaterial
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     ],
   });
-  const intermediateKeyPem = generateKey('rsa-2048');
+  const intermediateKeyPem = hostKeyFromState('rsa-2048', opts.stateDir, 'intermediate-ca-rsa-2048');
   const root: Signer = { attrs: ROOT_SUBJECT as forge.pki.CertificateField[], keyPem: rootKeyPem, keyId: keyIdentifier(spkiDer(rootKeyPem)) };
   const intermediateCert = buildCert({
     subject: INTERMEDIATE_SUBJECT,

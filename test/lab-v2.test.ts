@@ -123,6 +123,12 @@ describe('v2 records and RFC 4592 wildcards (dig)', () => {
     assert.ok(!(await dig('x.wild.test', 'TXT')).flags.includes('ad'));
     // A name under no lab domain is insecure.
     assert.ok(!(await dig('a.extra.test', 'A')).flags.includes('ad'));
+    // Under a bogus domain: SERVFAIL + EDE 6, the answer with CD; under a faulty domain: its fault.
+    const bogus = await dig('x.bogus-wild.test', 'TXT');
+    assert.equal(bogus.status, 'SERVFAIL');
+    assert.equal(bogus.ede, '6');
+    assert.deepEqual((await dig('x.bogus-wild.test', 'TXT', '+cd')).answers.map((a) => a.data), ['"wildcard under a bogus domain"']);
+    assert.equal((await dig('a.faulty.test', 'A')).status, 'REFUSED');
   });
 });
 

@@ -81,8 +81,9 @@ export function register(program: Command): void {
         }
         process.stdout.write(text);
         const listening = [...running.world.hosts.values()].filter((h) => h.smtp.behavior !== 'refuse').length;
+        const policies = running.world.domains.filter((d) => d.mtaStsPolicy).length;
         process.stderr.write(
-          `lab "${running.world.name}" is up: ${running.world.domains.length} domains, ${listening} SMTP hosts; ` +
+          `lab "${running.world.name}" is up: ${running.world.domains.length} domains, ${listening} SMTP hosts${policies ? `, ${policies} MTA-STS policy hosts` : ''}; ` +
             `DNS ${running.dns.host}:${running.dns.port}, SMTP port ${running.smtpPort}, HTTPS port ${running.httpsPort}. Ctrl-C or SIGTERM stops it.\n`,
         );
         const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -106,6 +106,37 @@ export interface Config {
   webDataDir: string;
   /** Largest CSV upload, in bytes. @defaultValue 209715200 */
   webUploadMaxBytes: number;
+  // Issue 12: limits of the test-mail service (README "Security").
+  /** Result mails sent to one address per 24 h. @defaultValue 3 */
+  resultMailPerRecipientDay: number;
+  /** Result mails sent to one domain per 24 h. @defaultValue 20 */
+  resultMailPerDomainDay: number;
+  /** Result mails sent in total per hour. @defaultValue 200 */
+  resultMailPerHour: number;
+  /** MX addresses tried for one result mail (Postfix smtp_mx_address_limit). @defaultValue 3 */
+  resultMailMxAddresses: number;
+  /** Deadline of one result-mail delivery, every address included. @defaultValue 60000 */
+  resultMailDeadlineMs: number;
+  /** Test-mail diagnoses stored per domain per 24 h; further mails are stored but not diagnosed. @defaultValue 10 */
+  testMailDiagnosesPerDomainDay: number;
+  /** Concurrent SMTP sessions the receiver holds; beyond it new clients get 421. @defaultValue 100 */
+  receiverMaxClients: number;
+  /** Total deadline of one receiver session, however active (the idle timeout is separate). @defaultValue 600000 */
+  receiverSessionTimeoutMs: number;
+  /** Largest header section accepted (Postfix header_size_limit is 102400). @defaultValue 102400 */
+  receiverMaxHeaderBytes: number;
+  /** Bytes of message data held in memory by all sessions together; beyond it DATA gets 452. @defaultValue 268435456 */
+  receiverMemoryBytes: number;
+  /** Days a received mail's raw bytes are kept (the diagnosis stays); 0 = forever. @defaultValue 30 */
+  rawMailRetentionDays: number;
+  /** SMTP probes one job runs at once. @defaultValue 4 */
+  maxConcurrentProbesPerJob: number;
+  /** Deadline of one diagnosis job (a test mail's probes and lookups). @defaultValue 300000 */
+  jobDeadlineMs: number;
+  /** Deadline of one whole SMTP probe session (every reply timeout is separate). @defaultValue 120000 */
+  smtpSessionDeadlineMs: number;
+  /** DKIM signatures verified per test mail (the rest ignored, recorded). @defaultValue 5 */
+  maxDkimSignatures: number;
 }
 
 export const DEFAULT_DKIM_SELECTORS = [
@@ -210,6 +241,21 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     webRequestsPerHour: integer(env, 'MAILCENSUS_WEB_REQUESTS_PER_HOUR', 20, 1),
     webDataDir: env.MAILCENSUS_WEB_DATA_DIR || 'web-data',
     webUploadMaxBytes: integer(env, 'MAILCENSUS_WEB_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024),
+    resultMailPerRecipientDay: integer(env, 'MAILCENSUS_RESULT_MAIL_PER_RECIPIENT_DAY', 3),
+    resultMailPerDomainDay: integer(env, 'MAILCENSUS_RESULT_MAIL_PER_DOMAIN_DAY', 20),
+    resultMailPerHour: integer(env, 'MAILCENSUS_RESULT_MAIL_PER_HOUR', 200),
+    resultMailMxAddresses: integer(env, 'MAILCENSUS_RESULT_MAIL_MX_ADDRESSES', 3, 1),
+    resultMailDeadlineMs: integer(env, 'MAILCENSUS_RESULT_MAIL_DEADLINE_MS', 60_000, 1),
+    testMailDiagnosesPerDomainDay: integer(env, 'MAILCENSUS_TEST_MAIL_DIAGNOSES_PER_DOMAIN_DAY', 10, 1),
+    receiverMaxClients: integer(env, 'MAILCENSUS_RECEIVER_MAX_CLIENTS', 100, 1),
+    receiverSessionTimeoutMs: integer(env, 'MAILCENSUS_RECEIVER_SESSION_TIMEOUT_MS', 600_000, 1000),
+    receiverMaxHeaderBytes: integer(env, 'MAILCENSUS_RECEIVER_MAX_HEADER_BYTES', 102_400, 1024),
+    receiverMemoryBytes: integer(env, 'MAILCENSUS_RECEIVER_MEMORY_BYTES', 256 * 1024 * 1024, 1024 * 1024),
+    rawMailRetentionDays: integer(env, 'MAILCENSUS_RAW_MAIL_RETENTION_DAYS', 30),
+    maxConcurrentProbesPerJob: integer(env, 'MAILCENSUS_MAX_PROBES_PER_JOB', 4, 1),
+    jobDeadlineMs: integer(env, 'MAILCENSUS_JOB_DEADLINE_MS', 300_000, 1000),
+    smtpSessionDeadlineMs: integer(env, 'MAILCENSUS_SMTP_SESSION_DEADLINE_MS', 120_000, 1000),
+    maxDkimSignatures: integer(env, 'MAILCENSUS_MAX_DKIM_SIGNATURES', 5, 1),
   };
   if (config.webOperatorPassword !== null && config.webOperatorPassword.length < 12) {
     throw new ConfigError('MAILCENSUS_WEB_OPERATOR_PASSWORD must be at least 12 characters');

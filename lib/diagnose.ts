@@ -19,6 +19,7 @@ import {
 import { mxRows } from './checks/mx.ts';
 import { probeSmtp, smtpOptionsFromConfig, type SmtpObservation, type SmtpProbeOptions } from './probes/smtp.ts';
 import { createIpGate, type IpGate } from './probes/ip-gate.ts';
+import { createOutboundGate, type OutboundGate } from './net/outbound.ts';
 import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive.ts';
 import { evaluateOpenRelay } from './checks/open-relay.ts';
 import { tlsFindings } from './checks/tls-findings.ts';
@@ -50,6 +51,11 @@ export interface ProbeDeps {
   /** Per-IP politeness: concurrent sessions and spacing. In-process by default; workers pass a Redis one. */
   ipGate: Pick<IpGate, 'run'>;
   probe: (ip: string, opts: SmtpProbeOptions) => Promise<SmtpObservation>;
+  /**
+   * The one outbound gate (lib/net/outbound.ts) every connection goes through: probes (via smtpOptions.gate)
+   * and the result mail. Its `run` is the per-IP politeness above.
+   */
+  outbound: OutboundGate;
 }
 
 export function createProbeDeps(
@@ -64,12 +70,15 @@ export function createProbeDeps(
       retries: config.dnsRetries,
       ...(opts.dnsLimiter ? { limiter: opts.dnsLimiter } : { qps: config.dnsQps }),
     });
+  const ipGate = opts.ipGate ?? createIpGate({ concurrency: config.perIpConcurrency, intervalMs: config.perIpIntervalMs });
+  const outbound = createOutboundGate({ lab: config.lab, optOut: config.optOut, politeness: ipGate });
   return {
     resolver,
     config,
-    smtpOptions: smtpOptionsFromConfig(config),
-    ipGate: opts.ipGate ?? createIpGate({ concurrency: config.perIpConcurrency, intervalMs: config.perIpIntervalMs }),
+    smtpOptions: smtpOptionsFromConfig(config, { gate: outbound }),
+    ipGate: outbound,
     probe: probeSmtp,
+    outbound,
   };
 }
 

@@ -19,6 +19,11 @@ import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive.ts';
 import { evaluateOpenRelay, type RelayProbe } from './checks/open-relay.ts';
 import { tlsFindings } from './checks/tls-findings.ts';
 import type { SmtpObservation } from './probes/smtp.ts';
+import { addressToALabels, toALabels } from './dns/names.ts';
+
+/** How a test mail reached us (CRITERIA.md "Test-mail provenance"). */
+export type Provenance = 'requested' | 'authenticated' | 'unverified';
+export const PROVENANCES: readonly Provenance[] = ['requested', 'authenticated', 'unverified'];
 
 /** The stored test mail as the collection needs it (receiver/store.ts `TestMailRow` satisfies it). */
 export interface ReceivedTestMail {
@@ -74,6 +79,14 @@ export interface TestMailObservations {
   sender: { ip: string; smtp: SmtpObservation };
   /** Every MX IP: its SMTP session (receive TLS, open relay) and its PTR/DNSBL. */
   ips: Record<string, IpObservation>;
+  /** Bounds that cut the collection short (absent in diagnoses stored before issue 12). */
+  limits?: {
+    /** DKIM-Signature headers in the mail, and how many were verified (the first N). */
+    dkimSignatures: number;
+    dkimVerified: number;
+    /** MX addresses left unprobed because the job deadline passed. */
+    skippedByDeadline: string[];
+  };
 }
 
 type MailauthDkimResult = { signingDomain?: string; selector?: string; status?: { result?: string; comment?: string } };
@@ -102,10 +115,15 @@ export async function collectTestMailObservations(
   // RFC 7208 §2.4: with a null reverse-path, check_host() uses postmaster@<HELO>. mailauth does exactly that
   // when sender is empty.
   const { authenticate } = await import('mailauth');
-  const auth = (await authenticate(mail.raw, {
+  // At most N DKIM signatures are verified (each costs a key lookup and an RSA verify): 500 signatures must
+  // not mean 500 lookups.
+  const maxDkim = deps.config.maxDkimSignatures ?? 5;
+  const dkimCap = capDkimSignatures(mail.raw, maxDkim);
+  // RFC 8616 §4: every identity is looked up as A-labels (the resolver converts any name it is given too).
+  const auth = (await authenticate(dkimCap.raw, {
     ip: mail.clientIp,
-    helo: mail.helo ?? undefined,
-    sender: mail.mailFrom ?? undefined,
+    helo: mail.helo ? (toALabels(mail.helo) ?? mail.helo) : undefined,
+    sender: mail.mailFrom ? addressToALabels(mail.mailFrom) : undefined,
     mta: opts.mta ?? deps.config.ehloName,
     resolver: resolver as never,
     disableArc: true,
@@ -141,15 +159,30 @@ export async function collectTestMailObservations(
   const ipResolver: Resolver = cd
     ? { query: (name, type, o) => deps.resolver.query(name, type, { ...o, cd: true }), stats: () => deps.resolver.stats() }
     : deps.resolver;
+  // At most N probes at once per job, and none started after the job's deadline (the ones left are recorded):
+  // a sender-chosen MX set decides how many hosts there are, not how long or how wide we go.
+  const limit = concurrencyLimit(deps.config.maxConcurrentProbesPerJob ?? 4);
+  const deadline = Date.now() + (deps.config.jobDeadlineMs ?? 300_000);
+  const skippedByDeadline: string[] = [];
   const [client, ipEntries, senderSmtp] = await Promise.all([
     collectIpDnsObservations(mail.clientIp, { resolver: ipResolver, config: deps.config }),
-    Promise.all([...byIp].map(async ([ip, names]) => [ip, await observeIp(ip, names, deps)] as const)),
+    Promise.all(
+      [...byIp].map(([ip, names]) =>
+        limit(async () => {
+          if (Date.now() >= deadline) {
+            skippedByDeadline.push(ip);
+            return null;
+          }
+          return [ip, await observeIp(ip, names, deps)] as const;
+        }),
+      ),
+    ),
     // The sending host gets its own session unless it is also an MX (then that session is reused).
     byIp.has(mail.clientIp)
       ? Promise.resolve(null)
-      : deps.ipGate.run(mail.clientIp, () => deps.probe(mail.clientIp, { ...deps.smtpOptions, host: mail.helo })),
+      : limit(() => deps.ipGate.run(mail.clientIp, () => deps.probe(mail.clientIp, { ...deps.smtpOptions, host: mail.helo }))),
   ]);
-  const ips = Object.fromEntries(ipEntries);
+  const ips = Object.fromEntries(ipEntries.filter((e): e is NonNullable<typeof e> => e !== null));
   return {
     version: 1,
     kind: 'test-mail',
@@ -174,7 +207,71 @@ export async function collectTestMailObservations(
     client,
     sender: { ip: mail.clientIp, smtp: senderSmtp ?? ips[mail.clientIp]!.smtp },
     ips,
+    limits: { dkimSignatures: dkimCap.total, dkimVerified: Math.min(dkimCap.total, maxDkim), skippedByDeadline },
   };
+}
+
+/** Runs at most `n` of the given tasks at once. */
+function concurrencyLimit(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    else active++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
+/**
+ * The mail with only its first `max` DKIM-Signature header fields left as such (later ones renamed
+ * X-Mailcensus-Unverified-DKIM-Signature so no verifier looks at them), and how many there were. Linear in the
+ * header size; the body is untouched.
+ */
+export function capDkimSignatures(raw: Buffer, max: number): { raw: Buffer; total: number } {
+  let end = raw.indexOf('\r\n\r\n');
+  if (end < 0) end = raw.length;
+  const head = raw.subarray(0, end).toString('latin1');
+  const re = /(^|\n)dkim-signature[ \t]*:/gi;
+  let total = 0;
+  const cut: number[] = [];
+  for (let m = re.exec(head); m; m = re.exec(head)) {
+    total++;
+    if (total > max) cut.push(m.index + m[1].length);
+  }
+  if (cut.length === 0) return { raw, total };
+  const buf = Buffer.from(raw);
+  const prefix = 'X-Mailcensus-Unverified-';
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const at of cut) {
+    parts.push(buf.subarray(from, at), Buffer.from(prefix, 'latin1'));
+    from = at;
+  }
+  parts.push(buf.subarray(from));
+  return { raw: Buffer.concat(parts), total };
+}
+
+/**
+ * CRITERIA.md "Test-mail provenance": `requested` when the mail went to a per-request address whose request
+ * named this domain; `authenticated` when SPF passed for the MAIL FROM domain (not the HELO of a null
+ * reverse-path) or a verifying DKIM signature is aligned with the domain; `unverified` otherwise.
+ */
+export function testMailProvenance(obs: TestMailObservations): Provenance {
+  if (obs.mail.token && obs.mail.requestDomain && obs.mail.requestDomain === obs.domain) return 'requested';
+  return isAuthenticated(obs) ? 'authenticated' : 'unverified';
+}
+
+/** The sender proved it speaks for the domain: SPF pass for its MAIL FROM domain, or an aligned passing DKIM. */
+export function isAuthenticated(obs: TestMailObservations): boolean {
+  const mailFromDomain = obs.mail.mailFrom ? toALabels(obs.mail.mailFrom.slice(obs.mail.mailFrom.lastIndexOf('@') + 1)) : null;
+  if (obs.spf.result === 'pass' && mailFromDomain && mailFromDomain === obs.domain) return true;
+  return evaluateDkimTestMail(obs.dkim).status === 'ok';
 }
 
 /** tls_send (CRITERIA.md): ok if the mail arrived over TLS; ng if in clear although we offered STARTTLS. */

@@ -4,6 +4,8 @@
 // reverse-path, `Auto-Submitted: auto-replied`, and never sent to a null reverse-path.
 import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Finding, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
+import type { Socket } from 'node:net';
+import type { OutboundGate } from '../lib/net/outbound.ts';
 
 export type Lang = 'ja' | 'en';
 
@@ -106,8 +108,17 @@ export interface DeliveryOptions {
   ehloName: string;
   /** TCP port of the MX hosts (config.smtpPort: 25, or the lab's port). */
   port: number;
+  /** The outbound gate: address policy, opt-out and per-IP politeness for every address tried. */
+  gate: OutboundGate;
   /** Per-MX connection, greeting and socket timeout. @defaultValue 30000 */
   timeoutMs?: number;
+  /**
+   * At most this many MX addresses are tried, as Postfix's smtp_mx_address_limit (default 5) bounds a
+   * delivery: a sender-chosen MX set of thousands of addresses must not keep a worker busy. @defaultValue 3
+   */
+  maxAddresses?: number;
+  /** The whole delivery, every address included, ends after this long. @defaultValue 60000 */
+  deadlineMs?: number;
 }
 
 export interface DeliveryResult {
@@ -116,15 +127,18 @@ export interface DeliveryResult {
   /** Whether the session to the MX that took (or last refused) the mail ran over TLS. */
   tls: boolean | null;
   mx: string | null;
+  /** One line per address tried or refused, in order. */
+  attempts: string[];
 }
 
-/** One SMTP transaction with one MX: resolves with the final reply, rejects with nodemailer's error. */
-async function sendVia(target: DeliveryTarget, to: string, message: Buffer, opts: DeliveryOptions): Promise<{ response: string; secure: boolean }> {
+/** One SMTP transaction over an already connected socket: resolves with the final reply, rejects with nodemailer's error. */
+async function sendVia(target: DeliveryTarget, socket: Socket, to: string, message: Buffer, opts: DeliveryOptions, timeout: number): Promise<{ response: string; secure: boolean }> {
   const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection/index.js');
-  const timeout = opts.timeoutMs ?? 30_000;
   const connection = new SMTPConnection({
     host: target.ip,
     port: opts.port,
+    // The gate opened this socket: nodemailer never resolves or connects anything itself.
+    connection: socket,
     secure: false,
     name: opts.ehloName,
     // Opportunistic STARTTLS (RFC 3207): upgrade whenever offered; the MX's certificate is not verified, as
@@ -134,15 +148,19 @@ async function sendVia(target: DeliveryTarget, to: string, message: Buffer, opts
     connectionTimeout: timeout,
     greetingTimeout: timeout,
     socketTimeout: timeout,
-  });
+  } as never);
   let secure = false;
+  // The session as a whole is bounded too: a server that drips one byte per socketTimeout cannot hold it.
+  const killer = setTimeout(() => connection.close(), timeout * 3);
   try {
     await new Promise<void>((resolve, reject) => {
       connection.once('error', reject);
+      connection.once('end', () => reject(Object.assign(new Error('connection closed'), { code: 'ECONNECTION' })));
       connection.connect(() => resolve());
     });
     secure = connection.secure;
     const info = await new Promise<{ response: string }>((resolve, reject) => {
+      connection.once('end', () => reject(Object.assign(new Error('connection closed'), { code: 'ECONNECTION' })));
       // RFC 3834 §3.3: an automatic response goes out with a null reverse-path, so it cannot cause a bounce loop.
       connection.send({ from: '', to: [to] }, message, (err, i) => (err ? reject(err) : resolve(i)));
     });
@@ -152,12 +170,15 @@ async function sendVia(target: DeliveryTarget, to: string, message: Buffer, opts
     connection.close();
     (err as { secure?: boolean }).secure = secure;
     throw err;
+  } finally {
+    clearTimeout(killer);
   }
 }
 
 /**
  * Delivers the result mail to `to` through the MX hosts in preference order (RFC 5321 §5.1): the first one
- * that answers 2xx ends it; a 5xx from one MX is final, a 4xx or connection failure tries the next.
+ * that answers 2xx ends it; a 5xx from one MX is final, a 4xx or connection failure tries the next. At most
+ * `maxAddresses` addresses, each through the outbound gate, all within `deadlineMs`.
  */
 export async function deliverResultMail(
   to: string,
@@ -165,7 +186,7 @@ export async function deliverResultMail(
   content: ResultMailContent,
   opts: DeliveryOptions,
 ): Promise<DeliveryResult> {
-  if (mx.length === 0) return { status: 'failed', detail: 'the sender domain has no MX host with an address', tls: null, mx: null };
+  if (mx.length === 0) return { status: 'failed', detail: 'the sender domain has no MX host with an address', tls: null, mx: null, attempts: [] };
   const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
   const message = await new MailComposer({
     from: opts.from,
@@ -176,16 +197,42 @@ export async function deliverResultMail(
   })
     .compile()
     .build();
-  let last: DeliveryResult = { status: 'failed', detail: 'not attempted', tls: null, mx: null };
-  for (const target of mx) {
+  const maxAddresses = Math.max(1, opts.maxAddresses ?? 3);
+  const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const attempts: string[] = [];
+  let last: DeliveryResult = { status: 'failed', detail: 'not attempted', tls: null, mx: null, attempts };
+  const tried = mx.slice(0, maxAddresses);
+  for (const target of tried) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      last = { ...last, detail: `${last.detail}; delivery deadline of ${opts.deadlineMs ?? 60_000} ms reached` };
+      break;
+    }
+    const verdict = opts.gate.check(target.ip);
+    if (!verdict.allowed) {
+      const line = `${target.host} (${target.ip}): not connecting, ${verdict.reason} (${verdict.range}: ${verdict.purpose})`;
+      attempts.push(line);
+      last = { status: 'failed', detail: line, tls: null, mx: target.host, attempts };
+      continue;
+    }
+    const timeout = Math.max(1, Math.min(timeoutMs, left));
     try {
-      const r = await sendVia(target, to, message, opts);
-      return { status: 'sent', detail: `${target.host} (${target.ip}): ${r.response}`, tls: r.secure, mx: target.host };
+      const r = await opts.gate.run(target.ip, async () => {
+        const socket = await opts.gate.open(target.ip, opts.port, timeout);
+        return sendVia(target, socket, to, message, opts, timeout);
+      });
+      const line = `${target.host} (${target.ip}): ${r.response}`;
+      attempts.push(line);
+      return { status: 'sent', detail: line, tls: r.secure, mx: target.host, attempts };
     } catch (err) {
       const e = err as { responseCode?: number; response?: string; message: string; secure?: boolean };
-      last = { status: 'failed', detail: `${target.host} (${target.ip}): ${(e.response ?? e.message).trim()}`, tls: e.secure ?? null, mx: target.host };
+      const line = `${target.host} (${target.ip}): ${(e.response ?? e.message).trim()}`;
+      attempts.push(line);
+      last = { status: 'failed', detail: line, tls: e.secure ?? null, mx: target.host, attempts };
       if (e.responseCode && e.responseCode >= 500) return last;
     }
   }
+  if (mx.length > tried.length) last = { ...last, detail: `${last.detail}; ${mx.length - tried.length} more MX address(es) not tried (limit ${maxAddresses})` };
   return last;
 }

@@ -1,7 +1,7 @@
 // The receiver's queries: one function per query, `db` first (STYLE.md §7). A mail is acknowledged only after
 // insertTestMail has committed, so an accepted mail is never lost (RFC 5321 §6.1: "it MUST NOT lose the
 // message" once it has answered 250 to the end of DATA).
-import { sql, type Kysely } from 'kysely';
+import { sql, type Generated, type Kysely } from 'kysely';
 import type { Database, Db, TestMailsTable } from '../lib/db.ts';
 
 /** What the receiver saw of one TLS session (null fields when in clear). */
@@ -33,6 +33,11 @@ export interface ResultMailStatus {
   status: 'sent' | 'failed' | 'disabled' | 'skipped';
   to: string | null;
   at: string;
+  /**
+   * Why no result mail went out, as a stable code: disabled, null_reverse_path, no_domain, opted_out,
+   * unverified_sender, recipient_daily_cap, domain_daily_cap, hourly_cap, not_diagnosed, delivery_failed.
+   */
+  reason?: string;
   detail?: string;
 }
 
@@ -41,13 +46,30 @@ export interface TestMailRow extends Omit<NewTestMail, 'resultMail'> {
   id: string;
   size: number;
   resultMail: ResultMailStatus | null;
+  /** When the retention setting removed the raw bytes (raw is then empty). */
+  rawPrunedAt?: Date | null;
+  /** Why the mail was deliberately not diagnosed (domain_daily_cap, opted_out). */
+  notDiagnosed?: string | null;
 }
 
-interface TestMailsExtra extends TestMailsTable {
+interface TestMailsExtra extends Omit<TestMailsTable, 'raw'> {
+  raw: Buffer | null;
   header_from: string | null;
   result_mail: unknown;
+  raw_pruned_at: Date | null;
+  not_diagnosed: string | null;
 }
-type ReceiverDb = Kysely<Omit<Database, 'test_mails'> & { test_mails: TestMailsExtra }>;
+interface ResultMailsTable {
+  id: Generated<string>;
+  test_mail_id: string;
+  recipient: string | null;
+  recipient_domain: string | null;
+  status: ResultMailStatus['status'];
+  reason: string | null;
+  detail: string | null;
+  created_at: Generated<Date>;
+}
+type ReceiverDb = Kysely<Omit<Database, 'test_mails'> & { test_mails: TestMailsExtra; result_mails: ResultMailsTable }>;
 const rdb = (db: Db): ReceiverDb => db as unknown as ReceiverDb;
 
 /** A JSON value for a jsonb column (a bare string parameter would be stored as a JSON string). */
@@ -126,9 +148,12 @@ function toRow(r: Record<string, any>): TestMailRow {
     domain: r.domain,
     headerFrom: r.header_from,
     tls,
-    raw: Buffer.from(r.raw),
+    // Pruned by the retention setting: the diagnosis is kept, the bytes are gone.
+    raw: r.raw ? Buffer.from(r.raw) : Buffer.alloc(0),
     size: r.size,
     resultMail,
+    rawPrunedAt: r.raw_pruned_at ? new Date(r.raw_pruned_at) : null,
+    notDiagnosed: r.not_diagnosed ?? null,
   };
 }
 
@@ -145,6 +170,7 @@ export async function listUndiagnosedTestMails(db: Db, limit = 1000): Promise<st
     .select('t.id')
     .where('d.id', 'is', null)
     .where('t.domain', 'is not', null)
+    .where('t.not_diagnosed', 'is', null)
     .orderBy('t.id')
     .limit(limit)
     .execute();
@@ -153,4 +179,57 @@ export async function listUndiagnosedTestMails(db: Db, limit = 1000): Promise<st
 
 export async function setResultMailStatus(db: Db, id: string, status: ResultMailStatus): Promise<void> {
   await rdb(db).updateTable('test_mails').set({ result_mail: jsonb(status) }).where('id', '=', id).execute();
+}
+
+/** Records the result mail's fate on the mail and as one row of result_mails (what the caps count). */
+export async function recordResultMail(db: Db, id: string, status: ResultMailStatus, recipientDomain: string | null): Promise<void> {
+  await rdb(db).transaction().execute(async (trx) => {
+    await trx.updateTable('test_mails').set({ result_mail: jsonb(status) }).where('id', '=', id).execute();
+    await trx
+      .insertInto('result_mails')
+      .values({ test_mail_id: id, recipient: status.to?.toLowerCase() ?? null, recipient_domain: recipientDomain, status: status.status, reason: status.reason ?? null, detail: status.detail?.slice(0, 2000) ?? null })
+      .onConflict((oc) => oc.column('test_mail_id').doNothing())
+      .execute();
+  });
+}
+
+/** Result mails sent since `since`: to one address, to one domain, and in total. */
+export async function countSentResultMails(db: Db, recipient: string, domain: string, daySince: Date, hourSince: Date): Promise<{ recipient: number; domain: number; hour: number }> {
+  const r = await sql<{ recipient: string; domain: string; hour: string }>`
+    SELECT (SELECT count(*) FROM result_mails WHERE status = 'sent' AND recipient = ${recipient.toLowerCase()} AND created_at >= ${daySince}) AS recipient,
+           (SELECT count(*) FROM result_mails WHERE status = 'sent' AND recipient_domain = ${domain} AND created_at >= ${daySince}) AS domain,
+           (SELECT count(*) FROM result_mails WHERE status = 'sent' AND created_at >= ${hourSince}) AS hour`.execute(db);
+  const row = r.rows[0];
+  return { recipient: Number(row.recipient), domain: Number(row.domain), hour: Number(row.hour) };
+}
+
+/** Marks a stored mail as deliberately not diagnosed, so the sweeper leaves it alone. */
+export async function setNotDiagnosed(db: Db, id: string, reason: string): Promise<void> {
+  await rdb(db).updateTable('test_mails').set({ not_diagnosed: reason }).where('id', '=', id).execute();
+}
+
+/** Test-mail diagnoses of `domain` from mails received in the 24 h before `receivedAt` (this mail excluded). */
+export async function countRecentDiagnoses(db: Db, domain: string, receivedAt: Date, exceptMailId: string): Promise<number> {
+  const r = await sql<{ n: string }>`
+    SELECT count(*) AS n FROM diagnoses d JOIN test_mails t ON t.id = d.test_mail_id
+     WHERE d.source = 'test-mail' AND d.domain = ${domain} AND t.id <> ${exceptMailId}
+       AND t.received_at > ${new Date(receivedAt.getTime() - 86_400_000)} AND t.received_at <= ${receivedAt}`.execute(db);
+  return Number(r.rows[0].n);
+}
+
+/**
+ * The retention setting: raw bytes of mails received before `before` are removed (the diagnosis, envelope and
+ * size stay). Returns how many mails were pruned. In batches, so a large backlog does not hold a long lock.
+ */
+export async function pruneRawMails(db: Db, before: Date, batch = 1000): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < 1000; i++) {
+    const r = await sql`
+      UPDATE test_mails SET raw = NULL, raw_pruned_at = now()
+       WHERE id IN (SELECT id FROM test_mails WHERE raw IS NOT NULL AND received_at < ${before} ORDER BY id LIMIT ${batch})`.execute(db);
+    const n = Number(r.numAffectedRows ?? 0);
+    total += n;
+    if (n < batch) break;
+  }
+  return total;
 }

@@ -13,6 +13,8 @@ export interface DiagnosisRequestsTable {
   domain: string;
   address: string;
   created_at: Date | string | undefined;
+  /** Where the result mail goes for this token (an address the requester proved, e.g. by the web front). */
+  reply_to?: string | null;
 }
 type RequestsDb = Kysely<{ diagnosis_requests: DiagnosisRequestsTable }>;
 const requests = (db: Db): RequestsDb => db.withTables<{ diagnosis_requests: DiagnosisRequestsTable }>() as unknown as RequestsDb;
@@ -86,16 +88,27 @@ export function addressFor(token: string | null, ourDomain: string): string {
 }
 
 /** Stores a fresh request and returns its address. */
-export async function createRequest(db: Db, domain: string, ourDomain: string): Promise<{ token: string; address: string; domain: string }> {
+/**
+ * Stores a fresh request and returns its address. `replyTo`: the address the result mail goes to, when the
+ * requester proved it (the web front's confirmation); without it the result goes only to an authenticated sender.
+ */
+export async function createRequest(
+  db: Db,
+  domain: string,
+  ourDomain: string,
+  opts: { replyTo?: string | null } = {},
+): Promise<{ token: string; address: string; domain: string }> {
   const normalized = normalizeDomain(domain);
   if (!normalized) throw new Error(`not a domain name: "${domain}"`);
+  const replyTo = opts.replyTo?.trim() || null;
+  if (replyTo && (!/^[^\s<>@]+@[^\s<>@]+$/.test(replyTo) || !domainOfAddress(replyTo))) throw new Error(`not a mail address: "${replyTo}"`);
   const token = generateToken();
   const address = addressFor(token, ourDomain);
-  await requests(db).insertInto('diagnosis_requests').values({ token, domain: normalized, address, created_at: undefined }).execute();
+  await requests(db).insertInto('diagnosis_requests').values({ token, domain: normalized, address, created_at: undefined, ...(replyTo ? { reply_to: replyTo } : {}) }).execute();
   return { token, address, domain: normalized };
 }
 
-export async function findRequest(db: Db, token: string): Promise<{ token: string; domain: string; address: string; created_at: Date } | null> {
+export async function findRequest(db: Db, token: string): Promise<{ token: string; domain: string; address: string; created_at: Date; reply_to: string | null } | null> {
   const row = await requests(db).selectFrom('diagnosis_requests').selectAll().where('token', '=', token).executeTakeFirst();
-  return row ? { ...row, created_at: new Date(row.created_at as Date) } : null;
+  return row ? { ...row, reply_to: row.reply_to ?? null, created_at: new Date(row.created_at as Date) } : null;
 }

@@ -1,5 +1,6 @@
 // Integration: the SMTP probe against the lab's real SMTP hosts (lab/worlds/test-smtp-probe.json), one host
 // per behaviour and certificate kind, judged by the real checks.
+import { createOutboundGate } from '../lib/net/outbound.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -227,11 +228,11 @@ test('outside lab mode loopback and private targets are refused: a local listene
   };
   try {
     for (const ip of ['127.0.0.1', '::ffff:127.0.0.1', '10.0.0.1', '192.168.1.1', '169.254.169.254', '::1', 'fd00::1']) {
-      const obs = await probeSmtp(ip, { port, lab: false, connect, connectTimeoutMs: 1000 });
+      const obs = await probeSmtp(ip, { port, lab: false, gate: createOutboundGate({ lab: false, rawConnect: connect }), connectTimeoutMs: 1000 });
       assert.equal(obs.session, 'forbidden_address', ip);
     }
     // And in lab mode, a public address is refused the same way.
-    const pub = await probeSmtp('192.0.2.1', { port, lab: true, connect });
+    const pub = await probeSmtp('192.0.2.1', { port, lab: true, gate: createOutboundGate({ lab: true, rawConnect: connect }) });
     assert.equal(pub.session, 'forbidden_address');
     assert.equal(connects, 0);
     assert.equal(accepted, 0);

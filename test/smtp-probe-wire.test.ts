@@ -1,5 +1,6 @@
 // The SMTP probe against small scripted servers: the protocol corners and hostile behaviour the lab hosts do
 // not show (multi-line greetings, HELO fallback, 454, broken handshakes, endless or garbage replies).
+import { createOutboundGate } from '../lib/net/outbound.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -307,10 +308,13 @@ test('a connect that never completes is unreachable with connect_timeout (inject
   const obs = await probeSmtp('127.0.0.1', {
     lab: true,
     connectTimeoutMs: 100,
-    connect: () => {
-      made++;
-      return new net.Socket(); // never connects
-    },
+    gate: createOutboundGate({
+      lab: true,
+      rawConnect: () => {
+        made++;
+        return new net.Socket(); // never connects
+      },
+    }),
   });
   assert.equal(made, 1);
   assert.equal(obs.session, 'unreachable');

@@ -4,8 +4,8 @@ import { UnrecoverableError } from 'bullmq';
 import type { JobPayloads } from './jobs.ts';
 import type { WorkerContext } from './context.ts';
 import { insertDiagnosis } from '../lib/diagnosis.ts';
-import { collectTestMailObservations, judgeTestMail, type TestMailObservations } from '../lib/test-mail.ts';
-import { loadTestMail, setResultMailStatus, type ResultMailStatus } from '../receiver/store.ts';
+import { collectTestMailObservations, isAuthenticated, judgeTestMail, testMailProvenance, type Provenance, type TestMailObservations } from '../lib/test-mail.ts';
+import { countRecentDiagnoses, countSentResultMails, loadTestMail, recordResultMail, setNotDiagnosed, type ResultMailStatus } from '../receiver/store.ts';
 import { findRequest, domainOfAddress } from '../receiver/tokens.ts';
 import { composeResultMail, deliverResultMail, type DiagnosisView } from '../receiver/result-mail.ts';
 import { mxRows } from '../lib/checks/mx.ts';
@@ -18,6 +18,9 @@ export interface ProcessTestMailResult {
   resultMail: ResultMailStatus | null;
   /** Set instead of a diagnosis when the pass had transient unknowns and `retryTransient` asked to wait. */
   transient?: string[];
+  provenance?: Provenance;
+  /** Why the mail was not diagnosed on purpose: opted_out, domain_daily_cap. */
+  notDiagnosed?: string;
 }
 
 export interface ProcessTestMailOptions {
@@ -51,6 +54,17 @@ export async function processTestMail(
     return { diagnosisId: null, inserted: false, resultMail: null };
   }
 
+  const at = (config.clock ?? new Date()).toISOString();
+  // The opt-out list holds for test mails too: nothing of an opted-out domain is probed, nothing is answered.
+  if (mail.notDiagnosed || ctx.deps.outbound.domainOptedOut(domain)) {
+    const reason = mail.notDiagnosed ?? 'opted_out';
+    if (!mail.notDiagnosed) await setNotDiagnosed(db, mail.id, reason);
+    const resultMail = mail.resultMail ?? { status: 'skipped' as const, to: mail.mailFrom, at, reason: 'not_diagnosed', detail: `not diagnosed: ${reason}` };
+    if (!mail.resultMail) await recordResultMail(db, mail.id, resultMail, domainOfAddress(mail.mailFrom));
+    logger.info({ testMailId: mail.id, domain, reason }, 'test mail not diagnosed');
+    return { diagnosisId: null, inserted: false, resultMail, notDiagnosed: reason };
+  }
+
   const existing = await db.selectFrom('diagnoses').select('id').where('test_mail_id', '=', mail.id).executeTakeFirst();
   let diagnosisId: string;
   let inserted = false;
@@ -58,6 +72,16 @@ export async function processTestMail(
   if (existing) {
     diagnosisId = String(existing.id);
   } else {
+    // One domain cannot flood its own history (or the statistics) with mails: at most N diagnoses per 24 h.
+    const recent = await countRecentDiagnoses(db, domain, mail.receivedAt, mail.id);
+    if (recent >= config.testMailDiagnosesPerDomainDay) {
+      const reason = 'domain_daily_cap';
+      await setNotDiagnosed(db, mail.id, reason);
+      const resultMail: ResultMailStatus = { status: 'skipped', to: mail.mailFrom, at, reason: 'not_diagnosed', detail: `${domain} already has ${recent} test-mail diagnoses in the 24 h before this mail (limit ${config.testMailDiagnosesPerDomainDay})` };
+      await recordResultMail(db, mail.id, resultMail, domainOfAddress(mail.mailFrom));
+      logger.info({ testMailId: mail.id, domain, recent }, 'test mail not diagnosed: daily cap of the domain reached');
+      return { diagnosisId: null, inserted: false, resultMail, notDiagnosed: reason };
+    }
     const observations = await collectTestMailObservations({ ...mail, domain }, ctx.deps, {
       requestDomain: request?.domain ?? null,
       mta: config.receiverHostname,
@@ -73,24 +97,59 @@ export async function processTestMail(
     inserted = r.inserted;
     logger.info({ testMailId: mail.id, diagnosisId, domain, verdict: diagnosis.verdict.verdict }, 'test mail diagnosed');
   }
+  diagnosis ??= await reload(ctx, diagnosisId);
+  const obs = diagnosis.observations as TestMailObservations;
+  const provenance = testMailProvenance(obs);
+  await db.updateTable('diagnoses').set({ provenance } as never).where('id', '=', diagnosisId).execute();
 
   // The result mail goes out once: a retried job whose mail was already answered does not answer again.
   let resultMail: ResultMailStatus | null = mail.resultMail;
   if (!resultMail) {
-    const at = (config.clock ?? new Date()).toISOString();
-    const enabled = opts.resultMail ?? config.resultMail;
-    if (!enabled) resultMail = { status: 'disabled', to: mail.mailFrom, at };
-    else if (!mail.mailFrom) {
-      // RFC 3834 §2: never respond to a message with a null reverse-path.
-      resultMail = { status: 'skipped', to: null, at, detail: 'null reverse-path' };
-    } else {
-      diagnosis ??= await reload(ctx, diagnosisId);
-      resultMail = await sendResult(ctx, diagnosisId, diagnosis, mail.mailFrom, at);
-    }
-    await setResultMailStatus(db, mail.id, resultMail);
+    resultMail = await decideAndSend(ctx, { id: mail.id, mailFrom: mail.mailFrom, replyTo: request && request.domain === domain ? request.reply_to : null }, diagnosisId, diagnosis, at, opts);
+    await recordResultMail(db, mail.id, resultMail, domainOfAddress(resultMail.to));
     logger.info({ testMailId: mail.id, resultMail }, 'result mail');
   }
-  return { diagnosisId, inserted, resultMail };
+  return { diagnosisId, inserted, resultMail, provenance };
+}
+
+/**
+ * The result-mail policy (README "Security"): only to a sender that proved it is the domain (SPF pass for the
+ * MAIL FROM domain or an aligned verifying DKIM signature), or to the address that requested the token; never
+ * to a null reverse-path (RFC 3834 §2); within the per-recipient and per-domain daily and the global hourly
+ * caps. Every result mail not sent says why (`reason`).
+ */
+async function decideAndSend(
+  ctx: Pick<WorkerContext, 'db' | 'config' | 'deps'>,
+  mail: { id: string; mailFrom: string | null; replyTo: string | null },
+  diagnosisId: string,
+  diagnosis: Diagnosis,
+  at: string,
+  opts: ProcessTestMailOptions,
+): Promise<ResultMailStatus> {
+  const { config } = ctx;
+  const obs = diagnosis.observations as TestMailObservations;
+  const enabled = opts.resultMail ?? config.resultMail;
+  if (!enabled) return { status: 'disabled', to: mail.mailFrom, at, reason: 'disabled' };
+  let to: string | null;
+  if (mail.replyTo) to = mail.replyTo;
+  else if (!mail.mailFrom) return { status: 'skipped', to: null, at, reason: 'null_reverse_path', detail: 'null reverse-path (RFC 3834 §2)' };
+  else if (!isAuthenticated(obs)) {
+    return {
+      status: 'skipped', to: mail.mailFrom, at, reason: 'unverified_sender',
+      detail: `the sender did not prove it is ${diagnosis.domain} (SPF ${obs.spf.result} for the MAIL FROM, no aligned verifying DKIM signature): no result mail, so a forged sender cannot make us mail a victim`,
+    };
+  } else to = mail.mailFrom;
+  const toDomain = domainOfAddress(to);
+  if (!toDomain) return { status: 'skipped', to, at, reason: 'no_domain', detail: 'the recipient has no usable domain' };
+  if (ctx.deps.outbound.domainOptedOut(toDomain)) return { status: 'skipped', to, at, reason: 'opted_out', detail: `${toDomain} is on the opt-out list` };
+  // The caps count real time (not the lab clock): they bound what we send into the world.
+  const now = Date.now();
+  const sent = await countSentResultMails(ctx.db, to, toDomain, new Date(now - 86_400_000), new Date(now - 3_600_000));
+  if (sent.hour >= config.resultMailPerHour) return { status: 'skipped', to, at, reason: 'hourly_cap', detail: `${sent.hour} result mails in the last hour (limit ${config.resultMailPerHour})` };
+  if (sent.recipient >= config.resultMailPerRecipientDay) return { status: 'skipped', to, at, reason: 'recipient_daily_cap', detail: `${sent.recipient} result mails to ${to} in 24 h (limit ${config.resultMailPerRecipientDay})` };
+  if (sent.domain >= config.resultMailPerDomainDay) return { status: 'skipped', to, at, reason: 'domain_daily_cap', detail: `${sent.domain} result mails to ${toDomain} in 24 h (limit ${config.resultMailPerDomainDay})` };
+  const r = await sendResult(ctx, diagnosisId, diagnosis, to, at);
+  return r.status === 'sent' ? r : { ...r, reason: 'delivery_failed' };
 }
 
 async function reload(ctx: Pick<WorkerContext, 'db'>, id: string): Promise<Diagnosis> {
@@ -129,7 +188,10 @@ async function sendResult(
     from: `mailcensus <check@${ctx.config.receiverDomain}>`,
     ehloName: ctx.config.receiverHostname,
     port: ctx.config.smtpPort,
+    gate: ctx.deps.outbound,
     timeoutMs: ctx.config.smtpCommandTimeoutMs,
+    maxAddresses: ctx.config.resultMailMxAddresses,
+    deadlineMs: ctx.config.resultMailDeadlineMs,
   });
   return { status: r.status, to, at, detail: `${r.detail}${r.tls === null ? '' : r.tls ? ' [TLS]' : ' [no TLS]'}` };
 }

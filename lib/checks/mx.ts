@@ -101,14 +101,36 @@ export function mxIps(obs: MxObservation): string[] {
 }
 
 /** MX rows as lib/diagnosis.ts stores them. */
+/**
+ * Addresses used per MX host and per domain. Anyone can publish 3,000 A records for each of 10 MX names; a
+ * sender MTA would try a few (Postfix smtp_mx_address_limit = 5), and so do we. The rest are recorded as
+ * truncated (mxAddressTruncation, evaluateMx's `mx_truncated`), never probed.
+ */
+export const MAX_ADDRESSES_PER_MX = 4;
+export const MAX_ADDRESSES_PER_DOMAIN = 16;
+
+/** The MX rows (host, address) we use: every MX host, at most the capped number of addresses. */
 export function mxRows(obs: MxObservation): { preference: number; host: string; ip: string | null }[] {
   const rows: { preference: number; host: string; ip: string | null }[] = [];
+  let total = 0;
   for (const h of obs.hosts) {
     const ips = [...(h.a.outcome === 'answer' ? h.a.data : []), ...(h.aaaa.outcome === 'answer' ? h.aaaa.data : [])].map(String);
     if (ips.length === 0) rows.push({ preference: h.preference, host: h.exchange, ip: null });
-    for (const ip of ips) rows.push({ preference: h.preference, host: h.exchange, ip });
+    for (const ip of ips.slice(0, MAX_ADDRESSES_PER_MX)) {
+      if (total >= MAX_ADDRESSES_PER_DOMAIN) break;
+      rows.push({ preference: h.preference, host: h.exchange, ip });
+      total++;
+    }
   }
   return rows;
+}
+
+/** How many MX addresses the domain published and how many mxRows keeps. */
+export function mxAddressTruncation(obs: MxObservation): { published: number; used: number; truncated: boolean } {
+  let published = 0;
+  for (const h of obs.hosts) published += (h.a.outcome === 'answer' ? h.a.data.length : 0) + (h.aaaa.outcome === 'answer' ? h.aaaa.data.length : 0);
+  const used = mxRows(obs).filter((r) => r.ip).length;
+  return { published, used, truncated: used < published };
 }
 
 /**

@@ -11,6 +11,9 @@ import net from 'node:net';
 export function normalizeQueryName(name: string): string | null {
   if (typeof name !== 'string') return null;
   let n = name.trim().toLowerCase();
+  // RFC 8616 §4: an internationalised name is looked up as A-labels, whichever identity it came from (HELO,
+  // MAIL FROM, header From, DKIM d=, a domain list).
+  if (!/^[\x00-\x7f]*$/.test(n)) n = toALabels(n) ?? '';
   if (n.endsWith('.')) n = n.slice(0, -1);
   if (n.length === 0 || n.length > 253) return null;
   for (const label of n.split('.')) {
@@ -18,6 +21,20 @@ export function normalizeQueryName(name: string): string | null {
     if (!/^[a-z0-9_-]+$/.test(label)) return null;
   }
   return n;
+}
+
+/** A name with U-labels as A-labels (UTS #46 via WHATWG URL), or null when it cannot be converted. */
+export function toALabels(name: string): string | null {
+  const ascii = domainToASCII(name.trim());
+  return ascii ? ascii.toLowerCase() : null;
+}
+
+/** `local@domain` with the domain as A-labels (RFC 8616 §4); the local part is left as it is. */
+export function addressToALabels(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0 || /^[\x00-\x7f]*$/.test(address.slice(at + 1))) return address;
+  const domain = toALabels(address.slice(at + 1));
+  return domain ? `${address.slice(0, at + 1)}${domain}` : address;
 }
 
 /**

@@ -207,9 +207,11 @@ function udpExchange(server: { host: string; port: number }, name: string, type:
       timeoutMs,
     );
     socket.on('error', (err) => finish({ outcome: 'error', reason: `socket_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() }));
+    let peer: { address: string; port: number } | null = null;
     socket.on('message', (msg, rinfo) => {
-      // Only the server we asked may answer.
-      if (rinfo.port !== server.port) return;
+      // Only the address and port we asked may answer (RFC 5452 §9.1): the socket is connected, so the kernel
+      // drops other sources already; the check here holds even where it does not.
+      if (!peer || rinfo.port !== peer.port || canonicalAddress(rinfo.address) !== canonicalAddress(peer.address)) return;
       const m = matchReply(msg, id, name, type);
       if (m.kind === 'malformed') sawMalformed = true;
       if (m.kind === 'match') finish({ outcome: 'answer', packet: m.packet });
@@ -217,11 +219,22 @@ function udpExchange(server: { host: string; port: number }, name: string, type:
     // Port 0: the kernel picks a random ephemeral source port per query (RFC 5452 §9.2).
     socket.bind(0, () => {
       if (done) return;
-      socket.send(encodeQuery(id, name, type, cd), server.port, server.host, (err) => {
-        if (err) finish({ outcome: 'error', reason: `send_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() });
+      socket.connect(server.port, server.host, (err?: Error) => {
+        if (done) return;
+        if (err) return finish({ outcome: 'error', reason: `connect_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() });
+        peer = socket.remoteAddress();
+        socket.send(encodeQuery(id, name, type, cd), (e) => {
+          if (e) finish({ outcome: 'error', reason: `send_${(e as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() });
+        });
       });
     });
   });
+}
+
+/** `::ffff:1.2.3.4` and `1.2.3.4` are one address. */
+function canonicalAddress(a: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return (m ? m[1] : a).toLowerCase();
 }
 
 function tcpExchange(server: { host: string; port: number }, name: string, type: QueryType, cd: boolean, timeoutMs: number): Promise<Exchange> {

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { checkAddress } from '../net/address-policy.ts';
+import { createOutboundGate, type OutboundGate } from '../net/outbound.ts';
 import type { Config } from '../config.ts';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -160,8 +160,13 @@ export interface SmtpProbeOptions {
   relayLocalPart?: string;
   /** After a failed handshake, reconnect in clear once to run the relay test. @defaultValue true */
   relayFallbackPlain?: boolean;
-  /** @defaultValue net.connect */
-  connect?: ConnectFn;
+  /**
+   * The outbound gate (lib/net/outbound.ts): address policy, opt-out list, politeness. Every connection of the
+   * probe goes through its `connect`. @defaultValue a gate with the address policy of `lab` and no opt-out
+   */
+  gate?: OutboundGate;
+  /** The whole probe (every reconnect included) ends after this long, however chatty the server. @defaultValue 120000 */
+  sessionDeadlineMs?: number;
   /** Clock for timestamps and certificate validity. @defaultValue () => new Date() */
   now?: () => Date;
   /** Longest server line accepted (RFC 5321 §4.5.3.1.5 says 512). @defaultValue 4096 */
@@ -186,6 +191,7 @@ export function smtpOptionsFromConfig(cfg: Readonly<Config>, extra: Partial<Smtp
     lab: cfg.lab,
     relayTestDomain: cfg.relayTestDomain,
     mailFrom: cfg.contact,
+    sessionDeadlineMs: cfg.smtpSessionDeadlineMs,
     ...extra,
   };
 }
@@ -207,6 +213,7 @@ function reasonOfSocketError(err: NodeJS.ErrnoException): string {
     case 'ETIMEDOUT': return 'connect_timeout';
     case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENETDOWN': return 'host_unreachable';
     case 'EADDRNOTAVAIL': return 'address_not_available';
+    case 'EOUTBOUNDREFUSED': return 'forbidden_address';
     default: return 'network_error';
   }
 }
@@ -587,6 +594,8 @@ interface Resolved {
   relayVariants: readonly RelayVariant[];
   relayLocalPart: string;
   relayFallbackPlain: boolean;
+  gate: OutboundGate;
+  sessionDeadlineMs: number;
   connect: ConnectFn;
   now: () => Date;
   limits: Limits;
@@ -601,6 +610,7 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
       throw new Error(`SMTP probe option ${name} must be a non-empty address or name without spaces, <, > or line breaks, got ${JSON.stringify(value)}`);
     }
   }
+  const gate = o.gate ?? createOutboundGate({ lab: o.lab ?? false });
   return {
     port: o.port ?? 25,
     host: o.host ?? null,
@@ -615,7 +625,9 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
     relayVariants: o.relayVariants ?? RELAY_VARIANTS,
     relayLocalPart: o.relayLocalPart ?? 'relaytest',
     relayFallbackPlain: o.relayFallbackPlain ?? true,
-    connect: o.connect ?? ((opts) => net.connect(opts)),
+    gate,
+    sessionDeadlineMs: o.sessionDeadlineMs ?? 120_000,
+    connect: gate.connect,
     now: o.now ?? (() => new Date()),
     limits: {
       maxLineBytes: o.maxLineBytes ?? 4096,
@@ -636,20 +648,39 @@ export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Pro
   const obs = emptyObservation(ip, o.host, o.port, o.now());
   try {
     // Checked right before connecting, on the address actually used (SSRF guard; see address-policy.ts).
-    const policy = checkAddress(ip, { lab: o.lab });
+    const policy = o.gate.check(ip);
     if (!policy.allowed) {
       obs.session = 'forbidden_address';
-      obs.reason = 'forbidden_address';
+      obs.reason = policy.reason;
       obs.forbiddenRange = policy.range;
-      obs.relay.reason = 'forbidden_address';
+      obs.relay.reason = policy.reason;
       rec.add('I', `not connecting: ${ip} is in ${policy.range} (${policy.purpose})`);
       return obs;
     }
-    const first = await runSession(ip, o, rec, obs, 'full');
-    if (first === 'tls_failed' && o.relayFallbackPlain) {
-      // A sender falls back to plain text after a failed handshake; so does the relay test.
-      rec.add('I', 'reconnecting in clear for the relay test');
-      await runSession(ip, o, rec, obs, 'relay_only');
+    // A total deadline over the whole probe: every reply has its own timeout, but a server answering just in
+    // time, line after line, must not hold a job (and its per-IP slot) for hours.
+    const sockets: net.Socket[] = [];
+    let expired = false;
+    const deadline = setTimeout(() => {
+      expired = true;
+      rec.add('I', `session deadline of ${o.sessionDeadlineMs} ms reached: closing`);
+      for (const s of sockets) s.destroy();
+    }, o.sessionDeadlineMs);
+    const bounded: Resolved = { ...o, connect: (c) => { const s = o.connect(c); sockets.push(s); return s; } };
+    try {
+      const first = await runSession(ip, bounded, rec, obs, 'full');
+      if (first === 'tls_failed' && o.relayFallbackPlain && !expired) {
+        // A sender falls back to plain text after a failed handshake; so does the relay test.
+        rec.add('I', 'reconnecting in clear for the relay test');
+        await runSession(ip, bounded, rec, obs, 'relay_only');
+      }
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (expired) {
+      if (obs.session === 'ok') obs.session = 'session_failed';
+      obs.reason = 'session_deadline';
+      if (obs.relay.outcome === 'not_tested') obs.relay.reason = 'session_deadline';
     }
     return obs;
   } finally {

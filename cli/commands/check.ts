@@ -76,6 +76,12 @@ export function register(program: Command): void {
         const { judgeDns } = await import('../../lib/probes/dns.ts');
         const cfg = config();
         const deps = createProbeDeps(cfg);
+        // The opt-out list holds for one-off checks as for surveys and test mails: an opted-out domain is not
+        // looked up, and its opted-out IPs are never connected to (the outbound gate).
+        if (deps.outbound.domainOptedOut(normalizeDomain(domainArg)!)) {
+          process.stderr.write(`mailcensus: ${normalizeDomain(domainArg)} is on the opt-out list (MAILCENSUS_OPT_OUT): not checked\n`);
+          return 1;
+        }
         const d = await diagnoseDomain(domainArg, deps);
         const obs = d.observations as import('../../lib/diagnose.ts').ScanObservations;
         const rows: CheckRow[] = CRITERIA.map((c) => {

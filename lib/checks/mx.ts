@@ -158,7 +158,9 @@ export function evaluateMx(obs: MxObservation): Finding {
     const names = noAddress.map((h) => h.exchange).join(', ');
     return finding(usable > 0 ? 'ok' : 'ng', usable > 0 ? 'some_mx_without_address' : 'mx_without_address', `MX host without A/AAAA: ${names}`);
   }
-  const detail = `${obs.hosts.length} MX host(s)${obs.truncated ? `, first ${MAX_MX_HOSTS} of ${recs.length} probed` : ''}`;
+  const addr = mxAddressTruncation(obs);
+  const detail = `${obs.hosts.length} MX host(s)${obs.truncated ? `, first ${MAX_MX_HOSTS} of ${recs.length} probed` : ''}${
+    addr.truncated ? `, ${addr.used} of ${addr.published} addresses probed (at most ${MAX_ADDRESSES_PER_MX} per host, ${MAX_ADDRESSES_PER_DOMAIN} per domain)` : ''}`;
   if (kind === 'implicit') return finding('ok', 'implicit_mx', 'no MX: the domain\'s own address receives mail (RFC 5321 §5.1)');
-  return finding('ok', obs.truncated ? 'mx_truncated' : 'mx_present', detail);
+  return finding('ok', obs.truncated || addr.truncated ? 'mx_truncated' : 'mx_present', detail);
 }

@@ -3,9 +3,15 @@
 // envelope, and answers 250 only once the row is committed. The diagnosis itself runs in a worker.
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Db } from '../lib/db.ts';
-import { insertTestMail, listUndiagnosedTestMails, StoreTimeoutError, type NewTestMail } from './store.ts';
+import { insertTestMail, listUndiagnosedTestMails, pruneRawMails, StoreTimeoutError, type NewTestMail } from './store.ts';
 import { classifyRecipient, domainOfAddress } from './tokens.ts';
 import { selfSignedCertificate } from './cert.ts';
+import { createRequire } from 'node:module';
+
+// mailauth's own header splitter (the one its DKIM and DMARC code reads the message with).
+const headerTools = createRequire(import.meta.url)('mailauth/lib/tools.js') as {
+  parseHeaders(buf: Buffer): { parsed: { key: string | null; line: Buffer }[] };
+};
 
 export interface ReceiverLogger {
   info(obj: object, msg?: string): void;
@@ -42,6 +48,16 @@ export interface ReceiverOptions {
   rateWindowMs?: number;
   /** Idle timeout of a session. RFC 5321 §4.5.3.2.7 asks for 5 minutes. @defaultValue 300000 */
   socketTimeoutMs?: number;
+  /** Total deadline of a session however active it is (a slow drip cannot hold it). @defaultValue 600000 */
+  sessionTimeoutMs?: number;
+  /** Concurrent sessions over all clients; beyond it the greeting is 421. @defaultValue 100 */
+  maxClients?: number;
+  /** Largest header section (Postfix header_size_limit); beyond it 552. @defaultValue 102400 */
+  maxHeaderBytes?: number;
+  /** Message bytes held in memory by all sessions together; beyond it the mail gets 452 4.3.1. @defaultValue 256 MiB */
+  memoryBudgetBytes?: number;
+  /** Days raw bytes are kept; the sweeper prunes older ones (the diagnosis stays). 0 = forever. @defaultValue 30 */
+  rawRetentionDays?: number;
   /** How long to wait for Postgres before answering 451 4.3.0. @defaultValue 30000 */
   storeTimeoutMs?: number;
   /** The lab clock: the time recorded on received mails. @defaultValue null (now) */
@@ -76,21 +92,70 @@ export function normalizeIp(ip: string): string {
   return m ? m[1] : ip;
 }
 
+/** Longest From: field accepted; mailauth parses it with a parser that is slow on huge lists. */
+export const MAX_FROM_FIELD_BYTES = 4096;
+
+/**
+ * The header section of a message (up to the first empty line), or null when it is longer than `max` bytes
+ * (Postfix header_size_limit) — a bounded, linear search.
+ */
+export function headerSection(raw: Buffer, max: number): Buffer | null {
+  const end = raw.subarray(0, max + 4).indexOf('\r\n\r\n');
+  if (end >= 0) return raw.subarray(0, end + 2);
+  // No body: the whole message is header (still bounded).
+  return raw.length <= max ? raw : null;
+}
+
+/** The unfolded value of the first From: field of a header section, or null. Linear in the header size. */
+export function fromField(head: Buffer): string | null {
+  const { parseHeaders } = headerTools;
+  const row = parseHeaders(head).parsed.find((r) => r.key === 'from');
+  if (!row) return null;
+  const line = row.line.toString('latin1');
+  return line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]*/g, ' ');
+}
+
 /**
  * The address of the From: header (RFC 5322 §3.6.2), read leniently: 8-bit bytes are kept as latin1, folded
- * lines are unfolded, a display name and comments are skipped. Null when absent or unreadable.
+ * lines are unfolded, a display name and comments are skipped. Null when absent or unreadable. Every step
+ * is a single scan (indexOf / split), so a hostile 100 KB field costs microseconds, not seconds.
  */
-export function headerFromAddress(raw: Buffer): string | null {
-  const end = raw.indexOf('\r\n\r\n');
-  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 256 * 1024) : end).toString('latin1');
-  const unfolded = head.replace(/\r?\n[ \t]+/g, ' ');
-  const line = unfolded.split(/\r?\n/).find((l) => /^from\s*:/i.test(l));
-  if (!line) return null;
-  const value = line.slice(line.indexOf(':') + 1).replace(/\([^()]*\)/g, ' ');
-  const angle = /<([^<>@\s]+@[^<>\s]+)>/.exec(value);
-  const bare = /([^\s<>",;:]+@[^\s<>",;]+)/.exec(value);
-  const addr = angle?.[1] ?? bare?.[1];
-  return addr ? addr.trim() : null;
+export function headerFromAddress(raw: Buffer, maxHeaderBytes = 102_400): string | null {
+  const head = headerSection(raw, maxHeaderBytes);
+  if (!head) return null;
+  const value = fromField(head);
+  if (value === null) return null;
+  // Comments (RFC 5322 §3.2.2) without nesting: drop "(...)" pieces in one pass.
+  let plain = '';
+  let depth = 0;
+  for (let i = 0; i < value.length && i < MAX_FROM_FIELD_BYTES * 4; i++) {
+    const c = value[i];
+    if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (depth === 0) plain += c;
+  }
+  const lt = plain.indexOf('<');
+  if (lt >= 0) {
+    const gt = plain.indexOf('>', lt);
+    const inner = gt > lt ? plain.slice(lt + 1, gt).trim() : '';
+    if (inner.includes('@') && !/[\s<>]/.test(inner)) return inner;
+  }
+  for (const token of plain.split(/[\s<>",;]+/)) {
+    const at = token.indexOf('@');
+    if (at > 0 && at < token.length - 1 && !token.includes(':')) return token;
+  }
+  return null;
+}
+
+/** The key of a client for the per-client limits: the IPv4 address, or the /64 of an IPv6 one (RFC 6177). */
+export function clientKey(ip: string): string {
+  const v = normalizeIp(ip);
+  if (!v.includes(':')) return v;
+  const [head, tail] = v.toLowerCase().split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 /** A sliding-window counter per key, bounded in keys so a spoofed flood cannot grow it without limit. */
@@ -123,6 +188,10 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   const maxConnPerWindow = opts.maxConnectionsPerWindow ?? 60;
   const maxMsgPerWindow = opts.maxMessagesPerWindow ?? 30;
   const storeTimeoutMs = opts.storeTimeoutMs ?? 30_000;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 102_400;
+  const memoryBudget = opts.memoryBudgetBytes ?? 256 * 1024 * 1024;
+  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 600_000;
+  let inMemory = 0;
   const enqueue = opts.enqueue ?? (async () => {});
   let cert = opts.cert ?? null;
   let key = opts.key ?? null;
@@ -147,11 +216,13 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
     authOptional: true,
     disabledCommands: ['AUTH'],
     disableReverseLookup: true,
+    // Beyond this many sessions smtp-server greets with 421 and closes (RFC 5321 §3.8).
+    maxClients: opts.maxClients ?? 100,
     socketTimeout: opts.socketTimeoutMs ?? 300_000,
     closeTimeout: 5_000,
     logger: false,
     onConnect(session, cb) {
-      const ip = normalizeIp(session.remoteAddress);
+      const ip = clientKey(session.remoteAddress);
       const n = open.get(ip) ?? 0;
       // RFC 5321 §3.8 / §4.2.2: 421 closes the channel; the client retries later.
       if (n >= maxConnPerIp) return cb(reply(421, `${hostname} 4.7.0 Too many connections from ${ip}, try again later`));
@@ -164,13 +235,13 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
     onClose(session) {
       state.delete(session.id);
       if (!accepted.delete(session.id)) return;
-      const ip = normalizeIp(session.remoteAddress);
+      const ip = clientKey(session.remoteAddress);
       const n = (open.get(ip) ?? 1) - 1;
       if (n <= 0) open.delete(ip);
       else open.set(ip, n);
     },
     onMailFrom(_address: SMTPServerAddress, session, cb) {
-      const ip = normalizeIp(session.remoteAddress);
+      const ip = clientKey(session.remoteAddress);
       if (msgRate.hit(ip) > maxMsgPerWindow) return cb(reply(450, '4.7.1 Too many messages from your address, try again later'));
       const s = state.get(session.id);
       if (s) s.token = null;
@@ -188,33 +259,58 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
       cb();
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
-      // A capped buffer: bytes beyond maxSize are counted (smtp-server answers 552) but never kept.
+      // A capped buffer: bytes beyond maxSize are counted (smtp-server answers 552) but never kept, and all
+      // sessions together hold at most memoryBudget bytes (then 452 4.3.1: the sender retries later).
       const chunks: Buffer[] = [];
       let kept = 0;
-      let overflow = false;
+      let overflow: null | 'size' | 'memory' | 'header' = null;
       let aborted = false;
+      let headerChecked = false;
+      const release = () => {
+        inMemory -= kept;
+        kept = 0;
+        chunks.length = 0;
+      };
       stream.on('data', (chunk: Buffer) => {
         if (overflow) return;
-        if (kept + chunk.length > maxSize) {
-          overflow = true;
-          chunks.length = 0;
-          return;
-        }
+        if (kept + chunk.length > maxSize) overflow = 'size';
+        else if (inMemory + chunk.length > memoryBudget) overflow = 'memory';
+        if (overflow) return release();
         chunks.push(chunk);
         kept += chunk.length;
+        inMemory += chunk.length;
+        // The header section must end within maxHeaderBytes (checked once, when that much has arrived).
+        if (!headerChecked && kept > maxHeaderBytes + 4) {
+          headerChecked = true;
+          if (!headerSection(Buffer.concat(chunks, kept), maxHeaderBytes)) {
+            overflow = 'header';
+            release();
+          }
+        }
       });
       // The client left mid-DATA: smtp-server destroys the stream with an error; nothing is stored.
       stream.on('error', () => {
         aborted = true;
+        release();
       });
       stream.on('end', () => {
-        if (aborted) return;
-        if (overflow || stream.sizeExceeded) {
+        if (aborted) return release();
+        if (overflow === 'size' || stream.sizeExceeded) {
+          release();
           return cb(reply(552, `5.3.4 Message exceeds fixed maximum message size ${maxSize}`));
         }
+        if (overflow === 'memory') return cb(reply(452, '4.3.1 Insufficient system storage, try again later'));
+        if (overflow === 'header') return cb(reply(552, `5.3.4 Header section exceeds ${maxHeaderBytes} bytes`));
+        const held = kept;
         const raw = Buffer.concat(chunks, kept);
+        chunks.length = 0;
+        const from = fromField(headerSection(raw, maxHeaderBytes) ?? Buffer.alloc(0));
+        if (from !== null && from.length > MAX_FROM_FIELD_BYTES) {
+          inMemory -= held;
+          return cb(reply(552, `5.6.0 From: header field longer than ${MAX_FROM_FIELD_BYTES} bytes`));
+        }
         const mailFromAddr = session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null;
-        const headerFrom = headerFromAddress(raw);
+        const headerFrom = headerFromAddress(raw, maxHeaderBytes);
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const isTest = recipients.some((a) => classifyRecipient(a, domain).kind === 'check');
         const mail: NewTestMail = {
@@ -251,11 +347,29 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
           },
         );
         pendingStores.add(p);
-        void p.finally(() => pendingStores.delete(p));
+        void p.finally(() => {
+          pendingStores.delete(p);
+          inMemory -= held;
+        });
       });
     },
   });
   server.on('error', (err) => log.error({ err: err.message }, 'receiver error'));
+  // A total deadline per session, on top of smtp-server's idle timeout: a client dripping one byte every few
+  // minutes would otherwise hold a session (and its buffer) for ever.
+  const live = new Set<import('node:net').Socket>();
+  server.server.on('connection', (socket: import('node:net').Socket) => {
+    live.add(socket);
+    const timer = setTimeout(() => {
+      log.warn({ ip: socket.remoteAddress }, 'session deadline reached: closing');
+      socket.destroy();
+    }, sessionTimeoutMs);
+    timer.unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      live.delete(socket);
+    });
+  });
 
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -274,6 +388,11 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
     if (sweeping) return 0;
     sweeping = true;
     try {
+      const days = opts.rawRetentionDays ?? 30;
+      if (days > 0) {
+        const pruned = await pruneRawMails(opts.db, new Date(Date.now() - days * 86_400_000));
+        if (pruned > 0) log.info({ pruned, days }, 'raw bytes of old test mails pruned (retention)');
+      }
       const ids = await listUndiagnosedTestMails(opts.db);
       let n = 0;
       for (const id of ids) {

@@ -105,6 +105,28 @@ test('only answers for the wrong question end in a timeout, not in their data', 
   assert.deepEqual(res.answers, []);
 });
 
+test('an answer from another address, even from the queried port, is ignored (RFC 5452 §9.1)', async () => {
+  // A spoofer on 127.0.0.2, bound to the server's port, answers with the right id and question; the real
+  // server stays silent. The answer must not be taken.
+  const dgram = await import('node:dgram');
+  const spoofer = dgram.createSocket('udp4');
+  const { dns, r } = await serve(() => null);
+  await new Promise<void>((resolve) => spoofer.bind(dns.port, '127.0.0.2', () => resolve()));
+  try {
+    const pending = r.query('spoof.test', 'A');
+    const deadline = Date.now() + 2000;
+    while (dns.sources.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    const src = dns.sources[dns.sources.length - 1];
+    const q = dnsPacket.decode(src.raw) as dnsPacket.DecodedPacket & { id: number };
+    const answer = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: 'spoof.test', type: 'A', ttl: 60, data: '192.0.2.66' }] });
+    await new Promise<void>((resolve) => spoofer.send(answer, src.port, '127.0.0.1', () => resolve()));
+    const res = await pending;
+    assert.equal(res.outcome, 'timeout', JSON.stringify(res.answers ?? []));
+  } finally {
+    spoofer.close();
+  }
+});
+
 test('garbage bytes with our id are a malformed reply, not a crash', async () => {
   const { r } = await serve((q) => Buffer.concat([Buffer.from([q.id >> 8, q.id & 255]), Buffer.from('\xff\xff\x00\x01garbage-garbage', 'latin1')]));
   const res = await r.query('garbage.test', 'A');

@@ -14,6 +14,8 @@ export interface HostileDns {
   port: number;
   /** Queries received (UDP and TCP). */
   queries: { name: string; type: string; cd: boolean; transport: 'udp' | 'tcp' }[];
+  /** Where each UDP query came from, with its bytes (for spoofing tests). */
+  sources: { address: string; port: number; raw: Buffer }[];
   close(): Promise<void>;
 }
 
@@ -35,7 +37,9 @@ export async function startHostileDns(handler: Handler): Promise<HostileDns> {
     const r = await handler({ ...q, id: q.id ?? 0, questions: q.questions ?? [], additionals: q.additionals ?? [] } as Query, transport, raw);
     return r === null ? [] : Array.isArray(r) ? r : [r];
   };
+  const sources: HostileDns['sources'] = [];
   udp.on('message', async (msg, rinfo) => {
+    if (sources.length < 10_000) sources.push({ address: rinfo.address, port: rinfo.port, raw: Buffer.from(msg) });
     for (const b of await handle(msg, 'udp')) udp.send(b, rinfo.port, rinfo.address);
   });
   const tcp = net.createServer((sock) => {
@@ -64,6 +68,7 @@ export async function startHostileDns(handler: Handler): Promise<HostileDns> {
     host: '127.0.0.1',
     port,
     queries,
+    sources,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => udp.close(() => r()));

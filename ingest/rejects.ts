@@ -5,13 +5,12 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { InputError } from '../lib/errors.ts';
+import { csvCell, csvRow } from '../lib/csv-cell.ts';
 
 export const REJECTS_HEADER = ['line', 'reason', 'detail', 'value'] as const;
 
-/** RFC 4180 §2.6-2.7: quote a field holding a comma, quote or line break; double the quotes inside. */
-export function csvField(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
+/** One field, through the project's one CSV cell writer (RFC 4180 quoting, OWASP formula neutralising). */
+export const csvField = (v: string): string => csvCell(v);
 
 export function rejectsPathFor(file: string): string {
   return `${file}.rejects.csv`;
@@ -54,7 +53,7 @@ export class RejectsWriter {
   /** Queues one row; call flush() now and then to bound memory. */
   add(line: number, reason: string, detail: string, value: string): void {
     this.rows++;
-    this.buffer.push(`${line},${reason},${csvField(detail)},${csvField(value)}\r\n`);
+    this.buffer.push(csvRow([line, reason, detail, value]));
   }
 
   async flush(): Promise<void> {

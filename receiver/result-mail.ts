@@ -6,6 +6,7 @@ import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Finding
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
 import type { Socket } from 'node:net';
 import type { OutboundGate } from '../lib/net/outbound.ts';
+import { escapeControls, escapeControlsKeepLines } from '../lib/clean-text.ts';
 
 export type Lang = 'ja' | 'en';
 
@@ -54,8 +55,16 @@ function width(s: string): number {
 }
 const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - width(s)));
 
-/** Plain-text rendering of one diagnosis in one language. */
+/**
+ * Plain-text rendering of one diagnosis in one language (the result mail and `mailcensus show`). Details carry
+ * strings from the network (SMTP replies, PTR names, records): their control characters are escaped, so a
+ * hostile server can put neither a header nor a terminal escape sequence into what we render.
+ */
 export function renderDiagnosis(v: DiagnosisView, lang: Lang): string {
+  return escapeControlsKeepLines(renderDiagnosisRaw(v, lang));
+}
+
+function renderDiagnosisRaw(v: DiagnosisView, lang: Lang): string {
   const h = HEAD[lang];
   const lines: string[] = [];
   lines.push(`${h.title}`, '');
@@ -71,7 +80,7 @@ export function renderDiagnosis(v: DiagnosisView, lang: Lang): string {
   const statusWidth = Math.max(...Object.values(STATUS_LABELS).map((l) => width(l[lang])));
   for (const c of CRITERIA) {
     const f = v.criteria[c];
-    lines.push(`  ${pad(CRITERION_LABELS[c][lang], labelWidth)}  ${pad(STATUS_LABELS[f.status][lang], statusWidth)}  ${f.reason}${f.detail ? ` — ${f.detail}` : ''}`);
+    lines.push(`  ${pad(CRITERION_LABELS[c][lang], labelWidth)}  ${pad(STATUS_LABELS[f.status][lang], statusWidth)}  ${escapeControls(f.reason)}${f.detail ? ` — ${escapeControls(f.detail)}` : ''}`);
   }
   if (v.ignored && v.ignored.length > 0) {
     lines.push('', `${h.ignored}: ${v.ignored.map((c) => CRITERION_LABELS[c][lang]).join(', ')}`);
@@ -86,7 +95,7 @@ export interface ResultMailContent {
 
 /** The result mail: Japanese first (MSchecker's audience), then English. */
 export function composeResultMail(v: DiagnosisView): ResultMailContent {
-  const subject = `[mailcensus] ${v.domain}: ${VERDICT_LABELS[v.verdict].ja} / ${VERDICT_LABELS[v.verdict].en}`;
+  const subject = `[mailcensus] ${escapeControls(v.domain)}: ${VERDICT_LABELS[v.verdict].ja} / ${VERDICT_LABELS[v.verdict].en}`;
   const text =
     `${v.domain} から送信されたテストメールを受信し、診断しました。\n\n` +
     renderDiagnosis(v, 'ja') +

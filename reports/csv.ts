@@ -5,16 +5,12 @@ import type { Figure, Figures, Report } from './aggregate.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import { CRITERION_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, VERDICT_ORDER, verdictLabel, FINDING_LABELS, valueLabel, type Lang } from './labels.ts';
 
+import { csvCell } from '../lib/csv-cell.ts';
+
 export const BOM = '\uFEFF';
 
-/** One RFC 4180 field. Text starting with = + - @ (a formula to a spreadsheet) is prefixed with ' (OWASP CSV injection). */
-export function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
-  let s = v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+/** One field, through the project's one CSV cell writer (lib/csv-cell.ts: RFC 4180, OWASP CSV injection). */
+export const csvField = (v: unknown): string => csvCell(v);
 
 export function toCsv(header: string[], rows: unknown[][]): string {
   return BOM + [header, ...rows].map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { action } from '../run.ts';
 import { CRITERION_LABELS, STATUS_LABELS, type Status } from '../../lib/criteria.ts';
+import { escapeControls } from '../../lib/clean-text.ts';
 
 export type Lang = 'ja' | 'en';
 
@@ -36,11 +37,13 @@ const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - width(s)));
 
 /** A plain-text table of the rows: label, status, reason, detail. */
 export function renderCheckTable(rows: CheckRow[], lang: Lang = 'en'): string {
+  // Reasons and details carry strings from the network (PTR names, SMTP replies): escape their control
+  // characters before they reach a terminal (no escape sequences, no forged lines).
   const cells = rows.map((r) => [
-    LABELS[r.key]?.[lang] ?? r.key,
-    STATUS_LABELS[r.status as Status]?.[lang] ?? r.status,
-    r.reason,
-    r.detail ?? '',
+    LABELS[r.key]?.[lang] ?? escapeControls(r.key),
+    STATUS_LABELS[r.status as Status]?.[lang] ?? escapeControls(r.status),
+    escapeControls(r.reason),
+    escapeControls(r.detail ?? ''),
   ]);
   const head = lang === 'ja' ? ['項目', '結果', '理由', '詳細'] : ['check', 'status', 'reason', 'detail'];
   const widths = [0, 1, 2].map((i) => Math.max(width(head[i]), ...cells.map((c) => width(c[i]))));
@@ -100,14 +103,14 @@ export function register(program: Command): void {
         }
         const v = d.verdict;
         const label = VERDICT_LABELS[v.verdict][lang];
-        const why = v.reasons.map((r) => r.detail ?? `${r.criterion}: ${r.reason}`).join('; ');
+        const why = escapeControls(v.reasons.map((r) => r.detail ?? `${r.criterion}: ${r.reason}`).join('; '));
         const head = lang === 'ja' ? '評価' : 'verdict';
         const extra = [
           d.findings.tlsVersions.length ? `TLS: ${d.findings.tlsVersions.join(', ')}` : null,
-          d.findings.certProblems.length ? `${lang === 'ja' ? '証明書の問題' : 'certificate problems'}: ${d.findings.certProblems.join(', ')}` : null,
+          d.findings.certProblems.length ? `${lang === 'ja' ? '証明書の問題' : 'certificate problems'}: ${escapeControls(d.findings.certProblems.join(', '))}` : null,
           v.ignored.length ? (lang === 'ja' ? '送信TLSはテストメールでのみ判定できるため評価に含めていません' : 'send TLS is not part of a scan verdict (only a received test mail shows it)') : null,
         ].filter(Boolean);
-        const title = `${d.domain}${obs.dns.valid && obs.dns.cd ? ' (DNSSEC bogus: records read with CD)' : ''}`;
+        const title = `${escapeControls(d.domain)}${obs.dns.valid && obs.dns.cd ? ' (DNSSEC bogus: records read with CD)' : ''}`;
         process.stdout.write(`${title}\n\n${renderCheckTable(rows, lang)}\n${head}: ${label}${why ? ` (${why})` : ''}\n${extra.map((e) => `${e}\n`).join('')}`);
         return 0;
       }),

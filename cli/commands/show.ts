@@ -26,7 +26,9 @@ export function register(program: Command): void {
             process.stdout.write(renderDiagnosis(found.view, lang));
             if (found.resultMail) {
               const rm = found.resultMail;
-              process.stdout.write(`\n${lang === 'ja' ? '結果メール' : 'Result mail'}: ${rm.status}${rm.to ? ` → ${rm.to}` : ''}${rm.detail ? ` (${rm.detail})` : ''}\n`);
+              const { escapeControls } = await import('../../lib/clean-text.ts');
+              // The detail quotes the MX's reply: escape it before it reaches the terminal.
+              process.stdout.write(`\n${lang === 'ja' ? '結果メール' : 'Result mail'}: ${rm.status}${rm.reason ? ` [${rm.reason}]` : ''}${rm.to ? ` → ${escapeControls(rm.to)}` : ''}${rm.detail ? ` (${escapeControls(rm.detail)})` : ''}\n`);
             }
           }
         });

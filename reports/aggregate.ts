@@ -49,6 +49,8 @@ export interface Figures {
     incomplete: { n: number; reasons: q.IncompleteReason[] };
     unknown_reasons: q.UnknownReason[];
     runs: q.RunUsed[];
+    /** Test-mail domains counted per provenance (`none`: diagnosed before provenance was recorded). */
+    provenance?: Record<'requested' | 'authenticated' | 'unverified' | 'none', number>;
     /** For a survey report: how many of the survey's listed domains were diagnosed in the period. */
     survey_domains: Figure | null;
   };
@@ -99,10 +101,12 @@ export interface ReportRequest {
   timezone?: string;
   source: Source | null;
   survey: string | null;
+  /** Only test-mail diagnoses of these provenance classes (`--provenance`). @defaultValue all */
+  provenance?: string[] | null;
 }
 
 function scopeOf(period: Period, r: ReportRequest): q.Scope {
-  return { from: period.from, toExclusive: endExclusive(period), timezone: r.timezone ?? 'Asia/Tokyo', source: r.source, survey: r.survey };
+  return { from: period.from, toExclusive: endExclusive(period), timezone: r.timezone ?? 'Asia/Tokyo', source: r.source, survey: r.survey, provenance: r.provenance ?? null };
 }
 
 /**
@@ -144,6 +148,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
       incomplete: { n: verdicts.incomplete.n, reasons: set ? await q.incompleteReasons(trx, set) : [] },
       unknown_reasons: set ? await q.unknownReasons(trx, tally, CRITERIA) : [],
       runs: set ? await q.runsUsed(trx, tally) : [],
+      ...(set ? { provenance: await q.provenanceCounts(trx, set) } : {}),
       survey_domains: set && req.survey ? figure(await q.surveyDomainsDiagnosed(trx, set, req.survey)) : null,
     },
   };

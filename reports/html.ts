@@ -138,6 +138,14 @@ function coverage(r: Report, lang: Lang): string {
         .join('')}</tbody></table>`,
     );
   }
+  if (c.provenance && Object.values(c.provenance).some((n) => n > 0)) {
+    // CRITERIA.md "Test-mail provenance": how many test-mail domains each class contributes.
+    const pv = c.provenance;
+    parts.push(`<h3>${ja ? 'テストメールの出所' : 'Test-mail provenance'}</h3><table><thead><tr><th>${ja ? '区分' : 'Class'}</th><th>${T.domains[lang]}</th></tr></thead><tbody>${(['requested', 'authenticated', 'unverified', 'none'] as const)
+      .filter((k) => k !== 'none' || pv.none > 0)
+      .map((k) => `<tr><td><code>${k}</code></td><td>${pv[k]}</td></tr>`)
+      .join('')}</tbody></table>`);
+  }
   parts.push(`<h3>${ja ? '測定に使った実行設定' : 'Run configurations'}</h3>`);
   parts.push(
     c.runs.length === 0

@@ -31,10 +31,15 @@ export interface Scope {
   timezone: string;
   source: Source | null;
   survey: string | null;
+  /** Only test-mail diagnoses of these provenance classes (`--provenance`); null = all. */
+  provenance?: string[] | null;
 }
 
 /** The SQL call that yields the report set of a scope. */
 export function reportSetCall(s: Scope): RawBuilder<unknown> {
+  if (s.provenance && s.provenance.length > 0) {
+    return sql`report_diagnoses((${s.from}::timestamp AT TIME ZONE ${s.timezone}), (${s.toExclusive}::timestamp AT TIME ZONE ${s.timezone}), ${s.source}::diagnosis_source, ${s.survey}::text, ${sql.val(s.provenance)}::text[])`;
+  }
   return sql`report_diagnoses((${s.from}::timestamp AT TIME ZONE ${s.timezone}), (${s.toExclusive}::timestamp AT TIME ZONE ${s.timezone}), ${s.source}::diagnosis_source, ${s.survey}::text)`;
 }
 
@@ -77,7 +82,7 @@ const ref = (column: string) => sql.ref(`r.${column}`);
  * figure reads it for (incompleteReasons).
  */
 const SNAPSHOT_COLUMNS = sql.join([
-  ...['id', 'domain', 'source', 'survey_id', 'run_id', 'observed_at', 'verdict'].map(ref),
+  ...['id', 'domain', 'source', 'survey_id', 'run_id', 'observed_at', 'verdict', 'provenance'].map(ref),
   ...CRITERIA.flatMap((c) => [ref(c), ref(`${c}_reason`)]),
   ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
   sql`CASE WHEN r.verdict = 'incomplete' THEN r.verdict_reasons END AS verdict_reasons`,
@@ -306,8 +311,26 @@ export async function runsUsed(db: Db, t: Tally): Promise<RunUsed[]> {
     state: String(r.state),
     domains: int(r.domains),
     created_at: new Date(r.created_at as string).toISOString(),
-    config: r.config,
+    config: publishableRunConfig(r.config),
   }));
+}
+
+/**
+ * A run configuration as a report may publish it: the opt-out list (domains and IPs that asked not to be
+ * probed) becomes the number of its entries, never the entries.
+ */
+export function publishableRunConfig(config: unknown): unknown {
+  if (!config || typeof config !== 'object' || !('optOut' in config)) return config;
+  const { optOut, ...rest } = config as { optOut: unknown };
+  return { ...rest, optOut: { entries: Array.isArray(optOut) ? optOut.length : 0 } };
+}
+
+/** How many counted domains each test-mail provenance class contributes (CRITERIA.md "Test-mail provenance"). */
+export async function provenanceCounts(db: Db, set: SetRef): Promise<Record<'requested' | 'authenticated' | 'unverified' | 'none', number>> {
+  const list = await rows(db, sql`SELECT coalesce(r.provenance, 'none') AS key, count(*)::int AS n FROM ${set} AS r WHERE r.source = 'test-mail' GROUP BY 1`);
+  const out = { requested: 0, authenticated: 0, unverified: 0, none: 0 };
+  for (const r of list) out[String(r.key) as keyof typeof out] = int(r.n);
+  return out;
 }
 
 /** How many of the survey's listed domains have a diagnosis in the period? (null when not a survey report) */

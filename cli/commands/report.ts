@@ -14,6 +14,7 @@ interface Opts {
   lang: string;
   timezone: string;
   chromium: string;
+  provenance?: string;
 }
 
 export function register(program: Command): void {
@@ -31,6 +32,7 @@ export function register(program: Command): void {
     .option('--lang <lang>', 'ja or en', 'ja')
     .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
     .option('--chromium <path>', 'Chromium executable used for the PDF', '/usr/bin/chromium')
+    .option('--provenance <list>', 'only test-mail diagnoses of these classes, comma-separated: requested,authenticated,unverified')
     .action(
       action(async (o: Opts) => {
         const { InputError } = await import('../../lib/errors.ts');
@@ -44,11 +46,17 @@ export function register(program: Command): void {
         const lang: 'ja' | 'en' = o.lang;
         const period = periodFromOptions(o);
         const formats = parseFormats(o.format);
+        let provenance: string[] | null = null;
+        if (o.provenance !== undefined) {
+          provenance = o.provenance.split(',').map((p) => p.trim()).filter(Boolean);
+          const bad = provenance.filter((p) => !['requested', 'authenticated', 'unverified'].includes(p));
+          if (provenance.length === 0 || bad.length > 0) throw new InputError(`--provenance takes requested, authenticated, unverified (comma-separated), got "${o.provenance}"`);
+        }
 
         return withDatabase(async (handle) => {
           const { report, files } = await writeReport(
             handle.db,
-            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null },
+            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, provenance },
             { out: o.out, formats, lang, chromium: o.chromium },
           );
           const { terminalSummary } = await import('../../reports/terminal.ts');

@@ -368,3 +368,29 @@ test('an option carrying CRLF cannot smuggle a command: the probe throws before 
     await s.close();
   }
 });
+
+test('a server answering every command just before the timeout is cut off by the total session deadline', async () => {
+  // Each reply comes 400 ms after its command, under the 1 s reply timeout, so no reply times out: only the
+  // session deadline ends the ~16-command relay test early.
+  const s = await scripted(async (io) => {
+    io.send('220 slow\r\n');
+    for (;;) {
+      const l = await io.line();
+      if (l === null) return;
+      await new Promise((r) => setTimeout(r, 400));
+      if (l.startsWith('EHLO')) io.send('250 slow\r\n');
+      else if (l === 'QUIT') return io.send('221 bye\r\n');
+      else io.send('250 ok\r\n');
+    }
+  });
+  try {
+    const t0 = Date.now();
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { commandTimeoutMs: 1000, sessionDeadlineMs: 1500, relayVariants: ['plain', 'percent_hack', 'quoted', 'source_route', 'bang_path'] }));
+    const took = Date.now() - t0;
+    assert.ok(took < 3000, `took ${took} ms`);
+    assert.equal(obs.reason, 'session_deadline');
+    assert.ok(obs.transcript.some((e) => /session deadline/.test(e.line)));
+  } finally {
+    await s.close();
+  }
+});

@@ -279,3 +279,48 @@ test('RFC 8616: a U-label MAIL FROM is checked with A-label lookups (SPF pass, n
   assert.ok(dns.queries.some((q) => q.name.toLowerCase() === IDN_A && q.type === 'TXT'));
   assert.ok(!dns.queries.some((q) => /[^\x00-\x7f]/.test(q.name)), 'no U-label ever reached the wire');
 });
+
+test('the SPF walk stops at the RFC 7208 §4.6.4 limits: a record with 2,000 a: terms costs a dozen lookups, not 4,000', async () => {
+  const { collectSpf, evaluateSpfScan } = await import('../lib/checks/spf.ts');
+  const { createResolver } = await import('../lib/dns/resolver.ts');
+  const terms = Array.from({ length: 2000 }, (_, i) => `a:h${i}.spfbomb.example`).join(' ');
+  const record = `v=spf1 ${terms} -all`;
+  const strings = record.match(/.{1,255}/g)!;
+  ZONE['spfbomb.example/TXT'] = [{ name: 'spfbomb.example', type: 'TXT', ttl: 60, data: strings } as Rr];
+  const resolver = createResolver({ server: { host: '127.0.0.1', port: dns.port }, timeoutMs: 2000, retries: 0, qps: 0 });
+  const before = dns.queries.length;
+  const obs = await collectSpf('spfbomb.example', resolver);
+  const asked = dns.queries.length - before;
+  assert.ok(asked <= 30, `${asked} queries`);
+  const f = evaluateSpfScan(obs);
+  assert.equal(f.status, 'ng');
+  assert.match(f.reason, /too_many_lookups/);
+});
+
+test('at most N DKIM signatures of a mail are verified: 500 signatures cause at most N key lookups', async () => {
+  const config = env({ MAILCENSUS_LAB: '1', MAILCENSUS_RESULT_MAIL: '0', MAILCENSUS_MAX_DKIM_SIGNATURES: '3' });
+  const sigs = Array.from({ length: 500 }, (_, i) => `DKIM-Signature: v=1; a=rsa-sha256; d=authd.example; s=sel${i}; c=relaxed/relaxed; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA`).join('\r\n');
+  const before = dns.queries.filter((q) => q.name.includes('_domainkey')).length;
+  const r = await sendMail(rx.port, { helo: 'sender.example', from: 'dk@authd.example', to: [`check@${OUR}`], data: `${sigs}\r\nFrom: <dk@authd.example>\r\nSubject: dkim\r\n\r\nhello\r\n` });
+  assert.equal(r.code, 250, r.text);
+  const res = await run(ids[ids.length - 1], config);
+  assert.ok(res.diagnosisId);
+  const lookups = dns.queries.filter((q) => q.name.includes('_domainkey')).length - before;
+  assert.ok(lookups <= 3, `${lookups} DKIM key lookups`);
+  const row = await tdb.db.selectFrom('diagnoses').select(['observations']).where('id', '=', res.diagnosisId!).executeTakeFirstOrThrow();
+  assert.deepEqual((row.observations as { limits: { dkimSignatures: number; dkimVerified: number } }).limits.dkimSignatures, 500);
+  assert.deepEqual((row.observations as { limits: { dkimVerified: number } }).limits.dkimVerified, 3);
+});
+
+test('check refuses an opted-out domain without a single lookup', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const before = dns.queries.length;
+  const r = spawnSync(process.execPath, ['bin/mailcensus.mjs', 'check', 'optout.example'], {
+    env: { ...process.env, MAILCENSUS_LAB: '1', MAILCENSUS_RESOLVER: `127.0.0.1:${dns.port}`, MAILCENSUS_OPT_OUT: 'optout.example' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /opt-out list/);
+  assert.equal(dns.queries.length, before);
+});

@@ -154,17 +154,30 @@ function firstSpf(node: SpfNode): string | null {
 export async function collectSpf(domain: string, resolver: Resolver, opts: { cd?: boolean } = {}): Promise<SpfObservation> {
   const cd = opts.cd ?? false;
   let nodes = 0;
+  // RFC 7208 §4.6.4: once more than 10 DNS-querying terms or more than 2 void lookups are reached the result
+  // is permerror, so nothing beyond that point is fetched (one record with 2,000 `a:` terms costs 11 lookups,
+  // not 4,000). analyzeSpf counts the terms themselves, fetched or not, so the verdict is unchanged.
+  let terms = 0;
+  let voids = 0;
+  const overLimit = () => terms > SPF_MAX_LOOKUPS || voids > SPF_MAX_VOID;
+  const noteVoid = (ls: Lookup[]) => {
+    if (ls.length > 0 && ls.every((l) => isAbsent(l.outcome))) voids++;
+  };
   const expand = async (name: string, ancestors: string[]): Promise<SpfNode> => {
     nodes++;
     const node: SpfNode = { domain: name, txt: await lookup(resolver, name, 'TXT', cd), children: [] };
+    if (ancestors.length > 0) noteVoid([node.txt]);
     const rec = firstSpf(node);
     const parsed = rec ? parseSpf(rec) : null;
     if (!parsed?.ok) return node;
     const hasAll = parsed.terms.some((t) => t.kind === 'all');
     for (const t of parsed.terms) {
+      if (['include', 'a', 'mx', 'ptr', 'exists'].includes(t.kind) || (t.kind === 'redirect' && !hasAll)) terms++;
       if (t.kind === 'include' || (t.kind === 'redirect' && !hasAll)) {
         const child: SpfChild = { kind: t.kind, target: t.value! };
-        if (hasMacro(t.value!)) {
+        if (overLimit()) {
+          child.notFetched = true;
+        } else if (hasMacro(t.value!)) {
           child.notFetched = true;
         } else if (ancestors.includes(t.value!) || t.value === name) {
           child.loop = true;
@@ -177,10 +190,11 @@ export async function collectSpf(domain: string, resolver: Resolver, opts: { cd?
       } else if (t.kind === 'a' || t.kind === 'mx' || t.kind === 'exists') {
         const target = t.value ?? name;
         const child: SpfChild = { kind: t.kind, target };
-        if (hasMacro(target)) child.notFetched = true;
+        if (hasMacro(target) || overLimit()) child.notFetched = true;
         else if (t.kind === 'a') child.lookups = await Promise.all([lookup(resolver, target, 'A', cd), lookup(resolver, target, 'AAAA', cd)]);
         else if (t.kind === 'mx') child.lookups = [await lookup(resolver, target, 'MX', cd)];
         else child.lookups = [await lookup(resolver, target, 'A', cd)];
+        if (child.lookups) noteVoid(child.lookups);
         node.children.push(child);
       }
     }

@@ -125,7 +125,7 @@ export interface Config {
   receiverSessionTimeoutMs: number;
   /** Largest header section accepted (Postfix header_size_limit is 102400). @defaultValue 102400 */
   receiverMaxHeaderBytes: number;
-  /** Bytes of message data held in memory by all sessions together; beyond it DATA gets 452. @defaultValue 268435456 */
+  /** Bytes of message data held in memory by all sessions together; beyond it DATA gets 452. @defaultValue 134217728 */
   receiverMemoryBytes: number;
   /** Days a received mail's raw bytes are kept (the diagnosis stays); 0 = forever. @defaultValue 30 */
   rawMailRetentionDays: number;
@@ -250,7 +250,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     receiverMaxClients: integer(env, 'MAILCENSUS_RECEIVER_MAX_CLIENTS', 100, 1),
     receiverSessionTimeoutMs: integer(env, 'MAILCENSUS_RECEIVER_SESSION_TIMEOUT_MS', 600_000, 1000),
     receiverMaxHeaderBytes: integer(env, 'MAILCENSUS_RECEIVER_MAX_HEADER_BYTES', 102_400, 1024),
-    receiverMemoryBytes: integer(env, 'MAILCENSUS_RECEIVER_MEMORY_BYTES', 256 * 1024 * 1024, 1024 * 1024),
+    receiverMemoryBytes: integer(env, 'MAILCENSUS_RECEIVER_MEMORY_BYTES', 128 * 1024 * 1024, 1024 * 1024),
     rawMailRetentionDays: integer(env, 'MAILCENSUS_RAW_MAIL_RETENTION_DAYS', 30),
     maxConcurrentProbesPerJob: integer(env, 'MAILCENSUS_MAX_PROBES_PER_JOB', 4, 1),
     jobDeadlineMs: integer(env, 'MAILCENSUS_JOB_DEADLINE_MS', 300_000, 1000),

@@ -54,10 +54,12 @@ export interface ReceiverOptions {
   maxClients?: number;
   /** Largest header section (Postfix header_size_limit); beyond it 552. @defaultValue 102400 */
   maxHeaderBytes?: number;
-  /** Message bytes held in memory by all sessions together; beyond it the mail gets 452 4.3.1. @defaultValue 256 MiB */
+  /** Message bytes held in memory by all sessions together; beyond it the mail gets 452 4.3.1. @defaultValue 128 MiB */
   memoryBudgetBytes?: number;
   /** Days raw bytes are kept; the sweeper prunes older ones (the diagnosis stays). 0 = forever. @defaultValue 30 */
   rawRetentionDays?: number;
+  /** Inserts of received mails running at once (each holds the mail again while encoding it). @defaultValue 2 */
+  maxConcurrentStores?: number;
   /** How long to wait for Postgres before answering 451 4.3.0. @defaultValue 30000 */
   storeTimeoutMs?: number;
   /** The lab clock: the time recorded on received mails. @defaultValue null (now) */
@@ -158,6 +160,25 @@ export function clientKey(ip: string): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
+/** At most `n` tasks at once; the others wait in FIFO order. */
+function slots(n: number): { run<T>(task: () => Promise<T>): Promise<T> } {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    async run(task) {
+      if (active >= n) await new Promise<void>((r) => waiting.push(r));
+      else active++;
+      try {
+        return await task();
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else active--;
+      }
+    },
+  };
+}
+
 /** A sliding-window counter per key, bounded in keys so a spoofed flood cannot grow it without limit. */
 class WindowCounter {
   private hits = new Map<string, number[]>();
@@ -189,7 +210,7 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   const maxMsgPerWindow = opts.maxMessagesPerWindow ?? 30;
   const storeTimeoutMs = opts.storeTimeoutMs ?? 30_000;
   const maxHeaderBytes = opts.maxHeaderBytes ?? 102_400;
-  const memoryBudget = opts.memoryBudgetBytes ?? 256 * 1024 * 1024;
+  const memoryBudget = opts.memoryBudgetBytes ?? 128 * 1024 * 1024;
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 600_000;
   let inMemory = 0;
   const enqueue = opts.enqueue ?? (async () => {});
@@ -197,6 +218,14 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   let key = opts.key ?? null;
   if (!cert || !key) ({ cert, key } = selfSignedCertificate(hostname));
 
+  const storeSlots = slots(opts.maxConcurrentStores ?? 2);
+  const closeSession = (id: string, line: string) => {
+    for (const c of (server as unknown as { connections: Set<{ id: string; send(code: number, text: string): void; close(): void }> }).connections) {
+      if (c.id !== id) continue;
+      c.send(Number(line.slice(0, 3)), line.slice(4));
+      c.close();
+    }
+  };
   const open = new Map<string, number>();
   const accepted = new Set<string>();
   const connRate = new WindowCounter(windowMs);
@@ -241,6 +270,8 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
       else open.set(ip, n);
     },
     onMailFrom(_address: SMTPServerAddress, session, cb) {
+      // RFC 3463 4.3.1: no room for another message now; the sender keeps it and retries.
+      if (inMemory >= memoryBudget) return cb(reply(452, '4.3.1 Insufficient system storage, try again later'));
       const ip = clientKey(session.remoteAddress);
       if (msgRate.hit(ip) > maxMsgPerWindow) return cb(reply(450, '4.7.1 Too many messages from your address, try again later'));
       const s = state.get(session.id);
@@ -275,7 +306,13 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
         if (overflow) return;
         if (kept + chunk.length > maxSize) overflow = 'size';
         else if (inMemory + chunk.length > memoryBudget) overflow = 'memory';
-        if (overflow) return release();
+        if (overflow) {
+          release();
+          // Over the shared budget mid-DATA: RFC 5321 §3.8 lets a server close with 421 at any time, which
+          // saves reading (and dot-unstuffing) the rest of a large message we could not keep anyway.
+          if (overflow === 'memory') closeSession(session.id, '421 4.3.1 Insufficient system storage, try again later');
+          return;
+        }
         chunks.push(chunk);
         kept += chunk.length;
         inMemory += chunk.length;
@@ -333,7 +370,18 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
           raw,
           resultMail: opts.resultMail === false ? { status: 'disabled', to: mailFromAddr, at: new Date().toISOString(), detail: 'receive --no-result-mail' } : null,
         };
-        const p = insertTestMail(opts.db, mail, storeTimeoutMs).then(
+        // At most a few inserts at once: each holds the message again in the driver's encoding (hex, twice its
+        // size), so the number of them bounds the memory beyond the budget; the rest wait their turn.
+        // While its insert runs, a mail costs about three times its size (the bytes, the driver's hex string and
+        // the wire buffer): that is charged to the budget too, so the budget bounds what the inserts hold.
+        const p = storeSlots.run(async () => {
+          inMemory += 2 * held;
+          try {
+            return await insertTestMail(opts.db, mail, storeTimeoutMs);
+          } finally {
+            inMemory -= 2 * held;
+          }
+        }).then(
           (id) => {
             log.info({ testMailId: id, ip: mail.clientIp, from: mail.mailFrom, domain: mail.domain, size: raw.length }, 'test mail stored');
             cb(null, `2.0.0 Ok: stored as test mail ${id}`);

@@ -98,7 +98,7 @@ test('a session has a total deadline: a client that keeps dripping commands is c
   }
 });
 
-test('all sessions together hold at most the memory budget: the mail that would exceed it gets 452', async () => {
+test('all sessions together hold at most the memory budget: the mail that would exceed it is refused (421 4.3.1)', async () => {
   const rx = await receiver({ memoryBudgetBytes: 1024 * 1024 });
   try {
     const open = async () => {
@@ -114,11 +114,16 @@ test('all sessions together hold at most the memory budget: the mail that would 
     const a = await open();
     await a.write(chunk);
     await new Promise((r) => setTimeout(r, 300));
+    // A new transaction while the budget is nearly used up still starts; its DATA overflows the budget and
+    // the session is closed with 421 4.3.1 (RFC 5321 §3.8) instead of reading megabytes it cannot keep.
     const b = await open();
     await b.write(chunk);
     await b.write('\r\n.\r\n');
     const rb = await b.read();
-    assert.equal(rb.code, 452, rb.text);
+    assert.equal(rb.code, 421, rb.text);
+    assert.match(rb.text, /4\.3\.1/);
+    // While `a` holds 700 KB of a 1 MiB budget, a third client can still start (MAIL FROM is refused only
+    // once the budget is full).
     await a.write('\r\n.\r\n');
     assert.equal((await a.read()).code, 250);
     a.destroy();

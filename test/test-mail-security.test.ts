@@ -278,6 +278,11 @@ test('RFC 8616: a U-label MAIL FROM is checked with A-label lookups (SPF pass, n
   assert.equal(r.provenance, 'authenticated');
   assert.ok(dns.queries.some((q) => q.name.toLowerCase() === IDN_A && q.type === 'TXT'));
   assert.ok(!dns.queries.some((q) => /[^\x00-\x7f]/.test(q.name)), 'no U-label ever reached the wire');
+  // U-label input anywhere a domain is accepted: `check`'s path and `request`.
+  const d = await diagnoseDomain(IDN_U, createProbeDeps(config));
+  assert.equal(d.domain, IDN_A);
+  assert.equal((await createRequest(tdb.db, IDN_U, OUR)).domain, IDN_A);
+  assert.ok(!dns.queries.some((q) => /[^\x00-\x7f]/.test(q.name)));
 });
 
 test('the SPF walk stops at the RFC 7208 §4.6.4 limits: a record with 2,000 a: terms costs a dozen lookups, not 4,000', async () => {

@@ -205,7 +205,13 @@ test('through the queue: the receiver enqueues, `mailcensus worker` diagnoses ev
     for (const [domain, , verdict] of EXPECTED) assert.equal(rows.find((r) => r.domain === domain)?.verdict, verdict, domain);
     // Its MX greets 421 (a transient unknown): diagnosed a second time, after the retry delay, before it was stored.
     assert.equal(lab.smtp.connections(tempfailIp) - tempfailBefore, 2, 'the 421 MX was probed on the first pass and on the retry');
-    const disabled = await tdb.db.selectFrom('test_mails').select('result_mail' as never).where('id', 'in', ids).execute() as unknown as { result_mail: { status: string } }[];
+    // The result mail's fate is recorded just after the diagnosis (and its provenance): wait for it too.
+    let disabled: { result_mail: { status: string } | null }[] = [];
+    while (Date.now() < deadline) {
+      disabled = await tdb.db.selectFrom('test_mails').select('result_mail' as never).where('id', 'in', ids).execute() as unknown as typeof disabled;
+      if (disabled.every((m) => m.result_mail)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     assert.ok(disabled.every((m) => m.result_mail?.status === 'disabled'), 'MAILCENSUS_RESULT_MAIL=0 sends no result mail');
   } finally {
     await running.close(10_000);

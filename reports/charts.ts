@@ -11,7 +11,8 @@ import {
   verdictLabel, T, type Lang,
 } from './labels.ts';
 
-export const FONT = '"Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif';
+/** The embedded web font first (reports/fonts.ts): the same glyphs on every machine; system fonts after it. */
+export const FONT = '"Noto Sans JP", "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", sans-serif';
 
 /** True for characters drawn full-width (1 em) in a CJK font: CJK ideographs, kana, Hangul, full-width forms. */
 function isWide(cp: number): boolean {

@@ -3,6 +3,7 @@
 import type { Figure, Figures, Report } from './aggregate.ts';
 import type { Charts } from './charts.ts';
 import { FONT, P } from './charts.ts';
+import { embeddedFontCss } from './fonts.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import {
   CRITERION_LABELS, FINDING_LABELS, SOURCE_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, T, VERDICT_COLORS, VERDICT_ORDER,
@@ -23,7 +24,7 @@ function delta(f: Figure, lang: Lang): string {
 }
 
 const CSS = `
-@page { size: A4; margin: 14mm 14mm 16mm; }
+@page { size: A4; margin: 14mm 14mm 16mm; @bottom-center { content: counter(page) " / " counter(pages); font-family: ${FONT}; font-size: 8px; color: #777; } }
 * { box-sizing: border-box; }
 html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 body { font-family: ${FONT}; color: #1f2328; margin: 0; background: #f3f4f6; font-size: 13px; line-height: 1.65; }
@@ -234,11 +235,14 @@ ${
 }
 
 function page(lang: Lang, body: string): string {
+  const title = T.title[lang];
+  // The font slices covering every character of the page (text, charts, page numbers) are embedded.
+  const fonts = embeddedFontCss(`${title}${body}${CSS}0123456789/ `);
   return `<!DOCTYPE html>
 <html lang="${lang}"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${T.title[lang]}</title><style>${CSS}</style></head>
+<title>${title}</title><style>${fonts}</style><style>${CSS}</style></head>
 <body><main>${body}</main></body></html>
 `;
 }

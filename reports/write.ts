@@ -9,7 +9,7 @@ import { summaryEn, summaryJa } from './summary.ts';
 import { aggregateCsvs, domainsCsv } from './csv.ts';
 import { renderCharts } from './charts.ts';
 import { renderHtml } from './html.ts';
-import { DEFAULT_CHROMIUM, htmlToPdf } from './pdf.ts';
+import { htmlToPdf, type ChromiumChoice } from './pdf.ts';
 import { domainRows } from './queries.ts';
 import type { Lang } from './labels.ts';
 
@@ -29,8 +29,8 @@ export interface WriteOptions {
   out: string;
   formats: Format[];
   lang: Lang;
-  /** @defaultValue /usr/bin/chromium */
-  chromium?: string;
+  /** auto (Debian's chromium, else the bundled one), system, bundled, or a path. @defaultValue auto */
+  chromium?: ChromiumChoice;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -86,7 +86,7 @@ export async function writeFromReport(report: Report, o: WriteOptions): Promise<
   }
   if (o.formats.includes('pdf') && html !== null) {
     const p = path.join(o.out, 'report.pdf');
-    await htmlToPdf(html, p, o.chromium ?? DEFAULT_CHROMIUM);
+    await htmlToPdf(html, p, o.chromium ?? 'auto');
     files.push(p);
   }
   return files;

@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--format <list>', 'comma-separated: html,pdf,json,csv', 'html,pdf,json,csv')
     .option('--lang <lang>', 'ja or en', 'ja')
     .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
-    .option('--chromium <path>', 'Chromium executable used for the PDF', '/usr/bin/chromium')
+    .option('--chromium <which>', 'browser for the PDF: auto (Debian\'s chromium, else the one bundled in node_modules), system, bundled, or a path', 'auto')
     .action(
       action(async (o: Opts) => {
         const { InputError } = await import('../../lib/errors.ts');

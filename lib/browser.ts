@@ -3,10 +3,13 @@
 // ships inside the npm package @sparticuz/chromium (brotli-compressed in node_modules, no download at install
 // time), unpacked once into a cache folder. Either is driven by playwright-core. So after `npm ci` alone a
 // machine can print PDFs; a broken or missing system browser falls back to the bundled one.
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { accessSync, constants, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createBrotliDecompress } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { ServiceUnavailableError } from './errors.ts';
 
@@ -68,8 +71,8 @@ export function systemChromium(): string | null {
 
 const require = createRequire(import.meta.url);
 
-/** Version of the installed @sparticuz/chromium, or null when the package is not installed. */
-function bundledVersion(): string | null {
+/** Root folder and version of the installed @sparticuz/chromium, or null when the package is not installed. */
+function bundledPackage(): { root: string; version: string } | null {
   try {
     // Its exports map hides package.json: walk up from the entry point to the package's root.
     let dir = path.dirname(require.resolve('@sparticuz/chromium'));
@@ -77,12 +80,28 @@ function bundledVersion(): string | null {
       const file = path.join(dir, 'package.json');
       if (!existsSync(file)) continue;
       const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === '@sparticuz/chromium' && pkg.version) return pkg.version;
+      if (pkg.name === '@sparticuz/chromium' && pkg.version) return { root: dir, version: pkg.version };
     }
     return null;
   } catch {
     return null;
   }
+}
+
+/**
+ * Unpacks a .tar.br of the package with node's brotli and the system's tar (Debian: essential) into `dir`.
+ * The package itself unpacks its Amazon Linux libraries only on Amazon Linux; we need them everywhere.
+ */
+async function untarBrotli(file: string, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await new Promise<void>((resolve, reject) => {
+    const tar = spawn('tar', ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    tar.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    tar.on('error', reject);
+    tar.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tar -x of ${file} failed (${code}): ${err.trim()}`))));
+    pipeline(createReadStream(file), createBrotliDecompress(), tar.stdin).catch(reject);
+  });
 }
 
 /** Where the bundled browser is unpacked: $XDG_CACHE_HOME or ~/.cache, else the temp folder. */
@@ -111,8 +130,9 @@ let unpacking: Promise<string> | null = null;
  */
 export async function bundledChromium(): Promise<string> {
   unpacking ??= (async () => {
-    const version = bundledVersion();
-    if (version === null) throw new ChromiumUnavailableError('the npm package @sparticuz/chromium is not installed (run `npm ci`)');
+    const pkg = bundledPackage();
+    if (pkg === null) throw new ChromiumUnavailableError('the npm package @sparticuz/chromium is not installed (run `npm ci`)');
+    const { version } = pkg;
     const root = cacheRoot();
     const dir = path.join(root, `chromium-${version}`);
     const binary = path.join(dir, 'chromium');
@@ -127,6 +147,8 @@ export async function bundledChromium(): Promise<string> {
       if (path.resolve(unpacked) !== path.join(staging, 'chromium')) {
         throw new ChromiumUnavailableError(`@sparticuz/chromium unpacked to ${unpacked}, not into ${staging} (an old copy in ${os.tmpdir()}?)`);
       }
+      // NSS, NSPR and expat, which a machine without a browser package usually lacks (LD_LIBRARY_PATH at launch).
+      await untarBrotli(path.join(pkg.root, 'bin', 'al2023.tar.br'), path.join(staging, 'al2023'));
       writeFileSync(path.join(staging, '.complete'), `${version}\n`);
     } catch (err) {
       rmSync(staging, { recursive: true, force: true });
@@ -156,6 +178,25 @@ export async function bundledChromium(): Promise<string> {
   }
 }
 
+/**
+ * The environment of the bundled browser: its libraries first, and a fontconfig file that reads the
+ * machine's fonts when there are any (ignore_missing) plus the package's Open Sans (the shell's own
+ * fonts.conf points at Lambda's folders).
+ */
+function bundledEnv(executable: string): NodeJS.ProcessEnv {
+  const dir = path.dirname(executable);
+  const fontsConf = path.join(dir, 'mailcensus-fonts.conf');
+  if (!existsSync(fontsConf)) {
+    const xml = `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n  <dir>${path.join(dir, 'fonts')}</dir>\n  <cachedir>${path.join(dir, 'fontconfig-cache')}</cachedir>\n</fontconfig>\n`;
+    const tmp = `${fontsConf}.${process.pid}`;
+    writeFileSync(tmp, xml);
+    renameSync(tmp, fontsConf);
+  }
+  const lib = path.join(dir, 'al2023', 'lib');
+  const ld = process.env.LD_LIBRARY_PATH;
+  return { ...process.env, LD_LIBRARY_PATH: ld ? `${lib}:${ld}` : lib, FONTCONFIG_FILE: process.env.FONTCONFIG_FILE ?? fontsConf };
+}
+
 async function launch(executable: string, kind: LaunchedBrowser['kind']): Promise<LaunchedBrowser> {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
@@ -163,8 +204,7 @@ async function launch(executable: string, kind: LaunchedBrowser['kind']): Promis
     headless: true,
     args: kind === 'bundled' ? [...CHROMIUM_ARGS, ...BUNDLED_ARGS] : CHROMIUM_ARGS,
     timeout: LAUNCH_TIMEOUT_MS,
-    // The bundled shell's own fontconfig setup expects Lambda folders; the machine's fontconfig is used as is.
-    env: { ...process.env },
+    env: kind === 'bundled' ? bundledEnv(executable) : { ...process.env },
   });
   return { browser, executable, kind };
 }

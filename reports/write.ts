@@ -10,6 +10,7 @@ import { aggregateCsvs, domainsCsv } from './csv.ts';
 import { renderCharts } from './charts.ts';
 import { renderHtml } from './html.ts';
 import { htmlToPdf, type ChromiumChoice } from './pdf.ts';
+import { ChromiumUnavailableError } from '../lib/browser.ts';
 import { domainRows } from './queries.ts';
 import type { Lang } from './labels.ts';
 
@@ -86,7 +87,12 @@ export async function writeFromReport(report: Report, o: WriteOptions): Promise<
   }
   if (o.formats.includes('pdf') && html !== null) {
     const p = path.join(o.out, 'report.pdf');
-    await htmlToPdf(html, p, o.chromium ?? 'auto');
+    try {
+      await htmlToPdf(html, p, o.chromium ?? 'auto');
+    } catch (err) {
+      if (err instanceof ChromiumUnavailableError) err.message += '; the other formats were written';
+      throw err;
+    }
     files.push(p);
   }
   return files;

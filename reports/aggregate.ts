@@ -7,9 +7,10 @@ import { CRITERIA, type Criterion, type Source, type Status } from '../lib/crite
 import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
-import { endExclusive, previousPeriod, periodLabel, type Period } from './period.ts';
+import * as b from './breakdowns.ts';
+import { endExclusive, previousPeriod, periodLabel, shortLabel, type Period } from './period.ts';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** A figure: n of total, the rounded percentage as printed, the Wilson 95% interval, the change from the previous period. */
 export interface Figure {
@@ -21,6 +22,8 @@ export interface Figure {
   wilson: { low: number; high: number } | null;
   /** pct minus the previous period's pct, in points (difference of the printed values); null if not comparable. */
   delta: number | null;
+  /** The share's range (percent, one decimal) if every unknown resolved to the best / the worst case (verdicts and criteria). */
+  bounds?: b.Bounds | null;
   /** n of the previous period, or null. */
   previous_n?: number | null;
   previous_pct?: number | null;
@@ -69,6 +72,12 @@ export interface Report extends Figures {
   denominator: string;
   rounding: string;
   previous: Figures | null;
+  /** `--by`: every share per cohort, small cells suppressed (schema 2). */
+  cohorts: b.Cohorts | null;
+  /** `--trend`: every share over the periods with year-on-year differences (schema 2). */
+  trend: b.Trend | null;
+  /** `--changes-from`: domain by domain between that period and this one (schema 2). */
+  changes: b.Changes | null;
   summary?: { ja: string[]; en: string[] };
 }
 
@@ -99,6 +108,14 @@ export interface ReportRequest {
   timezone?: string;
   source: Source | null;
   survey: string | null;
+  /** Break every share down by this survey-list column. */
+  by?: b.CohortKey | null;
+  /** Minimum cell size of a cohort table. @defaultValue 10 */
+  minCell?: number;
+  /** The periods of a trend, oldest first (the report's own period among them, usually last). */
+  trend?: { kind: 'year' | 'fiscal-year'; periods: Period[] } | null;
+  /** The earlier period domain-by-domain changes are measured from. */
+  changesFrom?: Period | null;
 }
 
 function scopeOf(period: Period, r: ReportRequest): q.Scope {
@@ -251,7 +268,7 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
   // One REPEATABLE READ transaction: every query below sees the same committed data, so diagnoses stored
   // while the report runs change none of its numbers. It writes temporary tables only, yet cannot be READ
   // ONLY (Postgres refuses CREATE TABLE AS there).
-  const [current, previous] = await db
+  const [current, previous, extra] = await db
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
@@ -265,11 +282,12 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
       const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
       const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
       const cur = await computeFigures(trx, req.period, request, tally, set);
+      const extra = await computeBreakdowns(trx, set, cur, request);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
       // A helper that has not even imported the snapshot by now is waiting for a connection this pool does
       // not have (a pool of one): compute the previous period here instead.
       const prev = helper.imported ? await helper.result : (helper.abandon(), await previousFigures(trx));
-      return [cur, prev] as const;
+      return [cur, prev, extra] as const;
     })
     .finally(async () => {
       // Not left running behind a failed report; an abandoned helper that only now gets its connection (once
@@ -288,5 +306,44 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
     rounding: 'pct is rounded half-up to an integer, as the release prints it, so shares may not sum to 100; delta is the difference of the printed pcts, in points',
     ...current,
     previous: hasPrevious ? previous : null,
+    ...extra,
   };
+}
+
+/**
+ * The schema-2 additions, inside the report's transaction: unknowns as bounds on every verdict and criterion
+ * share of `cur`, and the cohorts, the trend and the domain-by-domain changes when asked for.
+ */
+async function computeBreakdowns(trx: Db, set: q.SetRef, cur: Figures, req: ReportRequest): Promise<Pick<Report, 'cohorts' | 'trend' | 'changes'>> {
+  const overall = b.countGroups(await b.statusGroups(trx, set));
+  for (const v of Object.keys(cur.verdicts) as Verdict[]) cur.verdicts[v].bounds = b.verdictBounds(overall, v);
+  for (const c of CRITERIA) for (const s of Object.keys(cur.criteria[c]) as Status[]) cur.criteria[c][s].bounds = b.statusBounds(overall, c, s);
+  const label = (p: Period) => shortLabel(p, 'en');
+  const countsOf = async (p: Period) =>
+    p.from === req.period.from && p.to === req.period.to ? overall : b.countGroups(await b.statusGroups(trx, q.reportSetCall(scopeOf(p, req)), true));
+  let cohorts: b.Cohorts | null = null;
+  if (req.by) {
+    if (req.survey === null) throw new InputError('--by needs --survey NAME: the cohorts come from the survey\'s domain list');
+    cohorts = await b.computeCohorts(trx, set, overall, req.by, req.minCell ?? 10);
+  }
+  let trend: b.Trend | null = null;
+  if (req.trend) {
+    const periods = [];
+    for (const p of req.trend.periods) periods.push({ label: label(p), from: p.from, to: p.to, counts: await countsOf(p) });
+    trend = b.buildTrend(req.trend.kind, periods);
+  }
+  let changes: b.Changes | null = null;
+  if (req.changesFrom) {
+    const p = req.changesFrom;
+    if (p.from >= req.period.from) throw new InputError(`--changes-from ${p.from}..${p.to} must start before the report's period (${req.period.from})`);
+    const beforeSet = q.reportSetCall(scopeOf(p, req));
+    const beforeCounts = b.countGroups(await b.statusGroups(trx, beforeSet, true));
+    const pairs = await b.pairedRows(trx, beforeSet, set);
+    changes = b.buildChanges(
+      pairs,
+      { label: label(p), from: p.from, to: p.to, counts: beforeCounts, versions: await b.rulesVersions(trx, beforeSet) },
+      { label: label(req.period), from: req.period.from, to: req.period.to, counts: overall },
+    );
+  }
+  return { cohorts, trend, changes };
 }

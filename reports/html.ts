@@ -4,6 +4,7 @@ import type { Figure, Figures, Report } from './aggregate.ts';
 import type { Charts } from './charts.ts';
 import { FONT, P } from './charts.ts';
 import { embeddedFontCss } from './fonts.ts';
+import { breakdownSections } from './html-breakdowns.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import {
   CRITERION_LABELS, FINDING_LABELS, SOURCE_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, T, VERDICT_COLORS, VERDICT_ORDER,
@@ -65,13 +66,15 @@ h2, h3 { break-after: avoid; }
 `;
 
 function figureTable(rows: { label: string; color?: string; f: Figure }[], lang: Lang, hasPrev: boolean, cls = ''): string {
-  const head = `<tr><th>${T.category[lang]}</th><th>${T.domains[lang]}</th><th>${T.share[lang]}</th><th>${T.ci[lang]}</th>${
+  const hasBounds = rows.some((r) => r.f.bounds);
+  const bounds = (f: Figure) => (hasBounds ? `<td>${f.bounds ? `${f.bounds.low.toFixed(1)}–${f.bounds.high.toFixed(1)}%` : '—'}</td>` : '');
+  const head = `<tr><th>${T.category[lang]}</th><th>${T.domains[lang]}</th><th>${T.share[lang]}</th><th>${T.ci[lang]}</th>${hasBounds ? `<th>${lang === 'ja' ? '測定不能が最良／最悪の場合' : 'If unknowns were best / worst'}</th>` : ''}${
     hasPrev ? `<th>${T.previous[lang]}</th><th>${T.change[lang]}</th>` : ''
   }</tr>`;
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${r.color ? `<span class="swatch" style="background:${r.color}"></span>` : ''}${esc(r.label)}</td><td>${r.f.n} / ${r.f.total}</td><td><b>${pct(r.f)}</b></td><td>${ci(r.f)}</td>${
+        `<tr><td>${r.color ? `<span class="swatch" style="background:${r.color}"></span>` : ''}${esc(r.label)}</td><td>${r.f.n} / ${r.f.total}</td><td><b>${pct(r.f)}</b></td><td>${ci(r.f)}</td>${bounds(r.f)}${
           hasPrev ? `<td>${r.f.previous_pct == null ? '—' : `${r.f.previous_pct}%`}</td><td>${delta(r.f, lang)}</td>` : ''
         }</tr>`,
     )
@@ -229,6 +232,7 @@ ${
 }</section>
 <section><h2>6. ${T.findings[lang]}</h2><p class="note">${ja ? 'MScheckerの評価には影響しない追加の測定項目です。' : 'Additional measurements; they do not change the verdict.'}</p>${findingsTables(r, lang, hasPrev)}</section>
 <section><h2>7. ${T.coverage[lang]}</h2>${coverage(r, lang)}</section>
+${breakdownSections(r, lang, charts)}
 <section><h2>8. ${T.method[lang]}</h2>${method(r, lang)}</section>
 <footer>mailcensus · report.json schema_version ${r.schema_version} · ${esc(r.generated_at)}</footer>`;
   return page(lang, body);

@@ -111,3 +111,43 @@ export function previousLabel(p: Period, lang: 'ja' | 'en'): string {
   if (p.kind === 'fiscal-year') return lang === 'ja' ? '前年度' : 'the previous fiscal year';
   return lang === 'ja' ? '前期間' : 'the previous period';
 }
+
+const MAX_TREND_PERIODS = 50;
+
+/**
+ * `--trend`: `2017..2024` (calendar years) or `fy2017..fy2024` (fiscal years, April–March), oldest first.
+ */
+export function parseTrend(raw: string): { kind: 'year' | 'fiscal-year'; periods: Period[] } {
+  const m = /^\s*(fy)?(\d{4})\s*\.\.\s*(fy)?(\d{4})\s*$/i.exec(raw);
+  if (!m || Boolean(m[1]) !== Boolean(m[3])) throw new InputError(`--trend must be YYYY..YYYY (years) or fyYYYY..fyYYYY (fiscal years), got "${raw}"`);
+  const [a, b] = [Number(m[2]), Number(m[4])];
+  if (b <= a) throw new InputError(`--trend ${raw}: the last year must come after the first`);
+  if (b - a + 1 > MAX_TREND_PERIODS) throw new InputError(`--trend ${raw}: at most ${MAX_TREND_PERIODS} periods`);
+  const fiscal = Boolean(m[1]);
+  const periods: Period[] = [];
+  for (let y = a; y <= b; y++) periods.push(fiscal ? fiscalYearPeriod(y) : yearPeriod(y));
+  return { kind: fiscal ? 'fiscal-year' : 'year', periods };
+}
+
+/** One period written in one option: `2020`, `fy2020` or `2020-01-01..2020-06-30`. */
+export function parsePeriodSpec(raw: string, option: string): Period {
+  const s = raw.trim();
+  if (/^\d{4}$/.test(s)) return yearPeriod(Number(s));
+  const fy = /^fy(\d{4})$/i.exec(s);
+  if (fy) return fiscalYearPeriod(Number(fy[1]));
+  const r = /^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$/.exec(s);
+  if (r) {
+    const f = parseDate(r[1]!, option);
+    const t = parseDate(r[2]!, option);
+    if (t < f) throw new InputError(`${option} ${raw}: the end is before the start`);
+    return { kind: 'range', from: r[1]!, to: r[2]!, year: null };
+  }
+  throw new InputError(`${option} must be YYYY, fyYYYY or YYYY-MM-DD..YYYY-MM-DD, got "${raw}"`);
+}
+
+/** A short label for series and tables: "2021", "2021年度" / "FY2021", or the dates. */
+export function shortLabel(p: Period, lang: 'ja' | 'en'): string {
+  if (p.kind === 'year') return String(p.year);
+  if (p.kind === 'fiscal-year') return lang === 'ja' ? `${p.year}年度` : `FY${p.year}`;
+  return `${p.from}..${p.to}`;
+}

@@ -14,6 +14,10 @@ interface Opts {
   lang: string;
   timezone: string;
   chromium: string;
+  by?: string;
+  minCell: string;
+  trend?: string;
+  changesFrom?: string;
 }
 
 export function register(program: Command): void {
@@ -31,6 +35,10 @@ export function register(program: Command): void {
     .option('--lang <lang>', 'ja or en', 'ja')
     .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
     .option('--chromium <which>', 'browser for the PDF: auto (Debian\'s chromium, else the one bundled in node_modules), system, bundled, or a path', 'auto')
+    .option('--by <column>', 'every share per cohort of the survey list: industry, tag or organization (needs --survey)')
+    .option('--min-cell <n>', 'cohort cells counting fewer domains are suppressed as "<N"', '10')
+    .option('--trend <range>', 'the series of every share over years YYYY..YYYY or fiscal years fyYYYY..fyYYYY (the report covers the last one unless a period is given)')
+    .option('--changes-from <period>', 'domain by domain from this earlier period (YYYY, fyYYYY or YYYY-MM-DD..YYYY-MM-DD) to the report\'s')
     .action(
       action(async (o: Opts) => {
         const { InputError } = await import('../../lib/errors.ts');
@@ -42,13 +50,22 @@ export function register(program: Command): void {
         }
         if (o.lang !== 'ja' && o.lang !== 'en') throw new InputError(`--lang must be ja or en, got "${o.lang}"`);
         const lang: 'ja' | 'en' = o.lang;
-        const period = periodFromOptions(o);
+        const { parseTrend, parsePeriodSpec } = await import('../../reports/period.ts');
+        const { parseCohortKey } = await import('../../reports/breakdowns.ts');
+        const trend = o.trend !== undefined ? parseTrend(o.trend) : null;
+        // With --trend alone, the report's own period is the trend's last.
+        const noPeriod = o.year === undefined && o.fiscalYear === undefined && o.from === undefined && o.to === undefined;
+        const period = trend && noPeriod ? trend.periods[trend.periods.length - 1]! : periodFromOptions(o);
+        const minCell = Number(o.minCell);
+        if (!/^\d+$/.test(o.minCell) || minCell > 1_000_000) throw new InputError(`--min-cell must be a whole number (0 turns suppression off), got "${o.minCell}"`);
+        const by = o.by !== undefined ? parseCohortKey(o.by) : null;
+        const changesFrom = o.changesFrom !== undefined ? parsePeriodSpec(o.changesFrom, '--changes-from') : null;
         const formats = parseFormats(o.format);
 
         return withDatabase(async (handle) => {
           const { report, files } = await writeReport(
             handle.db,
-            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null },
+            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, by, minCell, trend, changesFrom },
             { out: o.out, formats, lang, chromium: o.chromium },
           );
           const { terminalSummary } = await import('../../reports/terminal.ts');

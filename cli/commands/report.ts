@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--from <date>', 'first day YYYY-MM-DD (with --to)')
     .option('--to <date>', 'last day YYYY-MM-DD, inclusive')
     .requiredOption('--out <dir>', 'folder to write report.json, report.html, report.pdf and *.csv into (created)')
-    .option('--format <list>', 'comma-separated: html,pdf,json,csv', 'html,pdf,json,csv')
+    .option('--format <list>', 'comma-separated: html,pdf,json,csv,xlsx', 'html,pdf,json,csv,xlsx')
     .option('--lang <lang>', 'ja or en', 'ja')
     .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
     .option('--chromium <which>', 'browser for the PDF: auto (Debian\'s chromium, else the one bundled in node_modules), system, bundled, or a path', 'auto')

@@ -282,7 +282,7 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
       const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
       const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
       const cur = await computeFigures(trx, req.period, request, tally, set);
-      const extra = await computeBreakdowns(trx, set, cur, request);
+      const extra = await computeBreakdowns(trx, set, tally, cur, request);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
       // A helper that has not even imported the snapshot by now is waiting for a connection this pool does
       // not have (a pool of one): compute the previous period here instead.
@@ -314,13 +314,13 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
  * The schema-2 additions, inside the report's transaction: unknowns as bounds on every verdict and criterion
  * share of `cur`, and the cohorts, the trend and the domain-by-domain changes when asked for.
  */
-async function computeBreakdowns(trx: Db, set: q.SetRef, cur: Figures, req: ReportRequest): Promise<Pick<Report, 'cohorts' | 'trend' | 'changes'>> {
-  const overall = b.countGroups(await b.statusGroups(trx, set));
+async function computeBreakdowns(trx: Db, set: q.SetRef, tally: q.Tally, cur: Figures, req: ReportRequest): Promise<Pick<Report, 'cohorts' | 'trend' | 'changes'>> {
+  const overall = b.countGroups(await b.statusGroups(trx, tally.relation, { tally: true }));
   for (const v of Object.keys(cur.verdicts) as Verdict[]) cur.verdicts[v].bounds = b.verdictBounds(overall, v);
   for (const c of CRITERIA) for (const s of Object.keys(cur.criteria[c]) as Status[]) cur.criteria[c][s].bounds = b.statusBounds(overall, c, s);
   const label = (p: Period) => shortLabel(p, 'en');
   const countsOf = async (p: Period) =>
-    p.from === req.period.from && p.to === req.period.to ? overall : b.countGroups(await b.statusGroups(trx, q.reportSetCall(scopeOf(p, req)), true));
+    p.from === req.period.from && p.to === req.period.to ? overall : b.countGroups(await b.statusGroups(trx, q.reportSetCall(scopeOf(p, req)), { withRules: true }));
   let cohorts: b.Cohorts | null = null;
   if (req.by) {
     if (req.survey === null) throw new InputError('--by needs --survey NAME: the cohorts come from the survey\'s domain list');
@@ -337,7 +337,7 @@ async function computeBreakdowns(trx: Db, set: q.SetRef, cur: Figures, req: Repo
     const p = req.changesFrom;
     if (p.from >= req.period.from) throw new InputError(`--changes-from ${p.from}..${p.to} must start before the report's period (${req.period.from})`);
     const beforeSet = q.reportSetCall(scopeOf(p, req));
-    const beforeCounts = b.countGroups(await b.statusGroups(trx, beforeSet, true));
+    const beforeCounts = b.countGroups(await b.statusGroups(trx, beforeSet, { withRules: true }));
     const pairs = await b.pairedRows(trx, beforeSet, set);
     changes = b.buildChanges(
       pairs,

@@ -30,11 +30,15 @@ function toGroup(row: Record<string, unknown>): StatusGroup {
   return { source: row.source as Source, verdict: row.verdict as Verdict, rules_version: Number(row.rules_version ?? RULES_VERSION), statuses, n: Number(row.n) };
 }
 
-/** The status groups of a report set (a snapshot or a report_diagnoses(...) call). */
-export async function statusGroups(db: Db, set: RawBuilder<unknown>, withRules = false): Promise<StatusGroup[]> {
-  const rules = withRules ? sql`r.rules_version` : sql`${RULES_VERSION}::int`;
+/**
+ * The status groups of a report set (a report_diagnoses(...) call, with its rules versions when `withRules`),
+ * or of a report's tally (already grouped, `n` domains per row; `tally`), taken as judged by the current rules.
+ */
+export async function statusGroups(db: Db, set: RawBuilder<unknown>, options: { withRules?: boolean; tally?: boolean } = {}): Promise<StatusGroup[]> {
+  const rules = options.withRules ? sql`r.rules_version` : sql`${RULES_VERSION}::int`;
+  const n = options.tally ? sql`sum(r.n)::int` : sql`count(*)::int`;
   const { rows } = await sql<Record<string, unknown>>`
-    SELECT r.source::text AS source, r.verdict::text AS verdict, ${rules} AS rules_version, ${STATUS_COLUMNS}, count(*)::int AS n
+    SELECT r.source::text AS source, r.verdict::text AS verdict, ${rules} AS rules_version, ${STATUS_COLUMNS}, ${n} AS n
       FROM ${set} AS r GROUP BY r.source, r.verdict, 3, ${STATUS_GROUP_BY}`.execute(db);
   return rows.map(toGroup);
 }

@@ -32,7 +32,7 @@ function cohortsSection(r: Report, lang: Lang, chart: string | null): string {
   return `<section><h2>${ja ? `${esc(name)}別の結果` : `Results by ${esc(name)}`}</h2>
 ${chart ? `<figure>${chart}<figcaption>${ja ? `「安全」の割合と95%信頼区間（${esc(name)}別）。点線は全体。` : `Share of "safe" with its 95% interval per ${esc(name)}; the dotted line is all domains.`}</figcaption></figure>` : ''}
 <h3>${ja ? '総合評価' : 'Verdicts'}</h3>${verdictTable}
-<h3>${ja ? '項目別のNG' : 'NG per check'}</h3><div style="overflow-x:auto">${ngTable}</div>
+<h3>${ja ? '項目別のNG' : 'NG per check'}</h3><div class="wide">${ngTable}</div>
 <p class="note">${ja ? `${c.min_cell}ドメイン未満のセル（および${c.min_cell}ドメイン未満の区分のすべてのセル）は「&lt;${c.min_cell}」と表示し、数値を伏せています。差は「その区分 − それ以外」のポイント差で、[ ]はNewcombeの95%信頼区間、* は0と区別できる差です。` : `Cells counting fewer than ${c.min_cell} domains (and every cell of a cohort smaller than that) are shown as "&lt;${c.min_cell}". Differences are the cohort minus the rest, in points; [ ] is Newcombe's 95% interval and * marks a difference distinguishable from zero.`}</p></section>`;
 }
 
@@ -51,7 +51,7 @@ function trendSection(r: Report, lang: Lang, chart: string | null): string {
     .join('');
   return `<section><h2>${ja ? '経年推移' : 'Over the years'}</h2>
 ${chart ? `<figure>${chart}<figcaption>${ja ? '各判定の割合と95%信頼区間（Wilson）' : 'Share of each verdict with its 95% Wilson interval'}</figcaption></figure>` : ''}
-<div style="overflow-x:auto"><table><thead>${head}</thead><tbody>${body}</tbody></table></div>
+<div class="wide"><table><thead>${head}</thead><tbody>${body}</tbody></table></div>
 <p class="note">${ja ? '各期間の分母はその期間に診断されたドメイン数です。下段は前期間からのポイント差で、[ ]はNewcombeの95%信頼区間、* は0と区別できる差です。すべての系列（OK／NG／測定不能／対象外）は trend.csv と report.json にあります。' : 'The denominator of each period is the domains diagnosed in it. Below each share: the change from the period before, in points, with Newcombe\'s 95% interval in [ ]; * marks a change distinguishable from zero. Every series (ok / ng / unknown / N/A) is in trend.csv and report.json.'}</p></section>`;
 }
 

@@ -61,6 +61,10 @@ pre { background: #f6f8fa; padding: 8px 10px; font-size: 11px; white-space: pre-
 details summary { cursor: pointer; }
 footer { margin-top: 32px; border-top: 1px solid #e1e4e8; padding-top: 8px; font-size: 11px; color: #777; }
 section { break-inside: auto; }
+.wide { overflow-x: auto; }
+.wide table { font-size: 11px; }
+.wide th, .wide td { padding: 4px 5px; white-space: normal; }
+.wide td:first-child, .wide th:first-child { white-space: nowrap; }
 h2, h3 { break-after: avoid; }
 @media print { body { background: #fff; } main { padding: 0; max-width: none; } details { display: block; } }
 `;

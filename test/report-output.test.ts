@@ -43,7 +43,9 @@ after(async () => {
 
 test('report.json follows the documented contract', () => {
   const r = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
-  assert.equal(r.schema_version, 1);
+  assert.equal(r.schema_version, 2);
+  assert.deepEqual([r.cohorts, r.trend, r.changes], [null, null, null], "schema-2 sections only when asked for");
+  assert.ok(r.verdicts.safe.bounds, "every verdict share has its bounds");
   assert.deepEqual(Object.keys(r.verdicts).sort(), ['danger', 'incomplete', 'needs_improvement', 'review', 'safe']);
   assert.deepEqual(Object.keys(r.criteria), ['open_relay', 'spf', 'dkim', 'tls_receive', 'tls_send', 'reverse_dns', 'dnssec', 'dnsbl']);
   assert.deepEqual(Object.keys(r.criteria.spf), ['ok', 'ng', 'unknown', 'na']);

@@ -8,7 +8,7 @@ import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
 import * as b from './breakdowns.ts';
-import { endExclusive, previousPeriod, periodLabel, shortLabel, type Period } from './period.ts';
+import { endExclusive, isRun, previousPeriod, periodLabel, shortLabel, type Period, type Span } from './period.ts';
 
 export const SCHEMA_VERSION = 2;
 
@@ -113,9 +113,11 @@ export interface ReportRequest {
   /** Minimum cell size of a cohort table. @defaultValue 10 */
   minCell?: number;
   /** The periods of a trend, oldest first (the report's own period among them, usually last). */
-  trend?: { kind: 'year' | 'fiscal-year'; periods: Period[] } | null;
-  /** The earlier period domain-by-domain changes are measured from. */
-  changesFrom?: Period | null;
+  trend?: { kind: 'year' | 'fiscal-year' | 'run'; periods: Span[] } | null;
+  /** The earlier period (or run) domain-by-domain changes are measured from. */
+  changesFrom?: Span | null;
+  /** The later side of the changes, when not the report's own period: another period or run. */
+  changesTo?: Span | null;
 }
 
 function scopeOf(period: Period, r: ReportRequest): q.Scope {
@@ -318,9 +320,11 @@ async function computeBreakdowns(trx: Db, set: q.SetRef, tally: q.Tally, cur: Fi
   const overall = b.countGroups(await b.statusGroups(trx, tally.relation, { tally: true }));
   for (const v of Object.keys(cur.verdicts) as Verdict[]) cur.verdicts[v].bounds = b.verdictBounds(overall, v);
   for (const c of CRITERIA) for (const s of Object.keys(cur.criteria[c]) as Status[]) cur.criteria[c][s].bounds = b.statusBounds(overall, c, s);
-  const label = (p: Period) => shortLabel(p, 'en');
-  const countsOf = async (p: Period) =>
-    p.from === req.period.from && p.to === req.period.to ? overall : b.countGroups(await b.statusGroups(trx, q.reportSetCall(scopeOf(p, req)), { withRules: true }));
+  const label = (p: Span) => shortLabel(p, 'en');
+  const isOwn = (p: Span) => !isRun(p) && p.from === req.period.from && p.to === req.period.to;
+  const setOf = async (p: Span) => (isRun(p) ? b.runSetCall(trx, p.run, req.survey) : q.reportSetCall(scopeOf(p, req)));
+  const countsOf = async (p: Span) => (isOwn(p) ? overall : b.countGroups(await b.statusGroups(trx, await setOf(p), { withRules: true })));
+  const bounds = async (p: Span) => (isRun(p) ? b.runBounds(trx, p.run) : { from: p.from, to: p.to });
   let cohorts: b.Cohorts | null = null;
   if (req.by) {
     if (req.survey === null) throw new InputError('--by needs --survey NAME: the cohorts come from the survey\'s domain list');
@@ -329,20 +333,23 @@ async function computeBreakdowns(trx: Db, set: q.SetRef, tally: q.Tally, cur: Fi
   let trend: b.Trend | null = null;
   if (req.trend) {
     const periods = [];
-    for (const p of req.trend.periods) periods.push({ label: label(p), from: p.from, to: p.to, counts: await countsOf(p) });
+    for (const p of req.trend.periods) periods.push({ label: label(p), ...(await bounds(p)), counts: await countsOf(p) });
     trend = b.buildTrend(req.trend.kind, periods);
   }
   let changes: b.Changes | null = null;
   if (req.changesFrom) {
     const p = req.changesFrom;
-    if (p.from >= req.period.from) throw new InputError(`--changes-from ${p.from}..${p.to} must start before the report's period (${req.period.from})`);
-    const beforeSet = q.reportSetCall(scopeOf(p, req));
+    const to = req.changesTo ?? req.period;
+    if (!isRun(p) && !isRun(to) && p.from >= to.from) throw new InputError(`--changes-from ${p.from}..${p.to} must start before the later period (${to.from})`);
+    const beforeSet = await setOf(p);
+    const afterSet = req.changesTo ? await setOf(req.changesTo) : set;
     const beforeCounts = b.countGroups(await b.statusGroups(trx, beforeSet, { withRules: true }));
-    const pairs = await b.pairedRows(trx, beforeSet, set);
+    const afterCounts = req.changesTo ? await countsOf(req.changesTo) : overall;
+    const pairs = await b.pairedRows(trx, beforeSet, afterSet);
     changes = b.buildChanges(
       pairs,
-      { label: label(p), from: p.from, to: p.to, counts: beforeCounts, versions: await b.rulesVersions(trx, beforeSet) },
-      { label: label(req.period), from: req.period.from, to: req.period.to, counts: overall },
+      { label: label(p), ...(await bounds(p)), counts: beforeCounts, versions: await b.rulesVersions(trx, beforeSet) },
+      { label: label(to), ...(await bounds(to)), counts: afterCounts },
     );
   }
   return { cohorts, trend, changes };

@@ -248,7 +248,7 @@ export interface TrendSeries {
 }
 
 export interface Trend {
-  kind: 'year' | 'fiscal-year';
+  kind: 'year' | 'fiscal-year' | 'run';
   periods: { label: string; from: string; to: string; domains: number; rules_versions_other: number }[];
   series: TrendSeries[];
 }
@@ -426,6 +426,24 @@ export function buildChanges(
     rules,
     domains,
   };
+}
+
+/**
+ * The set of a survey run: each domain once, its latest diagnosis of that run (a retried domain has one).
+ * The run must exist and, for a survey report, belong to that survey.
+ */
+export async function runSetCall(db: Db, run: number, survey: string | null): Promise<RawBuilder<unknown>> {
+  const { rows } = await sql<{ survey: string }>`SELECT s.name AS survey FROM runs r JOIN surveys s ON s.id = r.survey_id WHERE r.id = ${run}`.execute(db);
+  if (rows.length === 0) throw new InputError(`run:${run}: there is no run ${run} (see \`mailcensus status\`)`);
+  if (survey !== null && rows[0]!.survey !== survey) throw new InputError(`run:${run} belongs to survey "${rows[0]!.survey}", not "${survey}"`);
+  return sql`(SELECT DISTINCT ON (d.domain) d.* FROM diagnosis_results d WHERE d.run_id = ${run}::int ORDER BY d.domain, d.observed_at DESC, d.id DESC)`;
+}
+
+/** The first and last day (UTC) a run's diagnoses were observed on, for labels. */
+export async function runBounds(db: Db, run: number): Promise<{ from: string; to: string }> {
+  const { rows } = await sql<{ f: string | null; t: string | null }>`
+    SELECT to_char(min(observed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS f, to_char(max(observed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS t FROM diagnoses WHERE run_id = ${run}::int`.execute(db);
+  return { from: rows[0]?.f ?? '', to: rows[0]?.t ?? '' };
 }
 
 /** Rules versions among the diagnoses of a set. */

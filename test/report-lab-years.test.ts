@@ -164,3 +164,33 @@ test('the PDF of the three-year report carries its Japanese sections', async () 
   const text = stdout.replace(/\s+/g, '');
   for (const s of ['業種別の結果', '経年推移', 'ドメインごとの変化', '判定の遷移']) assert.ok(text.includes(s), s);
 });
+
+test('runs work as periods: a trend over the three runs and the changes between two runs give the same figures', async () => {
+  const ids = (await rows<{ id: number }>(sql`SELECT id FROM runs ORDER BY id`)).map((r) => r.id);
+  assert.equal(ids.length, 3);
+  const dir = path.join(tmp, 'runs');
+  const base = { ...process.env, DATABASE_URL: tdb.url };
+  await cli(['report', '--survey', SURVEY, '--year', '2024', '--trend', `runs:${ids.join(',')}`, '--changes-from', `run:${ids[1]}`, '--changes-to', `run:${ids[2]}`, '--out', dir, '--format', 'json,csv'], base);
+  const r = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as Report;
+  assert.equal(r.trend!.kind, 'run');
+  assert.deepEqual(r.trend!.periods.map((p) => [p.label, p.from]), ids.map((id, i) => [`run ${id}`, `${2022 + i}-06-30`]));
+  for (const s of r.trend!.series) {
+    const byYear = report.trend!.series.find((x) => x.metric === s.metric && x.value === s.value)!;
+    assert.deepEqual(s.points.map((p) => p.n), byYear.points.map((p) => p.n), `${s.metric} ${s.value}`);
+  }
+  assert.deepEqual(r.changes!.transitions, report.changes!.transitions);
+  assert.deepEqual(r.changes!.criteria, report.changes!.criteria);
+  const fail = async (args: string[]) =>
+    cli(['report', '--survey', SURVEY, '--year', '2024', '--out', dir, '--format', 'json', ...args], base).then(
+      () => assert.fail(`${args.join(' ')} should fail`),
+      (err) => err as { code: number; stderr: string },
+    );
+  const one = await fail(['--trend', `runs:${ids[0]}`]);
+  assert.equal(one.code, 2);
+  assert.match(one.stderr, /give at least two runs/);
+  const missing = await fail(['--changes-from', 'run:99999']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /there is no run 99999/);
+  const noSurvey = await fail(['--by', 'industr']);
+  assert.match(noSurvey.stderr, /--by: unknown column "industr"/);
+});

@@ -18,6 +18,7 @@ interface Opts {
   minCell: string;
   trend?: string;
   changesFrom?: string;
+  changesTo?: string;
 }
 
 export function register(program: Command): void {
@@ -37,8 +38,9 @@ export function register(program: Command): void {
     .option('--chromium <which>', 'browser for the PDF: auto (Debian\'s chromium, else the one bundled in node_modules), system, bundled, or a path', 'auto')
     .option('--by <column>', 'every share per cohort of the survey list: industry, tag or organization (needs --survey)')
     .option('--min-cell <n>', 'cohort cells counting fewer domains are suppressed as "<N"', '10')
-    .option('--trend <range>', 'the series of every share over years YYYY..YYYY or fiscal years fyYYYY..fyYYYY (the report covers the last one unless a period is given)')
-    .option('--changes-from <period>', 'domain by domain from this earlier period (YYYY, fyYYYY or YYYY-MM-DD..YYYY-MM-DD) to the report\'s')
+    .option('--trend <range>', 'the series of every share over years YYYY..YYYY, fiscal years fyYYYY..fyYYYY or runs:ID,ID,… (a year trend alone: the report covers its last year)')
+    .option('--changes-from <period>', 'domain by domain from this earlier period (YYYY, fyYYYY, YYYY-MM-DD..YYYY-MM-DD or run:ID) to the report\'s period')
+    .option('--changes-to <period>', 'with --changes-from: compare with this later period or run:ID instead of the report\'s period')
     .action(
       action(async (o: Opts) => {
         const { InputError } = await import('../../lib/errors.ts');
@@ -55,17 +57,20 @@ export function register(program: Command): void {
         const trend = o.trend !== undefined ? parseTrend(o.trend) : null;
         // With --trend alone, the report's own period is the trend's last.
         const noPeriod = o.year === undefined && o.fiscalYear === undefined && o.from === undefined && o.to === undefined;
-        const period = trend && noPeriod ? trend.periods[trend.periods.length - 1]! : periodFromOptions(o);
+        const lastOfTrend = trend?.periods[trend.periods.length - 1];
+        const period = lastOfTrend && lastOfTrend.kind !== 'run' && noPeriod ? lastOfTrend : periodFromOptions(o);
         const minCell = Number(o.minCell);
         if (!/^\d+$/.test(o.minCell) || minCell > 1_000_000) throw new InputError(`--min-cell must be a whole number (0 turns suppression off), got "${o.minCell}"`);
         const by = o.by !== undefined ? parseCohortKey(o.by) : null;
         const changesFrom = o.changesFrom !== undefined ? parsePeriodSpec(o.changesFrom, '--changes-from') : null;
+        const changesTo = o.changesTo !== undefined ? parsePeriodSpec(o.changesTo, '--changes-to') : null;
+        if (changesTo && !changesFrom) throw new InputError('--changes-to needs --changes-from');
         const formats = parseFormats(o.format);
 
         return withDatabase(async (handle) => {
           const { report, files } = await writeReport(
             handle.db,
-            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, by, minCell, trend, changesFrom },
+            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, by, minCell, trend, changesFrom, changesTo },
             { out: o.out, formats, lang, chromium: o.chromium },
           );
           const { terminalSummary } = await import('../../reports/terminal.ts');

@@ -8,6 +8,7 @@ import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
 import * as b from './breakdowns.ts';
+import { newcombe, type Difference } from './stats.ts';
 import { endExclusive, isRun, previousPeriod, periodLabel, shortLabel, type Period, type Span } from './period.ts';
 
 export const SCHEMA_VERSION = 2;
@@ -27,6 +28,8 @@ export interface Figure {
   /** n of the previous period, or null. */
   previous_n?: number | null;
   previous_pct?: number | null;
+  /** The change from the previous period unrounded, in points, with Newcombe's 95% interval and whether it excludes 0 (schema 2). */
+  change?: Difference | null;
 }
 
 export type FigureMap<K extends string> = Record<K, Figure>;
@@ -178,6 +181,7 @@ function attachDeltas(cur: unknown, prev: unknown): void {
     f.previous_n = p ? p.n : 0;
     f.previous_pct = p ? p.pct : null;
     f.delta = f.pct !== null && p && p.pct !== null ? f.pct - p.pct : null;
+    f.change = p ? newcombe(f.n, f.total, p.n, p.total) : null;
     return;
   }
   for (const k of Object.keys(c)) {

@@ -20,8 +20,9 @@ const ci = (f: Figure) => (f.wilson ? `${f.wilson.low.toFixed(1)}–${f.wilson.h
 function delta(f: Figure, lang: Lang): string {
   if (f.delta === null || f.delta === undefined) return '<span class="muted">—</span>';
   const unit = lang === 'ja' ? 'pt' : ' pt';
-  if (f.delta === 0) return `±0${unit}`;
-  return `${f.delta > 0 ? '+' : '−'}${Math.abs(f.delta)}${unit}`;
+  const ci = f.change ? ` <span class="muted">[${f.change.low.toFixed(1)}, ${f.change.high.toFixed(1)}]</span>${f.change.distinguishable ? ' *' : ''}` : '';
+  if (f.delta === 0) return `±0${unit}${ci}`;
+  return `${f.delta > 0 ? '+' : '−'}${Math.abs(f.delta)}${unit}${ci}`;
 }
 
 const CSS = `
@@ -165,7 +166,8 @@ function method(r: Report, lang: Lang): string {
     return `<ul class="note">
 <li>各ドメインは期間内の最新の診断1件のみを数えます${P(lang, `期間: ${esc(r.period.from)}〜${esc(r.period.to)}、${esc(r.period.timezone)}`)}。</li>
 <li>すべての割合の分母は、その表に示した「n / 分母」の分母です。測定できなかった項目は「測定不能」、対象とならない項目${P(lang, `MXのないドメイン等`)}は「対象外」として、隠さずに表示しています。</li>
-<li>${T.roundingNote.ja}前期比は表示した割合どうしの差${P(lang, `ポイント`)}です。</li>
+<li>${T.roundingNote.ja}前期比は表示した割合どうしの差${P(lang, `ポイント`)}です。[ ]は丸める前の差のNewcombe 95%信頼区間で、* は0と区別できる差です。</li>
+<li>「測定不能が最良／最悪の場合」は、測定不能の項目がすべてOKだった場合とすべてNGだった場合の割合の範囲です。</li>
 <li>95%信頼区間はWilsonのスコア区間です。</li>
 <li>評価は最も悪い判定を採用します: 危険＝メール不正中継NG／改善が必要＝SPFとDKIMの両方NG、SSL/TLS送信・受信NG、送信元DNS逆引きNG／見直しを推奨＝DNSSEC・DNSBL NG／安全＝いずれにも該当しない。より悪い判定につながりうる項目が測定不能の場合は「判定不能」です。</li>
 <li>本レポートの数値はすべてデータベース関数 <code>report_diagnoses()</code> から再現できます${P(lang, `docs/reports.md`)}。</li></ul>`;
@@ -173,7 +175,8 @@ function method(r: Report, lang: Lang): string {
   return `<ul class="note">
 <li>Each domain counts once, by its latest diagnosis in the period (${esc(r.period.from)} – ${esc(r.period.to)}, ${esc(r.period.timezone)}).</li>
 <li>Every percentage is n / denominator as shown next to it. Checks that could not be measured are shown as Unknown and checks that do not apply (e.g. a domain without MX) as N/A; neither is hidden.</li>
-<li>${T.roundingNote.en} Changes are the difference of the printed percentages, in points.</li>
+<li>${T.roundingNote.en} Changes are the difference of the printed percentages, in points; [ ] is Newcombe's 95% interval of the unrounded difference and * marks a change distinguishable from zero.</li>
+<li>"If unknowns were best / worst" is the range of a share if every unmeasured check had been OK, and if every one had been NG.</li>
 <li>95% confidence intervals are Wilson score intervals.</li>
 <li>The verdict is the worst level proven: danger = open relay NG; needs improvement = SPF and DKIM both NG, TLS send or receive NG, or reverse DNS NG; review = DNSSEC or DNSBL NG; safe = none of these. When an unmeasured check could still make it worse, the verdict is Incomplete.</li>
 <li>Every figure can be reproduced with the SQL function <code>report_diagnoses()</code> (docs/reports.md).</li></ul>`;

@@ -4,6 +4,7 @@
 // time), unpacked once into a cache folder. Either is driven by playwright-core. So after `npm ci` alone a
 // machine can print PDFs; a broken or missing system browser falls back to the bundled one.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { accessSync, constants, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -180,21 +181,24 @@ export async function bundledChromium(): Promise<string> {
 
 /**
  * The environment of the bundled browser: its libraries first, and a fontconfig file that reads the
- * machine's fonts when there are any (ignore_missing) plus the package's Open Sans (the shell's own
- * fonts.conf points at Lambda's folders).
+ * machine's fonts when there are any (the file FONTCONFIG_FILE names, else /etc/fonts/fonts.conf; missing is
+ * fine) plus the package's Open Sans. Chromium draws no text at all, web fonts included, when fontconfig
+ * knows no font, so that one is always there; the shell's own fonts.conf points at Lambda's folders.
  */
 function bundledEnv(executable: string): NodeJS.ProcessEnv {
   const dir = path.dirname(executable);
-  const fontsConf = path.join(dir, 'mailcensus-fonts.conf');
+  const system = process.env.FONTCONFIG_FILE ?? '/etc/fonts/fonts.conf';
+  const fontsConf = path.join(dir, `mailcensus-fonts-${createHash('sha256').update(system).digest('hex').slice(0, 12)}.conf`);
   if (!existsSync(fontsConf)) {
-    const xml = `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n  <dir>${path.join(dir, 'fonts')}</dir>\n  <cachedir>${path.join(dir, 'fontconfig-cache')}</cachedir>\n</fontconfig>\n`;
+    const xmlEsc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    const xml = `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n  <include ignore_missing="yes">${xmlEsc(system)}</include>\n  <dir>${xmlEsc(path.join(dir, 'fonts'))}</dir>\n  <cachedir>${xmlEsc(path.join(dir, 'fontconfig-cache'))}</cachedir>\n</fontconfig>\n`;
     const tmp = `${fontsConf}.${process.pid}`;
     writeFileSync(tmp, xml);
     renameSync(tmp, fontsConf);
   }
   const lib = path.join(dir, 'al2023', 'lib');
   const ld = process.env.LD_LIBRARY_PATH;
-  return { ...process.env, LD_LIBRARY_PATH: ld ? `${lib}:${ld}` : lib, FONTCONFIG_FILE: process.env.FONTCONFIG_FILE ?? fontsConf };
+  return { ...process.env, LD_LIBRARY_PATH: ld ? `${lib}:${ld}` : lib, FONTCONFIG_FILE: fontsConf };
 }
 
 async function launch(executable: string, kind: LaunchedBrowser['kind']): Promise<LaunchedBrowser> {

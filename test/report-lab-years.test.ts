@@ -157,6 +157,7 @@ test('the domain-by-domain report 2023 → 2024 matches SQL and names who improv
   const csv = readFileSync(path.join(out, 'changes.csv'), 'utf8');
   assert.match(csv, /fin-b1\.test,regressed,safe,needs_improvement,,tls_receive/);
   assert.match(csv, /mfg-c1\.test,improved,review,safe,dnssec,/);
+  assert.ok(report.summary!.ja.some((x) => x.includes('49ドメインのうち、14ドメインの総合評価が改善し、6ドメインが悪化しました')), report.summary!.ja.join('\n'));
 });
 
 test('the PDF of the three-year report carries its Japanese sections', async () => {

@@ -265,7 +265,11 @@ export interface Charts {
 
 /** Every chart of a report, as SVG strings. An empty period gets no charts (there is nothing to draw). */
 export async function renderCharts(r: Report, lang: Lang): Promise<Charts | null> {
-  if (r.domains === 0) return null;
+  if (r.domains === 0) {
+    // Nothing of this period to draw; a trend over other periods still has its chart.
+    const trend = trendSpec(r, lang);
+    return trend ? { verdicts: '', criteria: '', spfDkim: '', yearOverYear: null, cohorts: null, trend: await renderSvg(trend) } : null;
+  }
   const yoy = yearOverYearSpec(r, lang);
   const cohortSpec = cohortDotSpec(r, lang);
   const trend = trendSpec(r, lang);

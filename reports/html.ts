@@ -196,7 +196,8 @@ export function renderHtml(r: Report, charts: Charts | null, lang: Lang): string
 <div class="meta"><span>${ja ? '対象期間' : 'Period'}: <b>${esc(r.period.label[lang])}</b></span><span>${ja ? 'データ' : 'Data'}: <b>${sourceText}</b></span><span>${ja ? '全ドメイン数' : 'Domains'}: <b>${r.domains}</b></span><span>${ja ? '作成日' : 'Generated'}: ${esc(r.generated_at.slice(0, 10))}</span></div></header>`;
 
   if (r.domains === 0) {
-    return page(lang, `${head}<p class="empty">${esc(summary[0] ?? 'n = 0')}</p>${r.previous ? '' : ''}<h2>${T.method[lang]}</h2>${method(r, lang)}`);
+    // A trend or a domain-by-domain comparison still has something to show when this period is empty.
+    return page(lang, `${head}<p class="empty">${esc(summary[0] ?? 'n = 0')}</p>${breakdownSections(r, lang, charts)}<h2>${T.method[lang]}</h2>${method(r, lang)}`);
   }
 
   const v = r.verdicts;

@@ -19,6 +19,7 @@ import { parseTrend, yearPeriod } from '../reports/period.ts';
 import { mcnemar, newcombe, wilsonRaw } from '../reports/stats.ts';
 import { withChromiumPage } from '../lib/browser.ts';
 import type { Report } from '../reports/aggregate.ts';
+import { renderHtml } from '../reports/html.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = path.join(root, 'test-artifacts');
@@ -217,6 +218,32 @@ test('report.xlsx has one sheet per table, numbers as numbers and percentages fo
   assert.equal(row.getCell(col('share')).value, report.verdicts.needs_improvement.n / report.domains);
   assert.equal(row.getCell(col('share')).numFmt, '0%');
   assert.equal(row.getCell(col('wilson_low')).value, report.verdicts.needs_improvement.wilson!.low / 100);
+});
+
+test('cohorts by tag: a domain is in each of its tags, the untagged are a cohort, --min-cell 0 suppresses nothing', async () => {
+  const { report: r } = await writeReport(t.db, { period: yearPeriod(2024), source: null, survey: SURVEY, by: 'tag', minCell: 0 }, { out: path.join(artifacts, 'report-breakdowns-tag'), formats: ['json'], lang: 'en' });
+  const [x] = await q<{ tagged: number; untagged: number; safe: number }>(sql`
+    SELECT count(*) FILTER (WHERE '上場' = ANY(sd.tags))::int AS tagged, count(*) FILTER (WHERE cardinality(sd.tags) = 0)::int AS untagged,
+           count(*) FILTER (WHERE '上場' = ANY(sd.tags) AND r.verdict = 'safe')::int AS safe
+      FROM ${setOf(2024)} r JOIN survey_domains sd ON sd.survey_id = r.survey_id AND sd.domain = r.domain`);
+  const groups = new Map(r.cohorts!.groups.map((g) => [g.key, g]));
+  assert.equal(groups.get('上場')!.domains, x!.tagged);
+  assert.equal(groups.get('')!.domains, x!.untagged);
+  assert.equal(groups.get('上場')!.verdicts.safe.n, x!.safe);
+  assert.ok(r.cohorts!.groups.every((g) => !g.suppressed && Object.values(g.verdicts).every((f) => !f.suppressed)));
+  // The same figures in English, every section.
+  const en = renderHtml(report, null, 'en');
+  for (const s of ['Results by industry', 'Over the years', 'Domain by domain (2023 → 2024)', 'Verdict transitions', 'If unknowns were best / worst']) assert.ok(en.includes(s), s);
+});
+
+test('an empty last period still shows its trend', async () => {
+  const { report: r } = await writeReport(t.db, { period: yearPeriod(2025), source: null, survey: SURVEY, trend: parseTrend('2023..2025') }, { out: path.join(artifacts, 'report-breakdowns-empty'), formats: ['json', 'html'], lang: 'ja' });
+  assert.equal(r.domains, 0);
+  assert.deepEqual(r.trend!.periods.map((p) => p.domains), [60, 55, 0]);
+  assert.equal(r.trend!.series[0]!.points[2]!.change, null);
+  const html = readFileSync(path.join(artifacts, 'report-breakdowns-empty', 'report.html'), 'utf8');
+  assert.match(html, /経年推移/);
+  assert.match(html, /<svg/);
 });
 
 test('the HTML with every new section renders in headless Chromium', async () => {

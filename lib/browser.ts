@@ -1,11 +1,12 @@
 // Finds and launches a headless Chromium for the PDF (and anything else that needs a real browser, e.g.
 // screenshots of the web UI): Debian's `chromium` when it is installed, else the chrome-headless-shell that
 // ships inside the npm package @sparticuz/chromium (brotli-compressed in node_modules, no download at install
-// time), unpacked once into a cache folder. Either is driven by playwright-core. So after `npm ci` alone a
+// time), unpacked once into a cache folder (we read only its files, not its Lambda-minded code). Either is
+// driven by playwright-core. So after `npm ci` alone a
 // machine can print PDFs; a broken or missing system browser falls back to the bundled one.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,14 +90,11 @@ function bundledPackage(): { root: string; version: string } | null {
   }
 }
 
-/**
- * Unpacks a .tar.br of the package with node's brotli and the system's tar (Debian: essential) into `dir`.
- * The package itself unpacks its Amazon Linux libraries only on Amazon Linux; we need them everywhere.
- */
+/** Unpacks a .tar.br of the package with node's brotli and the system's tar (Debian: essential) into `dir`. */
 async function untarBrotli(file: string, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await new Promise<void>((resolve, reject) => {
-    const tar = spawn('tar', ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const tar = spawn('tar', ['-x', '--no-same-owner', '--no-same-permissions', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     tar.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
     tar.on('error', reject);
@@ -124,45 +122,47 @@ function cacheRoot(): string {
 
 let unpacking: Promise<string> | null = null;
 
+/** Decompresses one brotli file of the package to `out` (the browser binary itself). */
+async function unbrotli(file: string, out: string, mode: number): Promise<void> {
+  await pipeline(createReadStream(file), createBrotliDecompress({ chunkSize: 2 ** 21 }), createWriteStream(out, { mode }));
+}
+
 /**
- * Unpacks the browser of @sparticuz/chromium (about 200 MB, 2–5 s) into the cache once and returns its path.
- * The package unpacks into os.tmpdir(); we point that at a fresh staging folder and rename the folder into
- * place when complete, so concurrent processes never run a half-written binary.
+ * Unpacks the browser of @sparticuz/chromium (about 200 MB, 2–5 s) into the cache once and returns its path:
+ * the binary (chromium.br), its software GL libraries (swiftshader.tar.br), its fonts (fonts.tar.br) and the
+ * NSS, NSPR and expat libraries a machine without a browser package usually lacks (al2023.tar.br; the
+ * package itself unpacks those only on Amazon Linux). Everything goes into a fresh staging folder renamed
+ * into place when complete, so concurrent processes never run a half-written binary.
  */
 export async function bundledChromium(): Promise<string> {
   unpacking ??= (async () => {
     const pkg = bundledPackage();
     if (pkg === null) throw new ChromiumUnavailableError('the npm package @sparticuz/chromium is not installed (run `npm ci`)');
     const { version } = pkg;
+    const bin = path.join(pkg.root, 'bin');
     const root = cacheRoot();
     const dir = path.join(root, `chromium-${version}`);
     const binary = path.join(dir, 'chromium');
-    if (existsSync(path.join(dir, '.complete')) && isExecutable(binary)) return binary;
+    const complete = () => existsSync(path.join(dir, '.complete')) && isExecutable(binary);
+    if (complete()) return binary;
     const staging = mkdtempSync(path.join(root, `.chromium-${version}-`));
-    const savedTmp = process.env.TMPDIR;
     try {
-      process.env.TMPDIR = staging;
-      const { default: Chromium } = await import('@sparticuz/chromium');
-      // Software GL libraries (swiftshader) are unpacked too; we run with --disable-gpu but the shell loads them.
-      const unpacked = await Chromium.executablePath();
-      if (path.resolve(unpacked) !== path.join(staging, 'chromium')) {
-        throw new ChromiumUnavailableError(`@sparticuz/chromium unpacked to ${unpacked}, not into ${staging} (an old copy in ${os.tmpdir()}?)`);
-      }
-      // NSS, NSPR and expat, which a machine without a browser package usually lacks (LD_LIBRARY_PATH at launch).
-      await untarBrotli(path.join(pkg.root, 'bin', 'al2023.tar.br'), path.join(staging, 'al2023'));
+      await Promise.all([
+        unbrotli(path.join(bin, 'chromium.br'), path.join(staging, 'chromium'), 0o755),
+        untarBrotli(path.join(bin, 'swiftshader.tar.br'), staging),
+        untarBrotli(path.join(bin, 'fonts.tar.br'), path.join(staging, 'fonts')),
+        untarBrotli(path.join(bin, 'al2023.tar.br'), path.join(staging, 'al2023')),
+      ]);
       writeFileSync(path.join(staging, '.complete'), `${version}\n`);
     } catch (err) {
       rmSync(staging, { recursive: true, force: true });
-      throw err instanceof ChromiumUnavailableError ? err : new ChromiumUnavailableError(`cannot unpack the bundled Chromium: ${(err as Error).message}`);
-    } finally {
-      if (savedTmp === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = savedTmp;
+      throw new ChromiumUnavailableError(`cannot unpack the bundled Chromium from ${bin}: ${(err as Error).message}`);
     }
     try {
       renameSync(staging, dir);
     } catch {
       // Another process got there first (or an incomplete old folder is in the way): keep the complete one.
-      if (existsSync(path.join(dir, '.complete')) && isExecutable(binary)) {
+      if (complete()) {
         rmSync(staging, { recursive: true, force: true });
         return binary;
       }

@@ -7,9 +7,11 @@ import { CRITERIA, type Criterion, type Source, type Status } from '../lib/crite
 import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
-import { endExclusive, previousPeriod, periodLabel, type Period } from './period.ts';
+import * as b from './breakdowns.ts';
+import { newcombe, type Difference } from './stats.ts';
+import { endExclusive, isRun, previousPeriod, periodLabel, shortLabel, type Period, type Span } from './period.ts';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** A figure: n of total, the rounded percentage as printed, the Wilson 95% interval, the change from the previous period. */
 export interface Figure {
@@ -21,9 +23,13 @@ export interface Figure {
   wilson: { low: number; high: number } | null;
   /** pct minus the previous period's pct, in points (difference of the printed values); null if not comparable. */
   delta: number | null;
+  /** The share's range (percent, one decimal) if every unknown resolved to the best / the worst case (verdicts and criteria). */
+  bounds?: b.Bounds | null;
   /** n of the previous period, or null. */
   previous_n?: number | null;
   previous_pct?: number | null;
+  /** The change from the previous period unrounded, in points, with Newcombe's 95% interval and whether it excludes 0 (schema 2). */
+  change?: Difference | null;
 }
 
 export type FigureMap<K extends string> = Record<K, Figure>;
@@ -71,6 +77,12 @@ export interface Report extends Figures {
   denominator: string;
   rounding: string;
   previous: Figures | null;
+  /** `--by`: every share per cohort, small cells suppressed (schema 2). */
+  cohorts: b.Cohorts | null;
+  /** `--trend`: every share over the periods with year-on-year differences (schema 2). */
+  trend: b.Trend | null;
+  /** `--changes-from`: domain by domain between that period and this one (schema 2). */
+  changes: b.Changes | null;
   summary?: { ja: string[]; en: string[] };
 }
 
@@ -103,6 +115,16 @@ export interface ReportRequest {
   survey: string | null;
   /** Only test-mail diagnoses of these provenance classes (`--provenance`). @defaultValue all */
   provenance?: string[] | null;
+  /** Break every share down by this survey-list column. */
+  by?: b.CohortKey | null;
+  /** Minimum cell size of a cohort table. @defaultValue 10 */
+  minCell?: number;
+  /** The periods of a trend, oldest first (the report's own period among them, usually last). */
+  trend?: { kind: 'year' | 'fiscal-year' | 'run'; periods: Span[] } | null;
+  /** The earlier period (or run) domain-by-domain changes are measured from. */
+  changesFrom?: Span | null;
+  /** The later side of the changes, when not the report's own period: another period or run. */
+  changesTo?: Span | null;
 }
 
 function scopeOf(period: Period, r: ReportRequest): q.Scope {
@@ -164,6 +186,7 @@ function attachDeltas(cur: unknown, prev: unknown): void {
     f.previous_n = p ? p.n : 0;
     f.previous_pct = p ? p.pct : null;
     f.delta = f.pct !== null && p && p.pct !== null ? f.pct - p.pct : null;
+    f.change = p ? newcombe(f.n, f.total, p.n, p.total) : null;
     return;
   }
   for (const k of Object.keys(c)) {
@@ -256,7 +279,7 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
   // One REPEATABLE READ transaction: every query below sees the same committed data, so diagnoses stored
   // while the report runs change none of its numbers. It writes temporary tables only, yet cannot be READ
   // ONLY (Postgres refuses CREATE TABLE AS there).
-  const [current, previous] = await db
+  const [current, previous, extra] = await db
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
@@ -270,11 +293,12 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
       const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
       const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
       const cur = await computeFigures(trx, req.period, request, tally, set);
+      const extra = await computeBreakdowns(trx, set, tally, cur, request);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
       // A helper that has not even imported the snapshot by now is waiting for a connection this pool does
       // not have (a pool of one): compute the previous period here instead.
       const prev = helper.imported ? await helper.result : (helper.abandon(), await previousFigures(trx));
-      return [cur, prev] as const;
+      return [cur, prev, extra] as const;
     })
     .finally(async () => {
       // Not left running behind a failed report; an abandoned helper that only now gets its connection (once
@@ -293,5 +317,49 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
     rounding: 'pct is rounded half-up to an integer, as the release prints it, so shares may not sum to 100; delta is the difference of the printed pcts, in points',
     ...current,
     previous: hasPrevious ? previous : null,
+    ...extra,
   };
+}
+
+/**
+ * The schema-2 additions, inside the report's transaction: unknowns as bounds on every verdict and criterion
+ * share of `cur`, and the cohorts, the trend and the domain-by-domain changes when asked for.
+ */
+async function computeBreakdowns(trx: Db, set: q.SetRef, tally: q.Tally, cur: Figures, req: ReportRequest): Promise<Pick<Report, 'cohorts' | 'trend' | 'changes'>> {
+  const overall = b.countGroups(await b.statusGroups(trx, tally.relation, { tally: true }));
+  for (const v of Object.keys(cur.verdicts) as Verdict[]) cur.verdicts[v].bounds = b.verdictBounds(overall, v);
+  for (const c of CRITERIA) for (const s of Object.keys(cur.criteria[c]) as Status[]) cur.criteria[c][s].bounds = b.statusBounds(overall, c, s);
+  const label = (p: Span) => shortLabel(p, 'en');
+  const isOwn = (p: Span) => !isRun(p) && p.from === req.period.from && p.to === req.period.to;
+  const setOf = async (p: Span) => (isRun(p) ? b.runSetCall(trx, p.run, req.survey) : q.reportSetCall(scopeOf(p, req)));
+  const countsOf = async (p: Span) => (isOwn(p) ? overall : b.countGroups(await b.statusGroups(trx, await setOf(p), { withRules: true })));
+  const bounds = async (p: Span) => (isRun(p) ? b.runBounds(trx, p.run) : { from: p.from, to: p.to });
+  let cohorts: b.Cohorts | null = null;
+  if (req.by) {
+    if (req.survey === null) throw new InputError('--by needs --survey NAME: the cohorts come from the survey\'s domain list');
+    cohorts = await b.computeCohorts(trx, set, overall, req.by, req.minCell ?? 10);
+  }
+  let trend: b.Trend | null = null;
+  if (req.trend) {
+    const periods = [];
+    for (const p of req.trend.periods) periods.push({ label: label(p), ...(await bounds(p)), counts: await countsOf(p) });
+    trend = b.buildTrend(req.trend.kind, periods);
+  }
+  let changes: b.Changes | null = null;
+  if (req.changesFrom) {
+    const p = req.changesFrom;
+    const to = req.changesTo ?? req.period;
+    if (!isRun(p) && !isRun(to) && p.from >= to.from) throw new InputError(`--changes-from ${p.from}..${p.to} must start before the later period (${to.from})`);
+    const beforeSet = await setOf(p);
+    const afterSet = req.changesTo ? await setOf(req.changesTo) : set;
+    const beforeCounts = b.countGroups(await b.statusGroups(trx, beforeSet, { withRules: true }));
+    const afterCounts = req.changesTo ? await countsOf(req.changesTo) : overall;
+    const pairs = await b.pairedRows(trx, beforeSet, afterSet);
+    changes = b.buildChanges(
+      pairs,
+      { label: label(p), ...(await bounds(p)), counts: beforeCounts, versions: await b.rulesVersions(trx, beforeSet) },
+      { label: label(to), ...(await bounds(to)), counts: afterCounts },
+    );
+  }
+  return { cohorts, trend, changes };
 }

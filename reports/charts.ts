@@ -11,7 +11,8 @@ import {
   verdictLabel, T, type Lang,
 } from './labels.ts';
 
-export const FONT = '"Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif';
+/** The embedded web font first (reports/fonts.ts): the same glyphs on every machine; system fonts after it. */
+export const FONT = '"Noto Sans JP", "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", sans-serif';
 
 /** True for characters drawn full-width (1 em) in a CJK font: CJK ideographs, kana, Hangul, full-width forms. */
 function isWide(cp: number): boolean {
@@ -258,16 +259,96 @@ export interface Charts {
   criteria: string;
   spfDkim: string;
   yearOverYear: string | null;
+  cohorts: string | null;
+  trend: string | null;
 }
 
 /** Every chart of a report, as SVG strings. An empty period gets no charts (there is nothing to draw). */
 export async function renderCharts(r: Report, lang: Lang): Promise<Charts | null> {
-  if (r.domains === 0) return null;
+  if (r.domains === 0) {
+    // Nothing of this period to draw; a trend over other periods still has its chart.
+    const trend = trendSpec(r, lang);
+    return trend ? { verdicts: '', criteria: '', spfDkim: '', yearOverYear: null, cohorts: null, trend: await renderSvg(trend) } : null;
+  }
   const yoy = yearOverYearSpec(r, lang);
+  const cohortSpec = cohortDotSpec(r, lang);
+  const trend = trendSpec(r, lang);
   return {
     verdicts: await renderSvg(verdictDonutSpec(r, lang)),
     criteria: await renderSvg(criteriaBarsSpec(r, lang)),
     spfDkim: await renderSvg(spfDkimBarsSpec(r, lang)),
     yearOverYear: yoy ? await renderSvg(yoy) : null,
+    cohorts: cohortSpec ? await renderSvg(cohortSpec) : null,
+    trend: trend ? await renderSvg(trend) : null,
   };
+}
+
+/** Cohorts as a dot plot: the share of "safe" per cohort with its Wilson interval, the overall share as a rule. */
+export function cohortDotSpec(r: Report, lang: Lang): TopLevelSpec | null {
+  const c = r.cohorts;
+  if (!c) return null;
+  const values = c.groups
+    .filter((g) => !g.verdicts.safe.suppressed && g.verdicts.safe.wilson)
+    .map((g) => ({
+      cohort: `${g.key === '' ? (lang === 'ja' ? '（未設定）' : '(not given)') : g.key}${P(lang, `n=${g.domains}`)}`,
+      share: g.verdicts.safe.n! / g.verdicts.safe.total!,
+      low: g.verdicts.safe.wilson!.low / 100,
+      high: g.verdicts.safe.wilson!.high / 100,
+    }));
+  if (values.length === 0) return null;
+  const overall = r.domains === 0 ? 0 : r.verdicts.safe.n / r.domains;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: lang === 'ja' ? '区分別の「安全」の割合' : 'Share of safe per cohort',
+    width: 420,
+    height: { step: 26 },
+    config: config(lang),
+    layer: [
+      {
+        data: { values },
+        encoding: {
+          y: { field: 'cohort', type: 'nominal', sort: null, title: null },
+          x: { field: 'low', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${verdictLabel('safe', lang)} · 95% CI`, tickCount: 5 } },
+          x2: { field: 'high' },
+        },
+        mark: { type: 'rule', strokeWidth: 2, color: '#90a4ae' },
+      },
+      {
+        data: { values },
+        encoding: { y: { field: 'cohort', type: 'nominal', sort: null }, x: { field: 'share', type: 'quantitative' } },
+        mark: { type: 'point', filled: true, size: 60, color: VERDICT_COLORS.safe },
+      },
+      { data: { values: [{ overall }] }, encoding: { x: { field: 'overall', type: 'quantitative' } }, mark: { type: 'rule', strokeDash: [4, 3], color: '#555' } },
+    ],
+  } as TopLevelSpec;
+}
+
+/** The trend: each verdict's share per period as a line with its Wilson interval as a band. */
+export function trendSpec(r: Report, lang: Lang): TopLevelSpec | null {
+  const t = r.trend;
+  if (!t) return null;
+  const values: Record<string, unknown>[] = [];
+  for (const s of t.series.filter((x) => x.metric === 'verdict')) {
+    for (const p of s.points) {
+      if (p.total === 0) continue;
+      values.push({ period: p.label, verdict: verdictLabel(s.value as never, lang), share: p.n / p.total, low: p.wilson!.low / 100, high: p.wilson!.high / 100 });
+    }
+  }
+  if (values.length === 0) return null;
+  const domain = VERDICT_ORDER.map((v) => verdictLabel(v, lang));
+  const range = VERDICT_ORDER.map((v) => VERDICT_COLORS[v]);
+  const color = { field: 'verdict', type: 'nominal', scale: { domain, range }, legend: { title: null, orient: 'top' } };
+  const x = { field: 'period', type: 'ordinal', sort: t.periods.map((p) => p.label), title: null, axis: { labelAngle: 0 } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    description: lang === 'ja' ? '経年推移' : 'Over the years',
+    width: 460,
+    height: 240,
+    config: config(lang),
+    data: { values },
+    layer: [
+      { mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } },
+      { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: T.share[lang] } }, color } },
+    ],
+  } as TopLevelSpec;
 }

@@ -3,6 +3,7 @@
 // same report set the figures were computed from.
 import type { Figure, Figures, Report } from './aggregate.ts';
 import { CRITERIA } from '../lib/criteria.ts';
+import { breakdownCsvs } from './csv-breakdowns.ts';
 import { CRITERION_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, VERDICT_ORDER, verdictLabel, FINDING_LABELS, valueLabel, type Lang } from './labels.ts';
 
 import { csvCell } from '../lib/csv-cell.ts';
@@ -16,8 +17,8 @@ export function toCsv(header: string[], rows: unknown[][]): string {
   return BOM + [header, ...rows].map((r) => r.map(csvField).join(',')).join('\r\n') + '\r\n';
 }
 
-const FIGURE_COLUMNS = ['n', 'total', 'pct', 'wilson_low', 'wilson_high', 'previous_n', 'previous_pct', 'delta_points'];
-const figureCells = (f: Figure) => [f.n, f.total, f.pct, f.wilson?.low ?? null, f.wilson?.high ?? null, f.previous_n ?? null, f.previous_pct ?? null, f.delta];
+const FIGURE_COLUMNS = ['n', 'total', 'pct', 'wilson_low', 'wilson_high', 'previous_n', 'previous_pct', 'delta_points', 'bounds_low', 'bounds_high'];
+const figureCells = (f: Figure) => [f.n, f.total, f.pct, f.wilson?.low ?? null, f.wilson?.high ?? null, f.previous_n ?? null, f.previous_pct ?? null, f.delta, f.bounds?.low ?? null, f.bounds?.high ?? null];
 
 /** The aggregate tables, one CSV each: file name → contents. */
 export function aggregateCsvs(r: Report, lang: Lang): Record<string, string> {
@@ -43,6 +44,7 @@ export function aggregateCsvs(r: Report, lang: Lang): Record<string, string> {
         ),
       ],
     ),
+    ...breakdownCsvs(r, lang),
   };
 }
 

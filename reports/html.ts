@@ -3,6 +3,8 @@
 import type { Figure, Figures, Report } from './aggregate.ts';
 import type { Charts } from './charts.ts';
 import { FONT, P } from './charts.ts';
+import { embeddedFontCss } from './fonts.ts';
+import { breakdownSections } from './html-breakdowns.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import {
   CRITERION_LABELS, FINDING_LABELS, SOURCE_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, T, VERDICT_COLORS, VERDICT_ORDER,
@@ -18,12 +20,13 @@ const ci = (f: Figure) => (f.wilson ? `${f.wilson.low.toFixed(1)}–${f.wilson.h
 function delta(f: Figure, lang: Lang): string {
   if (f.delta === null || f.delta === undefined) return '<span class="muted">—</span>';
   const unit = lang === 'ja' ? 'pt' : ' pt';
-  if (f.delta === 0) return `±0${unit}`;
-  return `${f.delta > 0 ? '+' : '−'}${Math.abs(f.delta)}${unit}`;
+  const ci = f.change ? ` <span class="muted">[${f.change.low.toFixed(1)}, ${f.change.high.toFixed(1)}]</span>${f.change.distinguishable ? ' *' : ''}` : '';
+  if (f.delta === 0) return `±0${unit}${ci}`;
+  return `${f.delta > 0 ? '+' : '−'}${Math.abs(f.delta)}${unit}${ci}`;
 }
 
 const CSS = `
-@page { size: A4; margin: 14mm 14mm 16mm; }
+@page { size: A4; margin: 14mm 14mm 16mm; @bottom-center { content: counter(page) " / " counter(pages); font-family: ${FONT}; font-size: 8px; color: #777; } }
 * { box-sizing: border-box; }
 html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 body { font-family: ${FONT}; color: #1f2328; margin: 0; background: #f3f4f6; font-size: 13px; line-height: 1.65; }
@@ -59,18 +62,24 @@ pre { background: #f6f8fa; padding: 8px 10px; font-size: 11px; white-space: pre-
 details summary { cursor: pointer; }
 footer { margin-top: 32px; border-top: 1px solid #e1e4e8; padding-top: 8px; font-size: 11px; color: #777; }
 section { break-inside: auto; }
+.wide { overflow-x: auto; }
+.wide table { font-size: 11px; }
+.wide th, .wide td { padding: 4px 5px; white-space: normal; }
+.wide td:first-child, .wide th:first-child { white-space: nowrap; }
 h2, h3 { break-after: avoid; }
 @media print { body { background: #fff; } main { padding: 0; max-width: none; } details { display: block; } }
 `;
 
 function figureTable(rows: { label: string; color?: string; f: Figure }[], lang: Lang, hasPrev: boolean, cls = ''): string {
-  const head = `<tr><th>${T.category[lang]}</th><th>${T.domains[lang]}</th><th>${T.share[lang]}</th><th>${T.ci[lang]}</th>${
+  const hasBounds = rows.some((r) => r.f.bounds);
+  const bounds = (f: Figure) => (hasBounds ? `<td>${f.bounds ? `${f.bounds.low.toFixed(1)}–${f.bounds.high.toFixed(1)}%` : '—'}</td>` : '');
+  const head = `<tr><th>${T.category[lang]}</th><th>${T.domains[lang]}</th><th>${T.share[lang]}</th><th>${T.ci[lang]}</th>${hasBounds ? `<th>${lang === 'ja' ? '測定不能が最良／最悪の場合' : 'If unknowns were best / worst'}</th>` : ''}${
     hasPrev ? `<th>${T.previous[lang]}</th><th>${T.change[lang]}</th>` : ''
   }</tr>`;
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${r.color ? `<span class="swatch" style="background:${r.color}"></span>` : ''}${esc(r.label)}</td><td>${r.f.n} / ${r.f.total}</td><td><b>${pct(r.f)}</b></td><td>${ci(r.f)}</td>${
+        `<tr><td>${r.color ? `<span class="swatch" style="background:${r.color}"></span>` : ''}${esc(r.label)}</td><td>${r.f.n} / ${r.f.total}</td><td><b>${pct(r.f)}</b></td><td>${ci(r.f)}</td>${bounds(r.f)}${
           hasPrev ? `<td>${r.f.previous_pct == null ? '—' : `${r.f.previous_pct}%`}</td><td>${delta(r.f, lang)}</td>` : ''
         }</tr>`,
     )
@@ -165,7 +174,8 @@ function method(r: Report, lang: Lang): string {
     return `<ul class="note">
 <li>各ドメインは期間内の最新の診断1件のみを数えます${P(lang, `期間: ${esc(r.period.from)}〜${esc(r.period.to)}、${esc(r.period.timezone)}`)}。</li>
 <li>すべての割合の分母は、その表に示した「n / 分母」の分母です。測定できなかった項目は「測定不能」、対象とならない項目${P(lang, `MXのないドメイン等`)}は「対象外」として、隠さずに表示しています。</li>
-<li>${T.roundingNote.ja}前期比は表示した割合どうしの差${P(lang, `ポイント`)}です。</li>
+<li>${T.roundingNote.ja}前期比は表示した割合どうしの差${P(lang, `ポイント`)}です。[ ]は丸める前の差のNewcombe 95%信頼区間で、* は0と区別できる差です。</li>
+<li>「測定不能が最良／最悪の場合」は、測定不能の項目がすべてOKだった場合とすべてNGだった場合の割合の範囲です。</li>
 <li>95%信頼区間はWilsonのスコア区間です。</li>
 <li>評価は最も悪い判定を採用します: 危険＝メール不正中継NG／改善が必要＝SPFとDKIMの両方NG、SSL/TLS送信・受信NG、送信元DNS逆引きNG／見直しを推奨＝DNSSEC・DNSBL NG／安全＝いずれにも該当しない。より悪い判定につながりうる項目が測定不能の場合は「判定不能」です。</li>
 <li>本レポートの数値はすべてデータベース関数 <code>report_diagnoses()</code> から再現できます${P(lang, `docs/reports.md`)}。</li></ul>`;
@@ -173,7 +183,8 @@ function method(r: Report, lang: Lang): string {
   return `<ul class="note">
 <li>Each domain counts once, by its latest diagnosis in the period (${esc(r.period.from)} – ${esc(r.period.to)}, ${esc(r.period.timezone)}).</li>
 <li>Every percentage is n / denominator as shown next to it. Checks that could not be measured are shown as Unknown and checks that do not apply (e.g. a domain without MX) as N/A; neither is hidden.</li>
-<li>${T.roundingNote.en} Changes are the difference of the printed percentages, in points.</li>
+<li>${T.roundingNote.en} Changes are the difference of the printed percentages, in points; [ ] is Newcombe's 95% interval of the unrounded difference and * marks a change distinguishable from zero.</li>
+<li>"If unknowns were best / worst" is the range of a share if every unmeasured check had been OK, and if every one had been NG.</li>
 <li>95% confidence intervals are Wilson score intervals.</li>
 <li>The verdict is the worst level proven: danger = open relay NG; needs improvement = SPF and DKIM both NG, TLS send or receive NG, or reverse DNS NG; review = DNSSEC or DNSBL NG; safe = none of these. When an unmeasured check could still make it worse, the verdict is Incomplete.</li>
 <li>Every figure can be reproduced with the SQL function <code>report_diagnoses()</code> (docs/reports.md).</li></ul>`;
@@ -193,7 +204,8 @@ export function renderHtml(r: Report, charts: Charts | null, lang: Lang): string
 <div class="meta"><span>${ja ? '対象期間' : 'Period'}: <b>${esc(r.period.label[lang])}</b></span><span>${ja ? 'データ' : 'Data'}: <b>${sourceText}</b></span><span>${ja ? '全ドメイン数' : 'Domains'}: <b>${r.domains}</b></span><span>${ja ? '作成日' : 'Generated'}: ${esc(r.generated_at.slice(0, 10))}</span></div></header>`;
 
   if (r.domains === 0) {
-    return page(lang, `${head}<p class="empty">${esc(summary[0] ?? 'n = 0')}</p>${r.previous ? '' : ''}<h2>${T.method[lang]}</h2>${method(r, lang)}`);
+    // A trend or a domain-by-domain comparison still has something to show when this period is empty.
+    return page(lang, `${head}<p class="empty">${esc(summary[0] ?? 'n = 0')}</p>${breakdownSections(r, lang, charts)}<h2>${T.method[lang]}</h2>${method(r, lang)}`);
   }
 
   const v = r.verdicts;
@@ -236,17 +248,21 @@ ${
 }</section>
 <section><h2>6. ${T.findings[lang]}</h2><p class="note">${ja ? 'MScheckerの評価には影響しない追加の測定項目です。' : 'Additional measurements; they do not change the verdict.'}</p>${findingsTables(r, lang, hasPrev)}</section>
 <section><h2>7. ${T.coverage[lang]}</h2>${coverage(r, lang)}</section>
+${breakdownSections(r, lang, charts)}
 <section><h2>8. ${T.method[lang]}</h2>${method(r, lang)}</section>
 <footer>mailcensus · report.json schema_version ${r.schema_version} · ${esc(r.generated_at)}</footer>`;
   return page(lang, body);
 }
 
 function page(lang: Lang, body: string): string {
+  const title = T.title[lang];
+  // The font slices covering every character of the page (text, charts, page numbers) are embedded.
+  const fonts = embeddedFontCss(`${title}${body}${CSS}0123456789/ `);
   return `<!DOCTYPE html>
 <html lang="${lang}"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${T.title[lang]}</title><style>${CSS}</style></head>
+<title>${title}</title><style>${fonts}</style><style>${CSS}</style></head>
 <body><main>${body}</main></body></html>
 `;
 }

@@ -111,3 +111,68 @@ export function previousLabel(p: Period, lang: 'ja' | 'en'): string {
   if (p.kind === 'fiscal-year') return lang === 'ja' ? '前年度' : 'the previous fiscal year';
   return lang === 'ja' ? '前期間' : 'the previous period';
 }
+
+const MAX_TREND_PERIODS = 50;
+
+/** A survey run instead of a period: each domain's latest diagnosis of that run. */
+export interface RunSpan {
+  kind: 'run';
+  run: number;
+}
+export type Span = Period | RunSpan;
+export const isRun = (s: Span): s is RunSpan => s.kind === 'run';
+
+function parseRunId(raw: string, option: string): number {
+  if (!/^\d{1,9}$/.test(raw.trim())) throw new InputError(`${option}: a run is a number (see \`mailcensus status\`), got "${raw}"`);
+  return Number(raw);
+}
+
+/**
+ * `--trend`: `2017..2024` (calendar years), `fy2017..fy2024` (fiscal years, April–March), oldest first, or
+ * `runs:12,15,19` (survey runs, in the order given).
+ */
+export function parseTrend(raw: string): { kind: 'year' | 'fiscal-year' | 'run'; periods: Span[] } {
+  const runs = /^\s*runs?:(.+)$/i.exec(raw);
+  if (runs) {
+    const ids = runs[1]!.split(',').map((x) => parseRunId(x, '--trend'));
+    if (ids.length < 2) throw new InputError(`--trend ${raw}: give at least two runs, e.g. runs:12,15`);
+    if (new Set(ids).size !== ids.length) throw new InputError(`--trend ${raw}: a run is listed twice`);
+    if (ids.length > MAX_TREND_PERIODS) throw new InputError(`--trend ${raw}: at most ${MAX_TREND_PERIODS} runs`);
+    return { kind: 'run', periods: ids.map((run) => ({ kind: 'run', run })) };
+  }
+  const m = /^\s*(fy)?(\d{4})\s*\.\.\s*(fy)?(\d{4})\s*$/i.exec(raw);
+  if (!m || Boolean(m[1]) !== Boolean(m[3])) throw new InputError(`--trend must be YYYY..YYYY (years), fyYYYY..fyYYYY (fiscal years) or runs:ID,ID,… got "${raw}"`);
+  const [a, b] = [Number(m[2]), Number(m[4])];
+  if (b <= a) throw new InputError(`--trend ${raw}: the last year must come after the first`);
+  if (b - a + 1 > MAX_TREND_PERIODS) throw new InputError(`--trend ${raw}: at most ${MAX_TREND_PERIODS} periods`);
+  const fiscal = Boolean(m[1]);
+  const periods: Period[] = [];
+  for (let y = a; y <= b; y++) periods.push(fiscal ? fiscalYearPeriod(y) : yearPeriod(y));
+  return { kind: fiscal ? 'fiscal-year' : 'year', periods };
+}
+
+/** One period written in one option: `2020`, `fy2020`, `2020-01-01..2020-06-30`, or a run: `run:12`. */
+export function parsePeriodSpec(raw: string, option: string): Span {
+  const s = raw.trim();
+  const run = /^run:(.*)$/i.exec(s);
+  if (run) return { kind: 'run', run: parseRunId(run[1]!, option) };
+  if (/^\d{4}$/.test(s)) return yearPeriod(Number(s));
+  const fy = /^fy(\d{4})$/i.exec(s);
+  if (fy) return fiscalYearPeriod(Number(fy[1]));
+  const r = /^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$/.exec(s);
+  if (r) {
+    const f = parseDate(r[1]!, option);
+    const t = parseDate(r[2]!, option);
+    if (t < f) throw new InputError(`${option} ${raw}: the end is before the start`);
+    return { kind: 'range', from: r[1]!, to: r[2]!, year: null };
+  }
+  throw new InputError(`${option} must be YYYY, fyYYYY, YYYY-MM-DD..YYYY-MM-DD or run:ID, got "${raw}"`);
+}
+
+/** A short label for series and tables: "2021", "2021年度" / "FY2021", or the dates. */
+export function shortLabel(p: Span, lang: 'ja' | 'en'): string {
+  if (p.kind === 'run') return `run ${p.run}`;
+  if (p.kind === 'year') return String(p.year);
+  if (p.kind === 'fiscal-year') return lang === 'ja' ? `${p.year}年度` : `FY${p.year}`;
+  return `${p.from}..${p.to}`;
+}

@@ -61,6 +61,13 @@ export function summaryJa(r: Report): string[] {
   if (v.incomplete.n > 0) {
     out.push(`測定できなかった項目があり判定できなかった（判定不能）ドメインは${v.incomplete.n}ドメイン（${pctNonZero(v.incomplete, 'ja')}）です。`);
   }
+  const c = r.changes;
+  if (c && c.paired > 0) {
+    out.push(
+      `${c.from.label}と${c.to.label}の両方で診断された${c.paired}ドメインのうち、${c.improved}ドメインの総合評価が改善し、${c.regressed}ドメインが悪化しました` +
+        (c.verdict_test.p === null ? '。' : `（McNemar検定 p=${c.verdict_test.p.toFixed(3)}${c.verdict_test.significant ? '、有意' : '、有意差なし'}）。`),
+    );
+  }
   return out;
 }
 
@@ -88,6 +95,13 @@ export function summaryEn(r: Report): string[] {
   out.push(`Reverse DNS of the sending server is in place for ${pct(rdns)}` + (rdnsChange ? ` (${rdnsChange}).` : '.'));
   if (v.danger.n > 0) out.push(`${v.danger.n} domain${v.danger.n === 1 ? '' : 's'} (${pctNonZero(v.danger, 'en')}) ${v.danger.n === 1 ? 'runs' : 'run'} an open relay (danger).`);
   if (v.incomplete.n > 0) out.push(`${v.incomplete.n} (${pctNonZero(v.incomplete, 'en')}) could not be rated because a criterion could not be measured (incomplete).`);
+  const c = r.changes;
+  if (c && c.paired > 0) {
+    out.push(
+      `Of the ${c.paired} domains diagnosed in both ${c.from.label} and ${c.to.label}, ${c.improved} improved their verdict and ${c.regressed} regressed` +
+        (c.verdict_test.p === null ? '.' : ` (McNemar p = ${c.verdict_test.p.toFixed(3)}, ${c.verdict_test.significant ? 'significant' : 'not significant'}).`),
+    );
+  }
   return out;
 }
 

@@ -31,5 +31,31 @@ export function terminalSummary(r: Report, lang: Lang): string {
   for (const c of CRITERIA) out += line(`${CRITERION_LABELS[c][lang]} OK`, r.criteria[c].ok);
   out += '\n';
   for (const s of r.summary?.[lang] ?? []) out += `  ${s}\n`;
-  return out + '\n';
+  return out + breakdownLines(r, lang) + '\n';
+}
+
+/** One line per trend series of the verdicts, the cohorts' safe shares and the domain-by-domain totals. */
+function breakdownLines(r: Report, lang: Lang): string {
+  const ja = lang === 'ja';
+  let out = '';
+  if (r.trend) {
+    out += `\n  ${ja ? '経年推移' : 'Trend'} (${r.trend.periods.map((p) => `${p.label} n=${p.domains}`).join(', ')})\n`;
+    for (const s of r.trend.series.filter((x) => x.metric === 'verdict')) {
+      const pts = s.points.map((p) => (p.pct === null ? '—' : `${p.pct}%${p.change?.distinguishable ? '*' : ''}`)).join(' → ');
+      out += `  ${pad(verdictLabel(s.value as never, lang), 26)}${pts}\n`;
+    }
+    out += `  ${ja ? '* 前期間との差が0と区別できる（Newcombe 95%）' : '* change from the period before distinguishable from zero (Newcombe 95%)'}\n`;
+  }
+  if (r.cohorts) {
+    out += `\n  ${ja ? `${({ industry: '業種', tag: 'タグ', organization: '組織' } as const)[r.cohorts.by]}別の「安全」` : `Safe by ${r.cohorts.by}`} (${ja ? `${r.cohorts.min_cell}未満は伏せ字` : `cells under ${r.cohorts.min_cell} suppressed`})\n`;
+    for (const g of r.cohorts.groups) {
+      const f = g.verdicts.safe;
+      out += `  ${pad(g.key === '' ? (ja ? '（未設定）' : '(not given)') : g.key, 26)}${lpad(f.suppressed ? f.display : `${f.n}/${f.total}`, 11)}${lpad(f.pct === null ? '' : `${f.pct}%`, 6)}  n=${g.domains_display}\n`;
+    }
+  }
+  if (r.changes) {
+    const c = r.changes;
+    out += `\n  ${c.from.label} → ${c.to.label}: ${ja ? `両期間のドメイン${c.paired}、改善${c.improved}、悪化${c.regressed}、変化なし${c.unchanged}` : `${c.paired} paired domains, ${c.improved} improved, ${c.regressed} regressed, ${c.unchanged} unchanged`} (McNemar p = ${c.verdict_test.p ?? '—'})\n`;
+  }
+  return out;
 }

@@ -9,18 +9,19 @@ import { summaryEn, summaryJa } from './summary.ts';
 import { aggregateCsvs, domainsCsv } from './csv.ts';
 import { renderCharts } from './charts.ts';
 import { renderHtml } from './html.ts';
-import { DEFAULT_CHROMIUM, htmlToPdf } from './pdf.ts';
+import { htmlToPdf, type ChromiumChoice } from './pdf.ts';
+import { ChromiumUnavailableError } from '../lib/browser.ts';
 import { domainRows } from './queries.ts';
 import type { Lang } from './labels.ts';
 
-export const FORMATS = ['html', 'pdf', 'json', 'csv'] as const;
+export const FORMATS = ['html', 'pdf', 'json', 'csv', 'xlsx'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export function parseFormats(raw: string): Format[] {
   const list = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (list.length === 0) throw new InputError('--format: give one or more of html,pdf,json,csv');
+  if (list.length === 0) throw new InputError('--format: give one or more of html,pdf,json,csv,xlsx');
   for (const f of list) {
-    if (!(FORMATS as readonly string[]).includes(f)) throw new InputError(`--format: unknown format "${f}" (use html,pdf,json,csv)`);
+    if (!(FORMATS as readonly string[]).includes(f)) throw new InputError(`--format: unknown format "${f}" (use html,pdf,json,csv,xlsx)`);
   }
   return [...new Set(list)] as Format[];
 }
@@ -29,8 +30,8 @@ export interface WriteOptions {
   out: string;
   formats: Format[];
   lang: Lang;
-  /** @defaultValue /usr/bin/chromium */
-  chromium?: string;
+  /** auto (Debian's chromium, else the bundled one), system, bundled, or a path. @defaultValue auto */
+  chromium?: ChromiumChoice;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -79,6 +80,10 @@ export async function writeFromReport(report: Report, o: WriteOptions): Promise<
   const saved = JSON.parse(json) as Report;
   if (o.formats.includes('json')) await put('report.json', json);
   if (o.formats.includes('csv')) for (const [name, text] of Object.entries(aggregateCsvs(saved, o.lang))) await put(name, text);
+  if (o.formats.includes('xlsx')) {
+    const { reportXlsx } = await import('./xlsx.ts');
+    await put('report.xlsx', await reportXlsx(saved, o.lang));
+  }
   let html: string | null = null;
   if (o.formats.includes('html') || o.formats.includes('pdf')) {
     html = renderHtml(saved, await renderCharts(saved, o.lang), o.lang);
@@ -86,7 +91,12 @@ export async function writeFromReport(report: Report, o: WriteOptions): Promise<
   }
   if (o.formats.includes('pdf') && html !== null) {
     const p = path.join(o.out, 'report.pdf');
-    await htmlToPdf(html, p, o.chromium ?? DEFAULT_CHROMIUM);
+    try {
+      await htmlToPdf(html, p, o.chromium ?? 'auto');
+    } catch (err) {
+      if (err instanceof ChromiumUnavailableError) err.message += '; the other formats were written';
+      throw err;
+    }
     files.push(p);
   }
   return files;

@@ -34,7 +34,7 @@ after(async () => {
 });
 
 test("the 2021 test-mail report reproduces the seed release's figures", () => {
-  assert.equal(r2021.schema_version, 1);
+  assert.equal(r2021.schema_version, 2);
   assert.deepEqual(r2021.source, { kind: 'test-mail', survey: null, source: 'test-mail' });
   assert.deepEqual({ from: r2021.period.from, to: r2021.period.to }, { from: '2021-01-01', to: '2021-12-31' });
   assert.equal(r2021.domains, 202);
@@ -100,7 +100,7 @@ test('an empty period reports n = 0 with null percentages instead of dividing by
   const r = await computeReport(t.db, { period: yearPeriod(2015), source: 'test-mail', survey: null });
   assert.equal(r.domains, 0);
   assert.equal(r.previous, null);
-  assert.deepEqual(r.verdicts.safe, { n: 0, total: 0, pct: null, wilson: null, delta: null });
+  assert.deepEqual(r.verdicts.safe, { n: 0, total: 0, pct: null, wilson: null, delta: null, bounds: null });
   assert.match(r.summary!.ja[0], /n=0/);
   assert.match(r.summary!.en[0], /n = 0/);
 });

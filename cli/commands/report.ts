@@ -15,6 +15,11 @@ interface Opts {
   timezone: string;
   chromium: string;
   provenance?: string;
+  by?: string;
+  minCell: string;
+  trend?: string;
+  changesFrom?: string;
+  changesTo?: string;
 }
 
 export function register(program: Command): void {
@@ -28,10 +33,15 @@ export function register(program: Command): void {
     .option('--from <date>', 'first day YYYY-MM-DD (with --to)')
     .option('--to <date>', 'last day YYYY-MM-DD, inclusive')
     .requiredOption('--out <dir>', 'folder to write report.json, report.html, report.pdf and *.csv into (created)')
-    .option('--format <list>', 'comma-separated: html,pdf,json,csv', 'html,pdf,json,csv')
+    .option('--format <list>', 'comma-separated: html,pdf,json,csv,xlsx', 'html,pdf,json,csv,xlsx')
     .option('--lang <lang>', 'ja or en', 'ja')
     .option('--timezone <tz>', 'time zone of the period\'s dates (IANA name)', 'Asia/Tokyo')
-    .option('--chromium <path>', 'Chromium executable used for the PDF', '/usr/bin/chromium')
+    .option('--chromium <which>', 'browser for the PDF: auto (Debian\'s chromium, else the one bundled in node_modules), system, bundled, or a path', 'auto')
+    .option('--by <column>', 'every share per cohort of the survey list: industry, tag or organization (needs --survey)')
+    .option('--min-cell <n>', 'cohort cells counting fewer domains are suppressed as "<N"', '10')
+    .option('--trend <range>', 'the series of every share over years YYYY..YYYY, fiscal years fyYYYY..fyYYYY or runs:ID,ID,… (a year trend alone: the report covers its last year)')
+    .option('--changes-from <period>', 'domain by domain from this earlier period (YYYY, fyYYYY, YYYY-MM-DD..YYYY-MM-DD or run:ID) to the report\'s period')
+    .option('--changes-to <period>', 'with --changes-from: compare with this later period or run:ID instead of the report\'s period')
     .option('--provenance <list>', 'only test-mail diagnoses of these classes, comma-separated: requested,authenticated,unverified')
     .action(
       action(async (o: Opts) => {
@@ -44,7 +54,19 @@ export function register(program: Command): void {
         }
         if (o.lang !== 'ja' && o.lang !== 'en') throw new InputError(`--lang must be ja or en, got "${o.lang}"`);
         const lang: 'ja' | 'en' = o.lang;
-        const period = periodFromOptions(o);
+        const { parseTrend, parsePeriodSpec } = await import('../../reports/period.ts');
+        const { parseCohortKey } = await import('../../reports/breakdowns.ts');
+        const trend = o.trend !== undefined ? parseTrend(o.trend) : null;
+        // With --trend alone, the report's own period is the trend's last.
+        const noPeriod = o.year === undefined && o.fiscalYear === undefined && o.from === undefined && o.to === undefined;
+        const lastOfTrend = trend?.periods[trend.periods.length - 1];
+        const period = lastOfTrend && lastOfTrend.kind !== 'run' && noPeriod ? lastOfTrend : periodFromOptions(o);
+        const minCell = Number(o.minCell);
+        if (!/^\d+$/.test(o.minCell) || minCell > 1_000_000) throw new InputError(`--min-cell must be a whole number (0 turns suppression off), got "${o.minCell}"`);
+        const by = o.by !== undefined ? parseCohortKey(o.by) : null;
+        const changesFrom = o.changesFrom !== undefined ? parsePeriodSpec(o.changesFrom, '--changes-from') : null;
+        const changesTo = o.changesTo !== undefined ? parsePeriodSpec(o.changesTo, '--changes-to') : null;
+        if (changesTo && !changesFrom) throw new InputError('--changes-to needs --changes-from');
         const formats = parseFormats(o.format);
         let provenance: string[] | null = null;
         if (o.provenance !== undefined) {
@@ -56,7 +78,7 @@ export function register(program: Command): void {
         return withDatabase(async (handle) => {
           const { report, files } = await writeReport(
             handle.db,
-            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, provenance },
+            { period, timezone: o.timezone, source: (o.source as 'test-mail' | 'scan' | undefined) ?? null, survey: o.survey ?? null, provenance, by, minCell, trend, changesFrom, changesTo },
             { out: o.out, formats, lang, chromium: o.chromium },
           );
           const { terminalSummary } = await import('../../reports/terminal.ts');

@@ -1,16 +1,10 @@
-// Headless Chromium for the web tests, from one place (so switching to lib/browser.ts, issue 16, is one edit).
-// Debian's /usr/bin/chromium through playwright-core, a fresh profile, and no request leaves loopback.
-import { mkdtemp, rm } from 'node:fs/promises';
+// Headless Chromium for the web tests, through lib/browser.ts (Debian's chromium, else the bundled one), so the
+// browser tests run on a machine without system Chromium too. A fresh context, and no request leaves loopback.
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-
-export const CHROMIUM = process.env.MAILCENSUS_CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
-];
+import { launchChromium } from '../../lib/browser.ts';
 
 export interface TestBrowser {
   context: BrowserContext;
@@ -21,22 +15,14 @@ export interface TestBrowser {
 }
 
 export async function launchBrowser(): Promise<TestBrowser> {
-  const { chromium } = await import('playwright-core');
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'mc-web-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    acceptDownloads: true,
-    viewport: { width: 1200, height: 900 },
-    timeout: 60_000,
-  });
+  const { browser } = await launchChromium((process.env.MAILCENSUS_CHROMIUM as string | undefined) || 'auto');
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 900 } });
   // Only our server on loopback: anything else (a CDN, a font service) is a bug and is refused.
   await context.route('**/*', (route) => {
     const u = new URL(route.request().url());
     return u.hostname === '127.0.0.1' || u.protocol === 'data:' ? route.continue() : route.abort();
   });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
@@ -48,7 +34,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
     consoleErrors,
     async close() {
       await context.close().catch(() => {});
-      await rm(profile, { recursive: true, force: true });
+      await browser.close().catch(() => {});
     },
   };
 }

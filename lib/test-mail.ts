@@ -20,6 +20,7 @@ import { evaluateOpenRelay, type RelayProbe } from './checks/open-relay.ts';
 import { tlsFindings } from './checks/tls-findings.ts';
 import type { SmtpObservation } from './probes/smtp.ts';
 import { addressToALabels, toALabels } from './dns/names.ts';
+import { concurrencyLimit } from './concurrency.ts';
 
 /** How a test mail reached us (CRITERIA.md "Test-mail provenance"). */
 export type Provenance = 'requested' | 'authenticated' | 'unverified';
@@ -208,23 +209,6 @@ export async function collectTestMailObservations(
     sender: { ip: mail.clientIp, smtp: senderSmtp ?? ips[mail.clientIp]!.smtp },
     ips,
     limits: { dkimSignatures: dkimCap.total, dkimVerified: Math.min(dkimCap.total, maxDkim), skippedByDeadline },
-  };
-}
-
-/** Runs at most `n` of the given tasks at once. */
-function concurrencyLimit(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (task) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    else active++;
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
   };
 }
 

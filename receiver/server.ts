@@ -7,6 +7,7 @@ import { insertTestMail, listUndiagnosedTestMails, pruneRawMails, StoreTimeoutEr
 import { classifyRecipient, domainOfAddress } from './tokens.ts';
 import { selfSignedCertificate } from './cert.ts';
 import { createRequire } from 'node:module';
+import { concurrencyLimit } from '../lib/concurrency.ts';
 
 // mailauth's own header splitter (the one its DKIM and DMARC code reads the message with).
 const headerTools = createRequire(import.meta.url)('mailauth/lib/tools.js') as {
@@ -160,25 +161,6 @@ export function clientKey(ip: string): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
-/** At most `n` tasks at once; the others wait in FIFO order. */
-function slots(n: number): { run<T>(task: () => Promise<T>): Promise<T> } {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return {
-    async run(task) {
-      if (active >= n) await new Promise<void>((r) => waiting.push(r));
-      else active++;
-      try {
-        return await task();
-      } finally {
-        const next = waiting.shift();
-        if (next) next();
-        else active--;
-      }
-    },
-  };
-}
-
 /** A sliding-window counter per key, bounded in keys so a spoofed flood cannot grow it without limit. */
 class WindowCounter {
   private hits = new Map<string, number[]>();
@@ -218,7 +200,7 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   let key = opts.key ?? null;
   if (!cert || !key) ({ cert, key } = selfSignedCertificate(hostname));
 
-  const storeSlots = slots(opts.maxConcurrentStores ?? 2);
+  const storeSlot = concurrencyLimit(opts.maxConcurrentStores ?? 2);
   const closeSession = (id: string, line: string) => {
     for (const c of (server as unknown as { connections: Set<{ id: string; send(code: number, text: string): void; close(): void }> }).connections) {
       if (c.id !== id) continue;
@@ -374,7 +356,7 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
         // size), so the number of them bounds the memory beyond the budget; the rest wait their turn.
         // While its insert runs, a mail costs about three times its size (the bytes, the driver's hex string and
         // the wire buffer): that is charged to the budget too, so the budget bounds what the inserts hold.
-        const p = storeSlots.run(async () => {
+        const p = storeSlot(async () => {
           inMemory += 2 * held;
           try {
             return await insertTestMail(opts.db, mail, storeTimeoutMs);

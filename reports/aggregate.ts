@@ -8,7 +8,7 @@ import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
 import * as b from './breakdowns.ts';
-import { newcombe, type Difference } from './stats.ts';
+import { newcombe, pct1, wilsonRaw, type Difference } from './stats.ts';
 import { endExclusive, isRun, previousPeriod, periodLabel, shortLabel, type Period, type Span } from './period.ts';
 
 export const SCHEMA_VERSION = 2;
@@ -86,16 +86,10 @@ export interface Report extends Figures {
   summary?: { ja: string[]; en: string[] };
 }
 
-/** RFC-free statistics: the Wilson score interval (Wilson 1927), z = 1.96 for 95%. */
-export function wilson(n: number, total: number, z = 1.959963984540054): { low: number; high: number } | null {
-  if (total === 0) return null;
-  const p = n / total;
-  const z2 = z * z;
-  const denom = 1 + z2 / total;
-  const centre = (p + z2 / (2 * total)) / denom;
-  const half = (z * Math.sqrt((p * (1 - p)) / total + z2 / (4 * total * total))) / denom;
-  const r = (x: number) => Math.round(x * 1000) / 10;
-  return { low: r(Math.max(0, centre - half)), high: r(Math.min(1, centre + half)) };
+/** The Wilson score interval (Wilson 1927, z = 1.96 for 95%) in percent with one decimal, as reports print it. */
+export function wilson(n: number, total: number): { low: number; high: number } | null {
+  const w = wilsonRaw(n, total);
+  return w ? { low: pct1(w.low), high: pct1(w.high) } : null;
 }
 
 function figure(s: q.Share): Figure {

@@ -1,0 +1,17 @@
+/** Runs at most `n` of the given tasks at once; the others wait in FIFO order. */
+export function concurrencyLimit(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    else active++;
+    try {
+      return await task();
+    } finally {
+      // Hand the slot straight to the next waiter, so `active` never drops below the number running.
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}

@@ -25,7 +25,7 @@ export function register(program: Command): void {
         const diag = await loadDiagnose();
         const deps = createProbeDepsFor(diag, cfg, services.redis, logger);
         const running = startWorker(
-          { db: services.db, config: cfg, redis: services.redis, logger, deps: deps as never, queues: services.queues, diag },
+          { db: services.db, config: cfg, redis: services.redis, workerRedis: services.workerRedis, logger, deps: deps as never, queues: services.queues, diag },
           { concurrency: opts.concurrency },
         );
         logger.info(
@@ -39,7 +39,8 @@ export function register(program: Command): void {
         });
         logger.info({ signal, timeoutMs: cfg.shutdownTimeoutMs }, 'shutting down: letting active jobs finish');
         const { graceful } = await running.close(cfg.shutdownTimeoutMs);
-        await services.close();
+        // Bounded: a stalled Redis or Postgres must not keep a stopping worker alive.
+        await Promise.race([services.close(), new Promise((r) => setTimeout(r, 5000).unref())]);
         logger.info({ graceful }, 'worker stopped');
         // Nothing should be left open; if a library keeps a handle, do not hang the shutdown on it.
         setTimeout(() => process.exit(0), 2000).unref();

@@ -354,18 +354,8 @@ export function startWorker(
   // Health: say loudly when Postgres or Redis is lost and when it is back (jobs fail and retry meanwhile).
   const health = { postgres: true, redis: true };
   const lostAt: Record<keyof typeof health, number> = { postgres: 0, redis: 0 };
-  const probeHealth = async (what: keyof typeof health, check: () => Promise<unknown>) => {
-    let ok = true;
-    let error: string | undefined;
-    try {
-      await bounded(check(), 5000, () => {
-        throw new Error('no answer within 5 s');
-      }, true);
-    } catch (err) {
-      ok = false;
-      error = (err as Error).message;
-    }
-    if (ok === health[what]) return;
+  const setHealth = (what: keyof typeof health, ok: boolean, error?: string) => {
+    if (ok === health[what] || stopping) return;
     health[what] = ok;
     if (!ok) {
       lostAt[what] = Date.now();
@@ -374,6 +364,21 @@ export function startWorker(
       logger.warn({ service: what, downMs: Date.now() - lostAt[what] }, `${what === 'postgres' ? 'Postgres' : 'Redis'} is back: work resumes`);
     }
   };
+  const probeHealth = async (what: keyof typeof health, check: () => Promise<unknown>) => {
+    try {
+      await bounded(check(), 5000, () => {
+        throw new Error('no answer within 5 s');
+      }, true);
+      setHealth(what, true);
+    } catch (err) {
+      setHealth(what, false, (err as Error).message);
+    }
+  };
+  // A Redis restart can be shorter than a ping: the connection's own events say so at once.
+  const onRedisClose = () => setHealth('redis', false, 'connection closed');
+  const onRedisReady = () => setHealth('redis', true);
+  redis.on('close', onRedisClose);
+  redis.on('ready', onRedisReady);
   let healthRunning = false;
   const healthTimer = setInterval(() => {
     if (healthRunning || stopping) return;
@@ -392,6 +397,8 @@ export function startWorker(
       stopping = true;
       clearInterval(timer);
       clearInterval(healthTimer);
+      redis.off('close', onRedisClose);
+      redis.off('ready', onRedisReady);
       let timeout: NodeJS.Timeout | undefined;
       const graceful = await Promise.race([
         Promise.all(workers.map((w) => w.close())).then(() => true),

@@ -1,5 +1,5 @@
 // `npm run bench -- faults`: how long a survey run takes to recover from each fault of issue 13. A generated
-// lab world (default 500 domains, DNS 20 ms, SMTP 30 ms, 40% shared MX) is surveyed by two `mailcensus worker`
+// lab world (default 300 domains, DNS 20 ms, SMTP 30 ms, 40% shared MX) is surveyed by two `mailcensus worker`
 // processes with the shipped defaults, against a PRIVATE Postgres and Redis (random ports, temp dirs; the
 // shared servers are never touched) reached through TCP stall proxies: once without faults, then once per
 // fault injected at 30% of the run. For each: the time from the fault (for a stall: from its start and from
@@ -75,7 +75,7 @@ async function firstDiagnosisAfter(db: DbHandle, runId: number, at: number): Pro
 }
 
 export async function run(args: BenchArgs): Promise<void> {
-  const domains = Number(args.domains ?? 500);
+  const domains = Number(args.domains ?? 300);
   const stallMs = Number(args['stall-ms'] ?? 60_000);
   const dir = mkdtempSync(path.join(tmpdir(), 'mailcensus-bench-faults-'));
   const workers: Spawned[] = [];
@@ -190,7 +190,7 @@ export async function run(args: BenchArgs): Promise<void> {
     const body = [
       '## faults (recovery time)',
       '',
-      `\`npm run bench -- faults${domains !== 500 ? ` --domains ${domains}` : ''}${stallMs !== 60_000 ? ` --stall-ms ${stallMs}` : ''}\` on ${machine()}, ${new Date().toISOString().slice(0, 10)}.`,
+      `\`npm run bench -- faults${domains !== 300 ? ` --domains ${domains}` : ''}${stallMs !== 60_000 ? ` --stall-ms ${stallMs}` : ''}\` on ${machine()}, ${new Date().toISOString().slice(0, 10)}.`,
       `A generated world of ${domains} domains (\`lab generate --domains ${domains} --shared-mx-share 0.4 --dns-latency 20 --smtp-latency 30 --seed 7\`),`,
       'two `mailcensus worker` processes with the shipped defaults (20 jobs per queue, 30 s locks, 10 min job watchdog;',
       'only the transient-retry delay is 5 s instead of 60 s),',

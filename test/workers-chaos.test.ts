@@ -177,6 +177,12 @@ async function chaosRun(name: string, inject: (ctx: { at: (share: number) => Pro
   try {
     await inject({ at, runId });
     await until(`run ${runId} (${name}) to finish`, async () => (await runProgress(db.db, runId)).state === 'done', timeoutMs);
+  } catch (err) {
+    // What the workers said, for the failure report (MAILCENSUS_CHAOS_LOGS=DIR keeps every line).
+    const keep = process.env.MAILCENSUS_CHAOS_LOGS;
+    if (keep) workers.forEach((w, i) => writeFileSync(path.join(keep, `run${runId}-worker${i}.log`), w.lines.join('\n')));
+    const tail = workers.flatMap((w, i) => w.lines.filter((l) => /"level":(40|50)/.test(l)).slice(-5).map((l) => `worker ${i}: ${l.slice(0, 300)}`));
+    throw new Error(`${(err as Error).message}\n${tail.join('\n')}`);
   } finally {
     const running = workers.filter(alive);
     for (const w of running) w.child.kill('SIGTERM');

@@ -21,6 +21,11 @@ export function register(program: Command): void {
           throw new InputError(`--concurrency must be >= 1, got ${opts.concurrency}`);
         }
         const logger = createLogger({ pretty: opts.pretty, level: opts.logLevel });
+        // A call that failed where nobody waited for it any more (a Redis command timing out under an
+        // abandoned job step, during a stall) must not take the whole worker down: log it, keep working.
+        process.on('unhandledRejection', (reason) => {
+          logger.error({ err: (reason as Error)?.message ?? String(reason), stack: (reason as Error)?.stack }, 'unhandled rejection (ignored)');
+        });
         const services = await openServices(cfg, logger, { worker: true, checkEviction: true });
         const diag = await loadDiagnose();
         const deps = createProbeDepsFor(diag, cfg, services.redis, logger);

@@ -254,7 +254,7 @@ test('Postgres restarted in immediate mode (a crash) mid-run', async () => {
   assert.equal(typeof health.secondsSinceLastDiagnosis, 'number');
 });
 
-test(`a ${STALL_MS / 1000} s network stall between the workers and Postgres`, async () => {
+test(`a ${STALL_MS / 1000} s network stall between the workers and Postgres`, { timeout: 480_000 }, async () => {
   await chaosRun('Postgres stall', async ({ at }) => {
     await at(0.3);
     await pgProxy.stallFor(STALL_MS);
@@ -262,7 +262,7 @@ test(`a ${STALL_MS / 1000} s network stall between the workers and Postgres`, as
   assert.ok(logged('LOST Postgres'), 'the workers said they lost Postgres');
 });
 
-test(`a ${STALL_MS / 1000} s network stall between the workers and Redis`, async () => {
+test(`a ${STALL_MS / 1000} s network stall between the workers and Redis`, { timeout: 480_000 }, async () => {
   await chaosRun('Redis stall', async ({ at }) => {
     await at(0.3);
     await redisProxy.stallFor(STALL_MS);
@@ -270,7 +270,8 @@ test(`a ${STALL_MS / 1000} s network stall between the workers and Redis`, async
   assert.ok(logged('LOST Redis'), 'the workers said they lost Redis');
 });
 
-test('all of them in one run', async () => {
+// Its own deadline: two 60 s stalls plus the run exceed the suite's default of 5 minutes on a busy machine.
+test('all of them in one run', { timeout: 720_000 }, async () => {
   await chaosRun(
     'all faults',
     async ({ at }) => {

@@ -6,7 +6,7 @@
 // its end) to the first diagnosis written after it, the run's total time against the fault-free run, and
 // that every domain was diagnosed exactly once with the fault-free run's verdicts and criteria.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { sql } from 'kysely';
@@ -195,11 +195,15 @@ export async function run(args: BenchArgs): Promise<void> {
       'two `mailcensus worker` processes with the shipped defaults (20 jobs per queue, 30 s locks, 10 min job watchdog;',
       'only the transient-retry delay is 5 s instead of 60 s),',
       'a private Postgres and Redis behind TCP stall proxies; each fault injected once, at 30% of its run.',
+      `Load average at the end: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores; on a shared machine the run times vary by a minute or more`,
+      'between runs, so compare the recovery columns, not small differences in run time.',
       '',
       '| fault | run time (s) | vs fault-free | first diagnosis after the fault (s) | after the stall ended (s) | diagnoses |',
       '|---|---:|---:|---:|---:|---|',
-      ...results.map((r) => `| ${r.fault} | ${r.seconds.toFixed(0)} | ${r === results[0] ? '–' : `+${(r.seconds - baseSeconds).toFixed(0)} s`} | ${f(r.firstAfterFault)} | ${f(r.firstAfterResume)} | ${r.ok} |`),
+      ...results.map((r) => `| ${r.fault} | ${r.seconds.toFixed(0)} | ${r === results[0] ? '–' : `${r.seconds >= baseSeconds ? '+' : '−'}${Math.abs(r.seconds - baseSeconds).toFixed(0)} s`} | ${f(r.firstAfterFault)} | ${f(r.firstAfterResume)} | ${r.ok} |`),
       '',
+      '"First diagnosis after the fault" counts any diagnosis written after it (steps that needed only the other',
+      'service go on during a stall); for a stall, the recovery is the time after it ended.',
       'A worker\'s death costs little: the other worker goes on at once, and the dead one\'s jobs come back when',
       'their 30 s locks expire. After a Redis loss the feeder refills the queue from Postgres and its sweep',
       'finds the domains whose jobs were lost; after a Postgres restart jobs fail, retry with backoff and the',

@@ -19,7 +19,10 @@ export function register(program: Command): void {
           for (const r of results ?? []) {
             console.log(`${r.status === 'Success' ? 'ok  ' : r.status.toLowerCase()} ${r.direction.toLowerCase()} ${r.migrationName}`);
           }
-          if (error) throw new Error(`migration failed: ${(error as Error).message ?? error}`);
+          if (error) {
+            const failed = results?.find((r) => r.status === 'Error');
+            throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${(error as Error).message ?? error}`);
+          }
           const state = await schemaState(handle.db);
           if ((results ?? []).length === 0) console.log(`schema is up to date (version ${state.database})`);
           else console.log(`schema version ${state.database ?? '(none)'}; this mailcensus expects ${state.expected}`);

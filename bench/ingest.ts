@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { openDatabase, ensureSchema } from '../lib/db.ts';
+import { openDatabase, migrateSchema } from '../lib/db.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { machine, updateSection } from './_report.ts';
 
@@ -47,7 +47,7 @@ export async function run(): Promise<void> {
     console.log(`generated ${ROWS.toLocaleString('en')} domains (${(bytes / 2 ** 20).toFixed(1)} MiB) in ${file}`);
     await admin.unsafe(`CREATE DATABASE ${name}`);
     handle = openDatabase(url.toString(), { max: 2 });
-    await ensureSchema(handle.db);
+    await migrateSchema(handle.db);
 
     const load = loadavg()[0].toFixed(1);
     const first = await ingestFile(handle.sql, { file, survey: 'bench' });

@@ -8,7 +8,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
-import { openDatabase, ensureSchema } from '../lib/db.ts';
+import { openDatabase, migrateSchema } from '../lib/db.ts';
 import { computeReport, writeFromReport } from '../reports/write.ts';
 import { yearPeriod } from '../reports/period.ts';
 import { machine, updateSection } from './_report.ts';
@@ -99,7 +99,7 @@ export async function run(): Promise<{ name: string; lines: string[] }> {
   try {
     await admin.unsafe(`CREATE DATABASE ${name}`);
     handle = openDatabase(url.toString(), { max: 2 });
-    await ensureSchema(handle.db);
+    await migrateSchema(handle.db);
     const sql = handle.sql;
     const [survey] = await sql`INSERT INTO surveys (name) VALUES ('bench') RETURNING id`;
     const runs = await sql`INSERT INTO runs (survey_id, state, config) SELECT ${survey.id}, 'done', '{"bench":true}'::jsonb FROM generate_series(1, 3) RETURNING id`;

@@ -382,6 +382,8 @@ export async function run(args: BenchArgs = {}): Promise<void> {
         await admin.unsafe(`CREATE DATABASE ${dbName}`);
         const csv = path.join(dir, 'domains.csv');
         await writeFile(csv, `domain\n${lab.domains.join('\n')}\n`);
+        const migrate = spawnCli('migrate', ['migrate'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
+        if ((await migrate.exited) !== 0) throw new Error(`bench: migrate failed: ${migrate.stderr().trim().slice(-500)}`);
         const ingest = spawnCli('ingest', ['ingest', csv, '--survey', 'bench'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
         const code = await ingest.exited;
         if (code !== 0) throw new Error(`bench: ingest exited with ${code}: ${ingest.stderr().trim().slice(-500)}`);

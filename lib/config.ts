@@ -57,6 +57,8 @@ export interface Config {
   lockDurationMs: number;
   /** On SIGTERM, how long active jobs may take to finish. @defaultValue 30000 */
   shutdownTimeoutMs: number;
+  /** A job step running longer is abandoned and its job retried (the worker's watchdog). */
+  jobTimeoutMs: number;
   /** @defaultValue 10000 */
   smtpConnectTimeoutMs: number;
   /** RFC 5321 §4.5.3.2.1 suggests 5 minutes for the greeting; we wait 30 s. @defaultValue 30000 */
@@ -216,6 +218,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxQueued: integer(env, 'MAILCENSUS_MAX_QUEUED', 10000, 10),
     lockDurationMs: integer(env, 'MAILCENSUS_LOCK_DURATION_MS', 30000, 1000),
     shutdownTimeoutMs: integer(env, 'MAILCENSUS_SHUTDOWN_TIMEOUT_MS', 30000),
+    jobTimeoutMs: integer(env, 'MAILCENSUS_JOB_TIMEOUT_MS', 600000, 1000),
     smtpConnectTimeoutMs: integer(env, 'MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS', 10000, 1),
     smtpBannerTimeoutMs: integer(env, 'MAILCENSUS_SMTP_BANNER_TIMEOUT_MS', 30000, 1),
     smtpCommandTimeoutMs: integer(env, 'MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS', 30000, 1),

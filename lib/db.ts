@@ -1,8 +1,24 @@
 // The database handle and its row types. Queries live in small functions next to the code that needs them
-// (ingest/, workers/, reports/); this file only connects, migrates and declares the tables.
-import { Kysely, Migrator, type Generated, type ColumnType, type MigrationResultSet } from 'kysely';
-import { PostgresJSDialect } from 'kysely-postgres-js';
+// (ingest/, workers/, reports/); this file only connects, migrates, checks the schema version and declares
+// the tables.
+import {
+  Kysely,
+  Migrator,
+  CompiledQuery,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
+  type Generated,
+  type ColumnType,
+  type MigrationResultSet,
+} from 'kysely';
 import postgres from 'postgres';
+import { sql } from 'kysely';
 import { migrations } from '../migrations/index.ts';
 import type { Status, Source } from './criteria.ts';
 import type { Verdict } from './verdict.ts';
@@ -150,14 +166,189 @@ export function redactUrl(url: string): string {
   }
 }
 
-export function openDatabase(url: string, options: { max?: number } = {}): DbHandle {
+export interface OpenOptions {
+  /** Pool size. @defaultValue 10 */
+  max?: number;
+  /**
+   * Server-side `statement_timeout` (ms) of every session; 0 for none. Workers use a short one; CLI commands
+   * (reports over a million diagnoses, ingest's COPY) a long one. @defaultValue 600000
+   */
+  statementTimeoutMs?: number;
+  /**
+   * Client-side deadline of every query through `db` (ms): a query that gets no answer in time (a stalled
+   * network, where the server-side timeout cannot help) fails with QueryTimeoutError. @defaultValue
+   * statementTimeoutMs + 30000 (or 630000)
+   */
+  queryTimeoutMs?: number;
+}
+
+export class QueryTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`Postgres did not answer within ${ms} ms`);
+    this.name = 'QueryTimeoutError';
+  }
+}
+
+/**
+ * Whether an error means the connection is gone (closed, reset, refused, server shutting down) rather than
+ * that the statement failed: such a connection must not be used again, not even for ROLLBACK.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; name?: string } | null;
+  if (!e) return false;
+  if (e instanceof QueryTimeoutError) return true;
+  if (e instanceof postgres.PostgresError) return /^(08|57P)/.test(e.code ?? '');
+  return true; // postgres.js connection errors (CONNECTION_CLOSED, …) and socket errors (ECONNRESET, …)
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  if (!(ms > 0)) return p;
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new QueryTimeoutError(ms)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function queryResult<R>(result: postgres.RowList<postgres.Row[]>): QueryResult<R> {
+  const { command, count } = result;
+  return {
+    numAffectedRows: command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE' ? BigInt(count) : undefined,
+    rows: Array.from(result.values()) as R[],
+  };
+}
+
+/**
+ * A Kysely connection over postgres.js. Outside a transaction every query goes to the pool, which reconnects
+ * by itself after a Postgres restart. (kysely-postgres-js reserves a connection for every query, and
+ * postgres.js then writes to the closed socket of a reserved connection after a restart: the process crashes
+ * with "Cannot read properties of null (reading 'write')" or the query waits forever — the survey-halting bug
+ * of issue 13.) A transaction reserves one connection; once that connection has failed it is never written to
+ * again (no ROLLBACK, no release: postgres.js has already taken it back).
+ */
+class PostgresJsConnection implements DatabaseConnection {
+  #reserved: postgres.ReservedSql | null = null;
+  #dead = false;
+  constructor(
+    private readonly client: postgres.Sql,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async begin(sqlText: string): Promise<void> {
+    this.#reserved = await withDeadline(this.client.reserve(), this.timeoutMs);
+    this.#dead = false;
+    await this.executeQuery(CompiledQuery.raw(sqlText));
+  }
+
+  async end(sqlText: 'commit' | 'rollback'): Promise<QueryResult<unknown>> {
+    try {
+      if (this.#dead) {
+        if (sqlText === 'commit') throw new Error('the connection was lost during the transaction');
+        return { rows: [] };
+      }
+      return await this.executeQuery(CompiledQuery.raw(sqlText));
+    } finally {
+      const r = this.#reserved;
+      this.#reserved = null;
+      if (r && !this.#dead) r.release();
+    }
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const target = this.#reserved ?? this.client;
+    if (this.#reserved && this.#dead) throw new Error('the connection was lost during the transaction');
+    const pending = target.unsafe(compiled.sql, [...compiled.parameters] as never[]);
+    try {
+      return queryResult<R>(await withDeadline(pending, this.timeoutMs));
+    } catch (err) {
+      if (this.#reserved && isConnectionError(err)) {
+        this.#dead = true;
+        if (err instanceof QueryTimeoutError) {
+          // The statement may still finish when the network comes back: then roll back and give the
+          // connection back to the pool; if the connection dies instead, postgres.js has it already.
+          const r = this.#reserved;
+          pending.then(
+            () => r.unsafe('rollback').then(() => r.release(), () => {}),
+            (e: unknown) => {
+              if (!isConnectionError(e)) r.unsafe('rollback').then(() => r.release(), () => {});
+            },
+          );
+        }
+      }
+      throw err;
+    }
+  }
+
+  async *streamQuery<R>(compiled: CompiledQuery, chunkSize = 1000): AsyncIterableIterator<QueryResult<R>> {
+    const target = this.#reserved ?? this.client;
+    const cursor = target.unsafe(compiled.sql, [...compiled.parameters] as never[]).cursor(chunkSize);
+    for await (const rows of cursor) yield { rows: rows as R[] };
+  }
+}
+
+class PostgresJsDriver implements Driver {
+  constructor(
+    private readonly client: postgres.Sql,
+    private readonly timeoutMs: number,
+  ) {}
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new PostgresJsConnection(this.client, this.timeoutMs);
+  }
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    let text = 'begin';
+    if (settings.isolationLevel || settings.accessMode) {
+      text = `start transaction${settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : ''}${settings.accessMode ? ` ${settings.accessMode}` : ''}`;
+    }
+    await (connection as PostgresJsConnection).begin(text);
+  }
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    const r = await (connection as PostgresJsConnection).end('commit');
+    // Postgres completes COMMIT with a ROLLBACK tag when an earlier statement left the transaction aborted.
+    if ((r as unknown as { rows: { command?: string }[] }).rows?.[0]?.command === 'ROLLBACK') throw new Error('the transaction was rolled back');
+  }
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as PostgresJsConnection).end('rollback');
+  }
+  async releaseConnection(): Promise<void> {}
+  async destroy(): Promise<void> {
+    await this.client.end({ timeout: 5 });
+  }
+}
+
+function postgresJsDialect(client: postgres.Sql, timeoutMs: number): Dialect {
+  return {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new PostgresJsDriver(client, timeoutMs),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  };
+}
+
+export function openDatabase(url: string, options: OpenOptions = {}): DbHandle {
+  const statementTimeoutMs = options.statementTimeoutMs ?? 600_000;
+  const queryTimeoutMs = options.queryTimeoutMs ?? (statementTimeoutMs > 0 ? statementTimeoutMs + 30_000 : 630_000);
   const client = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
+    // Nothing waits forever (issue 13): connecting is bounded, a statement is bounded by the server, a
+    // transaction left idle (its client stalled or gone) is ended by the server, and TCP keepalive finds
+    // dead peers. Idle connections are closed after a while and every connection is renewed now and then, so
+    // the pool is rebuilt on its own after a failover.
     connect_timeout: 10,
+    idle_timeout: 120,
+    max_lifetime: 30 * 60,
+    keep_alive: 30,
+    connection: {
+      statement_timeout: statementTimeoutMs,
+      idle_in_transaction_session_timeout: 60_000,
+      application_name: 'mailcensus',
+    },
     // Bigint ids come back as strings (exact); Postgres arrays and jsonb are parsed by postgres.js.
   });
-  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
+  const db = new Kysely<Database>({ dialect: postgresJsDialect(client, queryTimeoutMs) });
   return {
     db,
     sql: client,
@@ -184,15 +375,69 @@ export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
   return migrator(db).migrateToLatest();
 }
 
+/** The schema version this mailcensus expects: the name of its latest migration. */
+export const SCHEMA_VERSION: string = Object.keys(migrations).sort().at(-1) ?? '(none)';
+
+/**
+ * The database's schema is not the one this mailcensus was built for (older: migrations pending; newer: a
+ * later mailcensus migrated it). Commands refuse to start rather than work on a schema they do not know.
+ */
 export class SchemaOutdatedError extends Error {
-  constructor(pending: string[]) {
-    super(`the database schema is not up to date (pending: ${pending.join(', ')}); run \`mailcensus migrate\``);
+  constructor(message: string) {
+    super(message);
     this.name = 'SchemaOutdatedError';
   }
 }
 
-/** Runs pending migrations, or throws a readable error when one fails. Commands call this before work. */
+export interface SchemaState {
+  /** The database's version: its latest applied migration, or null for an empty database. */
+  database: string | null;
+  expected: string;
+  /** Migrations this mailcensus has that the database lacks. */
+  pending: string[];
+  /** Migrations the database has that this mailcensus does not know (a newer mailcensus applied them). */
+  unknown: string[];
+}
+
+export async function schemaState(db: Db): Promise<SchemaState> {
+  const known = Object.keys(migrations).sort();
+  const table = await sql<{ t: string | null }>`SELECT to_regclass('public.kysely_migration')::text AS t`.execute(db);
+  const applied = table.rows[0]?.t
+    ? (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db)).rows.map((r) => r.name)
+    : [];
+  const have = new Set(applied);
+  const mine = new Set(known);
+  return {
+    database: applied.at(-1) ?? null,
+    expected: SCHEMA_VERSION,
+    pending: known.filter((n) => !have.has(n)),
+    unknown: applied.filter((n) => !mine.has(n)),
+  };
+}
+
+/**
+ * Refuses to go on unless the database schema is exactly this mailcensus's: commands never migrate on their
+ * own (in a fleet, a newer binary on one machine would change the schema under the older workers); the one
+ * place that migrates is `mailcensus migrate`.
+ */
 export async function ensureSchema(db: Db): Promise<void> {
+  const s = await schemaState(db);
+  if (s.unknown.length > 0) {
+    throw new SchemaOutdatedError(
+      `the database schema (version ${s.database}) is newer than this mailcensus (version ${s.expected}): ` +
+        `it has migrations this version does not know (${s.unknown.join(', ')}); upgrade mailcensus on this machine`,
+    );
+  }
+  if (s.pending.length > 0) {
+    throw new SchemaOutdatedError(
+      `the database schema (version ${s.database ?? 'none: an empty database'}) is older than this mailcensus (version ${s.expected}): ` +
+        `${s.pending.length} migration(s) pending; run \`mailcensus migrate\` (once, from one machine)`,
+    );
+  }
+}
+
+/** Runs pending migrations, or throws a readable error when one fails. Only `migrate`, the demo and tests call it. */
+export async function migrateSchema(db: Db): Promise<void> {
   const { error, results } = await migrateToLatest(db);
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');

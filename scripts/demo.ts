@@ -20,7 +20,7 @@ import { deleteKeysUnder } from '../workers/queues.ts';
 import { startLab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
-import { openDatabase, ensureSchema, redactUrl } from '../lib/db.ts';
+import { openDatabase, migrateSchema, redactUrl } from '../lib/db.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'bin/mailcensus.mjs');
@@ -141,7 +141,7 @@ async function main(): Promise<number> {
   };
   const handle = openDatabase(base.databaseUrl, { max: 2 });
   try {
-    await ensureSchema(handle.db);
+    await migrateSchema(handle.db); // the demo migrates its database, as `mailcensus migrate` would
     const before = await handle.sql<{ max: string | null }[]>`SELECT max(id)::text AS max FROM test_mails`;
     const firstId = before[0].max ?? '0';
 

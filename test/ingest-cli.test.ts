@@ -131,7 +131,7 @@ test('a database that is down: exit 3, naming the server', async () => {
   assertOneLineError(r, 3, new RegExp(`cannot reach Postgres at postgres://postgres@127\\.0\\.0\\.1:${port}/mailcensus`));
 });
 
-test('a migration that fails: non-zero exit naming the migration, and no survey', async () => {
+test('a migration that fails: `migrate` exits non-zero naming the migration; ingest refuses the schema and adds no survey', async () => {
   // A database where the first migration cannot run: one of its types already exists.
   const name = `mailcensus_test_${randomBytes(5).toString('hex')}`;
   const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
@@ -143,8 +143,13 @@ test('a migration that fails: non-zero exit naming the migration, and no survey'
     await db.unsafe(`CREATE TYPE criterion_status AS ENUM ('x')`);
     await db.end();
     const f = await file('migrate.csv', 'domain\nexample.jp\n');
+    // Only `mailcensus migrate` migrates (issue 13): it fails naming the migration …
+    const m = await cli(['migrate'], url.toString());
+    assert.equal(m.code, 1, m.stderr);
+    assert.match(m.stderr, /migration 20261129000000_initial failed: .*criterion_status.* already exists/);
+    // … and ingest refuses to work on a schema that is not its own.
     const r = await cli(['ingest', f, '--survey', 'm'], url.toString());
-    assertOneLineError(r, 1, /migration 20261129000000_initial failed: .*criterion_status.* already exists/);
+    assertOneLineError(r, 3, /schema \(version none: an empty database\) is older than this mailcensus/);
   } finally {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();

@@ -10,12 +10,16 @@ import { QUEUES, QUEUE_OF, testMailJobId, type JobName, type JobPayloads, type Q
 /**
  * A Redis connection. Workers (and anything that must survive a Redis restart) need
  * `maxRetriesPerRequest: null` (BullMQ requirement); commands run by a CLI fail fast instead.
+ * `commandTimeoutMs` bounds every command, queued ones included (nothing waits forever on a stalled Redis);
+ * never set it on a connection BullMQ blocks on (a Worker's), whose blocking reads have their own watchdog.
  */
-export function createRedis(url: string, options: { worker?: boolean } = {}): IORedis {
+export function createRedis(url: string, options: { worker?: boolean; commandTimeoutMs?: number } = {}): IORedis {
   return new IORedis(url, {
     maxRetriesPerRequest: options.worker ? null : 2,
     enableOfflineQueue: true,
     connectTimeout: 5000,
+    commandTimeout: options.commandTimeoutMs,
+    keepAlive: 10_000,
     retryStrategy: (times: number) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });

@@ -449,3 +449,48 @@ export async function queueCounts(queues: Queues): Promise<{ domains: Record<str
     probes: await queues.probes.getJobCounts(...states),
   };
 }
+
+export interface RunHealth {
+  /** When the run's latest diagnosis was written, and how long ago (s). */
+  lastDiagnosisAt: Date | null;
+  secondsSinceLastDiagnosis: number | null;
+  /** Active jobs of the run whose current step has run longer than `longRunningMs`. */
+  longRunning: { queue: string; jobId: string; subject: string; seconds: number; attemptsMade: number }[];
+  longRunningMs: number;
+  /** Job failures retried after an infrastructure error, jobs that failed for good, steps the watchdog abandoned. */
+  retries: number;
+  failedForGood: number;
+  abandoned: number;
+}
+
+/**
+ * What `status` shows beyond progress: whether the run is moving (time since its last diagnosis), jobs that
+ * run longer than expected, and retries after infrastructure errors (counted by the workers in Redis; a Redis
+ * restart without persistence resets them).
+ */
+export async function runHealth(ctx: FeederContext, runId: number, longRunningMs = 60_000): Promise<RunHealth> {
+  const last = await ctx.db.selectFrom('diagnoses').select((eb) => eb.fn.max('created_at').as('at')).where('run_id', '=', runId).executeTakeFirst();
+  const lastAt = last?.at ? new Date(last.at as Date) : null;
+  const now = Date.now();
+  const longRunning: RunHealth['longRunning'] = [];
+  for (const q of [ctx.queues.domains, ctx.queues.probes] as const) {
+    const active = await q.getJobs(['active'], 0, 999, true);
+    for (const j of active) {
+      const data = j?.data as { runId?: number; domain?: string; ip?: string } | undefined;
+      if (!j || data?.runId !== runId || !j.processedOn) continue;
+      const ms = now - j.processedOn;
+      if (ms >= longRunningMs) longRunning.push({ queue: q.name, jobId: j.id ?? '', subject: data.domain ?? data.ip ?? '', seconds: Math.round(ms / 1000), attemptsMade: j.attemptsMade });
+    }
+  }
+  longRunning.sort((a, b) => b.seconds - a.seconds);
+  const stats = await ctx.redis.hgetall(`${ctx.config.queuePrefix}:mc:run-stats:${runId}`).catch(() => ({}) as Record<string, string>);
+  return {
+    lastDiagnosisAt: lastAt,
+    secondsSinceLastDiagnosis: lastAt ? Math.round((now - lastAt.getTime()) / 1000) : null,
+    longRunning,
+    longRunningMs,
+    retries: Number(stats.retries ?? 0),
+    failedForGood: Number(stats.failed ?? 0),
+    abandoned: Number(stats.abandoned ?? 0),
+  };
+}

@@ -67,7 +67,22 @@ export function createProbeDepsFor(diag: DiagnoseApi, config: Readonly<Config>, 
   return diag.createProbeDeps(config as Config, { dnsLimiter, ipGate });
 }
 
-export function startWorker(ctx: WorkerContext & { queues: Queues; diag: DiagnoseApi }, options: StartOptions = {}): RunningWorker {
+export class JobTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`job step still running after ${ms} ms (MAILCENSUS_JOB_TIMEOUT_MS): abandoned, the job will be retried`);
+    this.name = 'JobTimeoutError';
+  }
+}
+
+/** Redis key of a run's counters (infrastructure retries, abandoned steps), for `status`. */
+export function runStatsKey(prefix: string, runId: number): string {
+  return `${prefix}:mc:run-stats:${runId}`;
+}
+
+export function startWorker(
+  ctx: WorkerContext & { queues: Queues; diag: DiagnoseApi; workerRedis?: IORedis },
+  options: StartOptions = {},
+): RunningWorker {
   const { db, config, redis, logger, queues, diag } = ctx;
   const feeder: FeederContext = { db, queues, redis, config, logger };
   const runs = new Map<number, { info: RunInfo; at: number }>();
@@ -100,7 +115,14 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
     await topUp(feeder, runId).catch((err) => logger.warn({ runId, err: (err as Error).message }, 'feeder top-up failed'));
   }
 
+  /** Jobs whose processor the watchdog abandoned: their late steps must not touch the job any more. */
+  const abandoned = new WeakSet<Job>();
+  function assertLive(job: Job): void {
+    if (abandoned.has(job)) throw new JobTimeoutError(config.jobTimeoutMs);
+  }
+
   async function waitAgain(job: Job, token: string | undefined, step: DomainStep, delayMs: number): Promise<never> {
+    assertLive(job);
     await job.updateData({ ...(job.data as DomainJob), step });
     await job.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
@@ -123,6 +145,7 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
         return true;
       });
       step = { ...step, phase: 'probes', dns, targets, waits: 0, requeues: 0, waitingSince: Date.now() };
+      assertLive(job);
       await job.updateData({ ...job.data, step });
     }
     const targets = step.targets ?? [];
@@ -227,6 +250,7 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
       if (r.transient) {
         // As for a domain: wait (without holding a worker slot), then diagnose the mail again.
         const delay = config.transientRetryDelayMs * 2 ** attempt;
+        assertLive(job);
         await job.updateData({ ...data, transientAttempt: attempt + 1 });
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
@@ -243,8 +267,40 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
     throw new Error(`unknown job name "${job.name}" on the control queue`);
   };
 
+  /**
+   * The watchdog: a processor still running after `jobTimeoutMs` (a call that never returns — a half-open
+   * connection, a server that stopped answering) is abandoned: the job fails with JobTimeoutError, so BullMQ
+   * stops renewing its lock and retries it with backoff, and the slot is free again. Whatever the abandoned
+   * processor still does later is harmless: it may not touch the job, and a diagnosis is written once per run
+   * and domain whoever writes it.
+   */
+  function watched<T>(fn: (job: Job<T>, token?: string) => Promise<unknown>): Processor {
+    return async (job: Job<T>, token?: string) => {
+      let timer: NodeJS.Timeout | undefined;
+      const work = fn(job, token);
+      work.catch(() => {});
+      try {
+        return await Promise.race([
+          work,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              abandoned.add(job);
+              const runId = (job.data as { runId?: number })?.runId;
+              logger.error({ queue: job.queueName, jobId: job.id, runId, timeoutMs: config.jobTimeoutMs }, 'job step did not finish in time: abandoned, it will be retried');
+              if (runId !== undefined) redis.hincrby(runStatsKey(config.queuePrefix, runId), 'abandoned', 1).catch(() => {});
+              reject(new JobTimeoutError(config.jobTimeoutMs));
+            }, config.jobTimeoutMs);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  }
+
   const common = {
-    connection: redis,
+    // BullMQ blocks on this connection, so it has no command timeout; our own commands use `redis`, which has.
+    connection: ctx.workerRedis ?? redis,
     prefix: config.queuePrefix,
     lockDuration: config.lockDurationMs,
     // A killed worker's jobs are noticed within one lock duration; a job may stall a few times (kills,
@@ -255,15 +311,17 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
   };
   const concurrency = options.concurrency ?? config.workerConcurrency;
   const workers = [
-    new Worker(QUEUES.domains, processDomain as Processor, { ...common, concurrency }),
-    new Worker(QUEUES.probes, processProbe as Processor, { ...common, concurrency }),
-    new Worker(QUEUES.control, processControl as Processor, { ...common, concurrency: 2, limiter: undefined }),
+    new Worker(QUEUES.domains, watched(processDomain), { ...common, concurrency }),
+    new Worker(QUEUES.probes, watched(processProbe), { ...common, concurrency }),
+    new Worker(QUEUES.control, watched(processControl), { ...common, concurrency: 2, limiter: undefined }),
   ];
   for (const w of workers) {
     w.on('error', (err) => logger.warn({ queue: w.name, err: err.message }, 'worker error'));
     w.on('failed', (job, err) => {
       if (!job) return;
       const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+      const runId = (job.data as { runId?: number })?.runId;
+      if (runId !== undefined) redis.hincrby(runStatsKey(config.queuePrefix, runId), final ? 'failed' : 'retries', 1).catch(() => {});
       logger[final ? 'error' : 'warn'](
         { queue: w.name, jobId: job.id, attemptsMade: job.attemptsMade, final, err: err.message },
         final ? 'job failed for good (`mailcensus resume --run ID` retries it)' : 'job failed, will retry',
@@ -286,16 +344,61 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
       logger.warn({ err: (err as Error).message }, 'maintenance failed (will retry)');
     }
   };
+  // A tick that hangs (a stalled connection) is abandoned after a minute, so maintenance never stops for good.
+  const boundedTick = () => bounded(tick(), 60_000, () => logger.warn('maintenance did not finish within 60 s (will retry)'));
   const timer = setInterval(() => {
-    maintaining = maintaining.then(tick);
+    maintaining = maintaining.then(boundedTick);
   }, maintenanceMs);
-  maintaining = maintaining.then(tick);
+  maintaining = maintaining.then(boundedTick);
+
+  // Health: say loudly when Postgres or Redis is lost and when it is back (jobs fail and retry meanwhile).
+  const health = { postgres: true, redis: true };
+  const lostAt: Record<keyof typeof health, number> = { postgres: 0, redis: 0 };
+  const setHealth = (what: keyof typeof health, ok: boolean, error?: string) => {
+    if (ok === health[what] || stopping) return;
+    health[what] = ok;
+    if (!ok) {
+      lostAt[what] = Date.now();
+      logger.error({ service: what, err: error }, `LOST ${what === 'postgres' ? 'Postgres' : 'Redis'}: jobs fail and are retried until it is back`);
+    } else {
+      logger.warn({ service: what, downMs: Date.now() - lostAt[what] }, `${what === 'postgres' ? 'Postgres' : 'Redis'} is back: work resumes`);
+    }
+  };
+  const probeHealth = async (what: keyof typeof health, check: () => Promise<unknown>) => {
+    try {
+      await bounded(check(), 5000, () => {
+        throw new Error('no answer within 5 s');
+      }, true);
+      setHealth(what, true);
+    } catch (err) {
+      setHealth(what, false, (err as Error).message);
+    }
+  };
+  // A Redis restart can be shorter than a ping: the connection's own events say so at once.
+  const onRedisClose = () => setHealth('redis', false, 'connection closed');
+  const onRedisReady = () => setHealth('redis', true);
+  redis.on('close', onRedisClose);
+  redis.on('ready', onRedisReady);
+  let healthRunning = false;
+  const healthTimer = setInterval(() => {
+    if (healthRunning || stopping) return;
+    healthRunning = true;
+    Promise.all([
+      probeHealth('postgres', () => sql`SELECT 1`.execute(db)),
+      probeHealth('redis', () => redis.ping()),
+    ]).finally(() => {
+      healthRunning = false;
+    });
+  }, 2000);
 
   return {
     workers,
     async close(timeoutMs = config.shutdownTimeoutMs) {
       stopping = true;
       clearInterval(timer);
+      clearInterval(healthTimer);
+      redis.off('close', onRedisClose);
+      redis.off('ready', onRedisReady);
       let timeout: NodeJS.Timeout | undefined;
       const graceful = await Promise.race([
         Promise.all(workers.map((w) => w.close())).then(() => true),
@@ -308,9 +411,36 @@ export function startWorker(ctx: WorkerContext & { queues: Queues; diag: Diagnos
         logger.warn({ timeoutMs }, 'active jobs did not finish in time; they will be picked up as stalled jobs');
         await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
       }
-      await maintaining.catch(() => {});
+      await bounded(maintaining.catch(() => {}), 10_000, () => {});
       return { graceful };
     },
   };
 }
 
+
+/**
+ * Waits for `p` at most `ms`; then calls `onTimeout` and (unless `rethrow`) resolves anyway, leaving `p` to
+ * finish on its own. With `rethrow`, what onTimeout throws rejects the result.
+ */
+async function bounded<T>(p: Promise<T>, ms: number, onTimeout: () => void, rethrow = false): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  p.catch(() => {});
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((resolve, reject) => {
+        timer = setTimeout(() => {
+          try {
+            onTimeout();
+            resolve(undefined);
+          } catch (err) {
+            if (rethrow) reject(err);
+            else resolve(undefined);
+          }
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

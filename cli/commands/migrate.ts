@@ -4,12 +4,12 @@ import { action } from '../run.ts';
 export function register(program: Command): void {
   program
     .command('migrate')
-    .description('bring the database schema up to date (DATABASE_URL)')
+    .description('bring the database schema up to date (DATABASE_URL); the only command that changes the schema')
     .option('--down', 'undo the latest migration instead')
     .action(
       action(async (opts: { down?: boolean }) => {
         const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, migrator } = await import('../../lib/db.ts');
+        const { openDatabase, assertReachable, migrator, schemaState } = await import('../../lib/db.ts');
         const url = config().databaseUrl;
         const handle = openDatabase(url, { max: 1 });
         try {
@@ -19,8 +19,13 @@ export function register(program: Command): void {
           for (const r of results ?? []) {
             console.log(`${r.status === 'Success' ? 'ok  ' : r.status.toLowerCase()} ${r.direction.toLowerCase()} ${r.migrationName}`);
           }
-          if (error) throw new Error(`migration failed: ${(error as Error).message ?? error}`);
-          if ((results ?? []).length === 0) console.log('schema is up to date');
+          if (error) {
+            const failed = results?.find((r) => r.status === 'Error');
+            throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${(error as Error).message ?? error}`);
+          }
+          const state = await schemaState(handle.db);
+          if ((results ?? []).length === 0) console.log(`schema is up to date (version ${state.database})`);
+          else console.log(`schema version ${state.database ?? '(none)'}; this mailcensus expects ${state.expected}`);
         } finally {
           await handle.close();
         }

@@ -43,7 +43,13 @@ async function waitForRun(s: Services, runId: number): Promise<import('../../wor
   }
 }
 
-function printStatus(p: import('../../workers/run.ts').RunProgress, rate: number, counts: Awaited<ReturnType<typeof import('../../workers/run.ts').queueCounts>> | null, line: string): void {
+function printStatus(
+  p: import('../../workers/run.ts').RunProgress,
+  rate: number,
+  counts: Awaited<ReturnType<typeof import('../../workers/run.ts').queueCounts>> | null,
+  line: string,
+  health: import('../../workers/run.ts').RunHealth | null,
+): void {
   console.log(`run ${p.runId} of survey ${p.survey}: ${p.state}`);
   console.log(`  ${line}`);
   const t = (d: Date | null) => (d ? d.toISOString() : '-');
@@ -56,6 +62,16 @@ function printStatus(p: import('../../workers/run.ts').RunProgress, rate: number
     console.log(`  queues (all runs): domains ${c(counts.domains)}; probes ${c(counts.probes)}`);
     if (counts.domains.failed + counts.probes.failed > 0 && p.state === 'running') {
       console.log(`  some jobs failed for good: \`mailcensus resume --run ${p.runId}\` retries them`);
+    }
+  }
+  if (health) {
+    const since = health.secondsSinceLastDiagnosis;
+    console.log(`  last diagnosis: ${since === null ? 'none yet' : `${since} s ago (${health.lastDiagnosisAt!.toISOString()})`}`);
+    if (since !== null && since > 300 && p.state === 'running') console.log('  !!! no diagnosis for over 5 minutes: are the workers running? (see their logs)');
+    console.log(`  retries after infrastructure errors: ${health.retries}; failed for good: ${health.failedForGood}; steps abandoned by the watchdog: ${health.abandoned}`);
+    if (health.longRunning.length > 0) {
+      console.log(`  ${health.longRunning.length} job(s) running longer than ${health.longRunningMs / 1000} s:`);
+      for (const j of health.longRunning.slice(0, 10)) console.log(`    ${j.queue} ${j.jobId} (${j.subject}): ${j.seconds} s, ${j.attemptsMade} earlier failures`);
     }
   }
   void rate;
@@ -105,7 +121,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { run?: number; survey?: string; json?: boolean }) => {
         return withServices(async (s) => {
-          const { runProgress, latestRunId, queueCounts } = await import('../../workers/run.ts');
+          const { runProgress, latestRunId, queueCounts, runHealth } = await import('../../workers/run.ts');
           const { progressLine, rateOf } = await import('../../workers/progress.ts');
           const { InputError } = await import('../../lib/errors.ts');
           const runId = opts.run ?? (await latestRunId(s.db, opts.survey));
@@ -113,10 +129,11 @@ export function register(program: Command): void {
           const p = await runProgress(s.db, runId);
           const rate = rateOf(p);
           const counts = await queueCounts(s.queues).catch(() => null);
+          const health = await runHealth(s, runId).catch(() => null);
           if (opts.json) {
-            console.log(JSON.stringify({ ...p, rate, queues: counts }, null, 2));
+            console.log(JSON.stringify({ ...p, rate, queues: counts, health }, null, 2));
           } else {
-            printStatus(p, rate, counts, progressLine(p, rate));
+            printStatus(p, rate, counts, progressLine(p, rate), health);
           }
           return 0;
         });

@@ -21,11 +21,16 @@ export function register(program: Command): void {
           throw new InputError(`--concurrency must be >= 1, got ${opts.concurrency}`);
         }
         const logger = createLogger({ pretty: opts.pretty, level: opts.logLevel });
+        // A call that failed where nobody waited for it any more (a Redis command timing out under an
+        // abandoned job step, during a stall) must not take the whole worker down: log it, keep working.
+        process.on('unhandledRejection', (reason) => {
+          logger.error({ err: (reason as Error)?.message ?? String(reason), stack: (reason as Error)?.stack }, 'unhandled rejection (ignored)');
+        });
         const services = await openServices(cfg, logger, { worker: true, checkEviction: true });
         const diag = await loadDiagnose();
         const deps = createProbeDepsFor(diag, cfg, services.redis, logger);
         const running = startWorker(
-          { db: services.db, config: cfg, redis: services.redis, logger, deps: deps as never, queues: services.queues, diag },
+          { db: services.db, config: cfg, redis: services.redis, workerRedis: services.workerRedis, logger, deps: deps as never, queues: services.queues, diag },
           { concurrency: opts.concurrency },
         );
         logger.info(
@@ -39,7 +44,8 @@ export function register(program: Command): void {
         });
         logger.info({ signal, timeoutMs: cfg.shutdownTimeoutMs }, 'shutting down: letting active jobs finish');
         const { graceful } = await running.close(cfg.shutdownTimeoutMs);
-        await services.close();
+        // Bounded: a stalled Redis or Postgres must not keep a stopping worker alive.
+        await Promise.race([services.close(), new Promise((r) => setTimeout(r, 5000).unref())]);
         logger.info({ graceful }, 'worker stopped');
         // Nothing should be left open; if a library keeps a handle, do not hang the shutdown on it.
         setTimeout(() => process.exit(0), 2000).unref();

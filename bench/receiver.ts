@@ -15,6 +15,7 @@ import { openRedis, deletePrefix } from './lib/redis.ts';
 import { machine, updateSection } from './_report.ts';
 import type { BenchArgs } from './lib/args.ts';
 import { Worker } from 'node:worker_threads';
+import { openDatabase, migrateSchema } from '../lib/db.ts';
 
 // The greeting prober (plain JavaScript, run in a worker thread): for `seconds`, every 250 ms, connects from
 // 127.3.x.y, waits for the first reply line, and records how long it took and its code.
@@ -152,6 +153,9 @@ export async function run(args: BenchArgs): Promise<void> {
   url.pathname = `/${name}`;
   let stopDrips = false;
   try {
+    // Only `mailcensus migrate` (or this) changes a schema; the receiver refuses a database it does not know.
+    const migrating = openDatabase(url.toString(), { max: 1 });
+    await migrateSchema(migrating.db).finally(() => migrating.close());
     const rx = spawnCli('receive', ['receive', '--listen', '127.0.0.1:0', '--domain', domain, '--no-result-mail', '--log-level', 'warn'], {
       env: {
         ...process.env,

@@ -24,6 +24,7 @@ import { startWorker } from '../workers/worker.ts';
 import { loadDiagnose } from '../workers/diagnose-api.ts';
 import { createRequest } from '../receiver/tokens.ts';
 import { sendMail } from './test-mail-helpers.ts';
+import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUR_DOMAIN = 'mailcensus.lab.test';
@@ -72,15 +73,7 @@ before(async () => {
   config = loadConfig({
     ...lab.env,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
-    MAILCENSUS_EHLO_NAME: 'checker.mailcensus.lab.test',
-    MAILCENSUS_DNS_TIMEOUT_MS: '1000',
-    MAILCENSUS_DNS_RETRIES: '1',
-    MAILCENSUS_DNS_QPS: '0',
-    MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '3000',
-    MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000',
-    MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
-    MAILCENSUS_PER_IP_CONCURRENCY: '4',
-    MAILCENSUS_PER_IP_INTERVAL_MS: '0',
+    ...FAST_LAB_CHECKER_ENV,
   });
   deps = createProbeDeps(config);
   rx = await startReceiver({

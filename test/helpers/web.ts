@@ -16,6 +16,7 @@ import { createRedis, openQueues, enqueueTestMail, deleteKeysUnder, type Queues 
 import { startWorker, type RunningWorker } from '../../workers/worker.ts';
 import { loadDiagnose } from '../../workers/diagnose-api.ts';
 import { buildServer, type WebApp } from '../../web/server.ts';
+import { FAST_LAB_CHECKER_ENV } from './lab-env.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const OUR_DOMAIN = 'mailcensus.lab.test';
@@ -47,16 +48,8 @@ export async function startWebStack(env: Record<string, string> = {}, options: {
     DATABASE_URL: tdb.url,
     MAILCENSUS_QUEUE_PREFIX: prefix,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
-    MAILCENSUS_EHLO_NAME: 'checker.mailcensus.lab.test',
+    ...FAST_LAB_CHECKER_ENV,
     MAILCENSUS_RESULT_MAIL: '0',
-    MAILCENSUS_DNS_TIMEOUT_MS: '1000',
-    MAILCENSUS_DNS_RETRIES: '1',
-    MAILCENSUS_DNS_QPS: '0',
-    MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '3000',
-    MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000',
-    MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
-    MAILCENSUS_PER_IP_CONCURRENCY: '4',
-    MAILCENSUS_PER_IP_INTERVAL_MS: '0',
     MAILCENSUS_TRANSIENT_RETRIES: '0',
     MAILCENSUS_LOCK_DURATION_MS: '30000',
     MAILCENSUS_WEB_OPERATOR_PASSWORD: OPERATOR_PASSWORD,

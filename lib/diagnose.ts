@@ -16,13 +16,13 @@ import {
   type DnsObservations,
   type IpDnsObservations,
 } from './probes/dns.ts';
-import { mxRows } from './checks/mx.ts';
+import { mxRows } from './checks/mx/mx.ts';
 import { probeSmtp, smtpOptionsFromConfig, type SmtpObservation, type SmtpProbeOptions } from './probes/smtp.ts';
 import { createIpGate, type IpGate } from './probes/ip-gate.ts';
 import { createOutboundGate, type OutboundGate } from './net/outbound.ts';
-import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive.ts';
-import { evaluateOpenRelay } from './checks/open-relay.ts';
-import { tlsFindings } from './checks/tls-findings.ts';
+import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive/tls-receive.ts';
+import { evaluateOpenRelay } from './checks/open-relay/open-relay.ts';
+import { tlsFindings } from './checks/cert-problems/tls-findings.ts';
 import { judgeTestMail } from './test-mail.ts';
 
 export type DomainDnsObservations = DnsObservations;

@@ -12,12 +12,12 @@ import type { DomainDnsObservations, IpObservation, ProbeDeps } from './diagnose
 import { collectIpDnsObservations, judgeDns, type IpDnsObservations } from './probes/dns.ts';
 import { mailauthSpfResolver } from './dns/mailauth.ts';
 import type { Resolver } from './dns/resolver.ts';
-import { mxRows } from './checks/mx.ts';
-import { evaluateSpfTestMail, type SpfTestMailObservation } from './checks/spf.ts';
-import { dkimTestMailObservation, evaluateDkimTestMail, type DkimTestMailObservation } from './checks/dkim.ts';
-import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive.ts';
-import { evaluateOpenRelay, type RelayProbe } from './checks/open-relay.ts';
-import { tlsFindings } from './checks/tls-findings.ts';
+import { mxRows } from './checks/mx/mx.ts';
+import { evaluateSpfTestMail, type SpfTestMailObservation } from './checks/spf/spf.ts';
+import { dkimTestMailObservation, evaluateDkimTestMail, type DkimTestMailObservation } from './checks/dkim/dkim.ts';
+import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive/tls-receive.ts';
+import { evaluateOpenRelay, type RelayProbe } from './checks/open-relay/open-relay.ts';
+import { tlsFindings } from './checks/cert-problems/tls-findings.ts';
 import type { SmtpObservation } from './probes/smtp.ts';
 import { addressToALabels, toALabels } from './dns/names.ts';
 import { concurrencyLimit } from './concurrency.ts';

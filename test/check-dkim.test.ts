@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { dkimTestMailObservation, evaluateDkimScan, evaluateDkimTestMail, parseDkimKey, type DkimObservation } from '../lib/checks/dkim.ts';
+import { dkimTestMailObservation, evaluateDkimScan, evaluateDkimTestMail, parseDkimKey, type DkimObservation } from '../lib/checks/dkim/dkim.ts';
 import { L, txt } from './helpers/lookups.ts';
 
 const rsa = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');

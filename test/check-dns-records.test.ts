@@ -1,13 +1,13 @@
 // MX, DMARC, MTA-STS, TLS-RPT, reverse DNS, DNSSEC and DNSBL judged over declared observations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { evaluateMx, mxIps, mxKind, type MxObservation } from '../lib/checks/mx.ts';
-import { evaluateDmarc } from '../lib/checks/dmarc.ts';
-import { evaluateMtaSts } from '../lib/checks/mta-sts.ts';
-import { evaluateTlsRpt } from '../lib/checks/tls-rpt.ts';
-import { combineIpFindings, evaluateReverseDns } from '../lib/checks/reverse-dns.ts';
-import { evaluateDnssec, needsCd } from '../lib/checks/dnssec.ts';
-import { evaluateDnsbl } from '../lib/checks/dnsbl.ts';
+import { evaluateMx, mxIps, mxKind, type MxObservation } from '../lib/checks/mx/mx.ts';
+import { evaluateDmarc } from '../lib/checks/dmarc/dmarc.ts';
+import { evaluateMtaSts } from '../lib/checks/mta-sts/mta-sts.ts';
+import { evaluateTlsRpt } from '../lib/checks/tls-rpt/tls-rpt.ts';
+import { combineIpFindings, evaluateReverseDns } from '../lib/checks/reverse-dns/reverse-dns.ts';
+import { evaluateDnssec, needsCd } from '../lib/checks/dnssec/dnssec.ts';
+import { evaluateDnsbl } from '../lib/checks/dnsbl/dnsbl.ts';
 import { judgeDns } from '../lib/probes/dns.ts';
 import { finding } from '../lib/criteria.ts';
 import { L, txt } from './helpers/lookups.ts';

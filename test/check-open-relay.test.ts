@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { evaluateOpenRelay, type RelayProbe } from '../lib/checks/open-relay.ts';
+import { evaluateOpenRelay, type RelayProbe } from '../lib/checks/open-relay/open-relay.ts';
 import { obs, type Kind } from './smtp-fixtures.ts';
 
 const p = (role: 'mx' | 'sender', kind: Kind, last: number): RelayProbe => ({ ip: `127.100.0.${last}`, role, obs: obs(kind, `127.100.0.${last}`) });

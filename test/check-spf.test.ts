@@ -1,7 +1,7 @@
 // SPF judgement over declared observations: the scan-source static rules and the test-mail result mapping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyzeSpf, evaluateSpfScan, evaluateSpfTestMail, parseSpf, type SpfNode, type SpfObservation } from '../lib/checks/spf.ts';
+import { analyzeSpf, evaluateSpfScan, evaluateSpfTestMail, parseSpf, type SpfNode, type SpfObservation } from '../lib/checks/spf/spf.ts';
 import { L, txt } from './helpers/lookups.ts';
 
 const node = (domain: string, t: ReturnType<typeof txt>, children: SpfNode['children'] = []): SpfNode => ({ domain, txt: t, children });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { evaluateTlsReceive, type MxProbe } from '../lib/checks/tls-receive.ts';
+import { evaluateTlsReceive, type MxProbe } from '../lib/checks/tls-receive/tls-receive.ts';
 import { obs, type Kind } from './smtp-fixtures.ts';
 
 const mx = (kind: Kind, n = 1): MxProbe => ({ host: `mx${n}.example.test`, ip: `127.100.0.${n}`, obs: obs(kind, `127.100.0.${n}`) });

@@ -7,7 +7,7 @@ import { loadWorld } from '../lab/world.ts';
 import { startDnsServer, type DnsServer } from '../lab/dns-server.ts';
 import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
 import { collectDnsObservations, collectIpDnsObservations, ipsToProbe, judgeDns, type DnsJudgement, type IpDnsObservations } from '../lib/probes/dns.ts';
-import { collectSpfTestMail, evaluateSpfTestMail } from '../lib/checks/spf.ts';
+import { collectSpfTestMail, evaluateSpfTestMail } from '../lib/checks/spf/spf.ts';
 
 const WORLD = fileURLToPath(new URL('../lab/worlds/test-dns-checks.json', import.meta.url));
 const config = { dkimSelectors: ['default', 's1', 'selector1', 'google'], dnsblZones: ['bl.lab.test'] };

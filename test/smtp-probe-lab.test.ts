@@ -10,9 +10,9 @@ import { startSmtpHosts, type SmtpHosts } from '../lab/smtp-server.ts';
 import type { LabWorld } from '../lab/model.ts';
 import { probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
 import { createIpGate, createProbeCache, createSmtpProber } from '../lib/probes/ip-gate.ts';
-import { evaluateTlsReceive } from '../lib/checks/tls-receive.ts';
-import { evaluateOpenRelay } from '../lib/checks/open-relay.ts';
-import { tlsFindings } from '../lib/checks/tls-findings.ts';
+import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
+import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
+import { tlsFindings } from '../lib/checks/cert-problems/tls-findings.ts';
 
 const WORLD = new URL('../lab/worlds/test-smtp-probe.json', import.meta.url).pathname;
 let world: LabWorld;

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
-import { evaluateTlsReceive } from '../lib/checks/tls-receive.ts';
-import { evaluateOpenRelay } from '../lib/checks/open-relay.ts';
+import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
+import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
 
 interface Io {
   send(text: string): void;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { certProblemsOf, tlsFindings } from '../lib/checks/tls-findings.ts';
+import { certProblemsOf, tlsFindings } from '../lib/checks/cert-problems/tls-findings.ts';
 import { obs } from './smtp-fixtures.ts';
 
 test('a trusted certificate for the MX name has no problems', () => {

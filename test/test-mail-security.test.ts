@@ -259,7 +259,7 @@ test('fan-out is bounded: 10 MX × 300 addresses are probed at most 16 times, re
   assert.ok(probes <= 17, `${probes} probes (16 MX addresses + the sender)`);
   assert.ok(peak <= config.maxConcurrentProbesPerJob, `peak concurrency ${peak}`);
   const row = await tdb.db.selectFrom('diagnoses').select(['observations']).where('id', '=', r.diagnosisId!).executeTakeFirstOrThrow();
-  const { evaluateMx } = await import('../lib/checks/mx.ts');
+  const { evaluateMx } = await import('../lib/checks/mx/mx.ts');
   const mx = evaluateMx((row.observations as { dns: { mx: never } }).dns.mx);
   const hosts = (row.observations as { dns: { mx: { hosts: { exchange: string; a: { outcome: string; data: unknown[] } }[] } } }).dns.mx.hosts;
   assert.equal(hosts.length, 10, JSON.stringify(hosts.map((h) => [h.exchange, h.a.outcome, h.a.data?.length])));
@@ -286,7 +286,7 @@ test('RFC 8616: a U-label MAIL FROM is checked with A-label lookups (SPF pass, n
 });
 
 test('the SPF walk stops at the RFC 7208 §4.6.4 limits: a record with 2,000 a: terms costs a dozen lookups, not 4,000', async () => {
-  const { collectSpf, evaluateSpfScan } = await import('../lib/checks/spf.ts');
+  const { collectSpf, evaluateSpfScan } = await import('../lib/checks/spf/spf.ts');
   const { createResolver } = await import('../lib/dns/resolver.ts');
   const terms = Array.from({ length: 2000 }, (_, i) => `a:h${i}.spfbomb.example`).join(' ');
   const record = `v=spf1 ${terms} -all`;

@@ -8,7 +8,7 @@ import { collectTestMailObservations, isAuthenticated, judgeTestMail, testMailPr
 import { countRecentDiagnoses, countSentResultMails, loadTestMail, recordResultMail, setNotDiagnosed, type ResultMailStatus } from '../receiver/store.ts';
 import { findRequest, domainOfAddress } from '../receiver/tokens.ts';
 import { composeResultMail, deliverResultMail, type DiagnosisView } from '../receiver/result-mail.ts';
-import { mxRows } from '../lib/checks/mx.ts';
+import { mxRows } from '../lib/checks/mx/mx.ts';
 import { collectDomain, transientUnknowns } from '../lib/diagnose.ts';
 import type { Diagnosis } from '../lib/diagnosis.ts';
 

@@ -6,15 +6,15 @@ import type { Resolver } from '../dns/resolver.ts';
 import { normalizeDomain } from '../dns/names.ts';
 import { finding, type Criterion, type Finding, type Source } from '../criteria.ts';
 import type { ExtraFindings } from '../diagnosis.ts';
-import { collectMx, evaluateMx, mxIps, mxKind, type MxObservation, type MxKind } from '../checks/mx.ts';
-import { collectSpf, evaluateSpfScan, type SpfObservation } from '../checks/spf.ts';
-import { collectDkim, evaluateDkimScan, type DkimObservation } from '../checks/dkim.ts';
-import { collectDmarc, evaluateDmarc, type DmarcObservation } from '../checks/dmarc.ts';
-import { collectMtaSts, evaluateMtaSts, type MtaStsObservation } from '../checks/mta-sts.ts';
-import { collectTlsRpt, evaluateTlsRpt, type TlsRptObservation } from '../checks/tls-rpt.ts';
-import { collectDnssec, evaluateDnssec, needsCd, dnssecState, type DnssecObservation, type DnssecState } from '../checks/dnssec.ts';
-import { collectReverseDns, combineIpFindings, evaluateReverseDns, type ReverseDnsObservation } from '../checks/reverse-dns.ts';
-import { collectDnsbl, evaluateDnsbl, type DnsblObservation } from '../checks/dnsbl.ts';
+import { collectMx, evaluateMx, mxIps, mxKind, type MxObservation, type MxKind } from '../checks/mx/mx.ts';
+import { collectSpf, evaluateSpfScan, type SpfObservation } from '../checks/spf/spf.ts';
+import { collectDkim, evaluateDkimScan, type DkimObservation } from '../checks/dkim/dkim.ts';
+import { collectDmarc, evaluateDmarc, type DmarcObservation } from '../checks/dmarc/dmarc.ts';
+import { collectMtaSts, evaluateMtaSts, type MtaStsObservation } from '../checks/mta-sts/mta-sts.ts';
+import { collectTlsRpt, evaluateTlsRpt, type TlsRptObservation } from '../checks/tls-rpt/tls-rpt.ts';
+import { collectDnssec, evaluateDnssec, needsCd, dnssecState, type DnssecObservation, type DnssecState } from '../checks/dnssec/dnssec.ts';
+import { collectReverseDns, combineIpFindings, evaluateReverseDns, type ReverseDnsObservation } from '../checks/reverse-dns/reverse-dns.ts';
+import { collectDnsbl, evaluateDnsbl, type DnsblObservation } from '../checks/dnsbl/dnsbl.ts';
 
 export interface DnsDeps {
   resolver: Resolver;

@@ -120,6 +120,6 @@ export function createSmtpProber(deps: {
 }): SmtpProber {
   const cache = deps.cache ?? createProbeCache<SmtpObservation>();
   // The first caller's host name is used for SNI; the certificate's names are recorded, so each domain's
-  // checks re-judge the name match for their own MX name (lib/checks/tls-findings.ts).
+  // checks re-judge the name match for their own MX name (lib/checks/cert-problems/tls-findings.ts).
   return (ip, host) => cache.get(ip, () => deps.gate.run(ip, () => deps.probe(ip, { ...deps.options, host })));
 }

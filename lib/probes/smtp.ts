@@ -2,7 +2,7 @@
 // greeting -> EHLO (HELO fallback) -> STARTTLS (RFC 3207) with the certificate recorded -> EHLO again ->
 // the open-relay test (MAIL FROM / RCPT TO to a domain we do not host, RSET between attempts) -> QUIT.
 // It never sends DATA or BDAT: the command writer refuses them, so no probe can ever deliver a message.
-// Checks (lib/checks/tls-receive.ts, open-relay.ts, tls-findings.ts) judge the observation it returns.
+// Checks (lib/checks/tls-receive/tls-receive.ts, open-relay.ts, tls-findings.ts) judge the observation it returns.
 import net from 'node:net';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';

@@ -3,10 +3,10 @@
 // mean nothing below) and probe a list of common selectors, parsing each key found. Test-mail source:
 // mailauth verifies the received message; evaluateDkimTestMail judges its results.
 import { createPublicKey } from 'node:crypto';
-import type { Resolver } from '../dns/resolver.ts';
-import { isFact } from '../dns/resolver.ts';
-import { lookup, txtRecords, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isFact } from '../../dns/resolver.ts';
+import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 export interface DkimSelectorObservation {
   selector: string;

@@ -2,11 +2,11 @@
 // in 127.0.0.0/24 means listed (the TXT record says why); 127.255.255.0/24 is how operators such as Spamhaus
 // signal an error or a refused query (public resolver, over quota), so it is unknown, never "listed".
 import net from 'node:net';
-import type { Resolver } from '../dns/resolver.ts';
-import { isAbsent, isFact } from '../dns/resolver.ts';
-import { reversedIpLabels } from '../dns/names.ts';
-import { lookup, txtRecords, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isAbsent, isFact } from '../../dns/resolver.ts';
+import { reversedIpLabels } from '../../dns/names.ts';
+import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 export interface DnsblZoneObservation {
   zone: string;

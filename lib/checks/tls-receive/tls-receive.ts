@@ -2,8 +2,8 @@
 // its handshake fails; else `unknown` if any MX could not be measured; else `ok`. Null MX or no MX: `na`.
 // Certificate problems are not judged here (SMTP TLS is opportunistic, RFC 3207 §4.1 / RFC 7435); they are
 // findings of their own (tls-findings.ts).
-import { finding, type Finding } from '../criteria.ts';
-import type { SmtpObservation } from '../probes/smtp.ts';
+import { finding, type Finding } from '../../criteria.ts';
+import type { SmtpObservation } from '../../probes/smtp.ts';
 
 export interface MxProbe {
   host: string;

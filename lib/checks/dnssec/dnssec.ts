@@ -2,10 +2,10 @@
 // apart from other SERVFAILs the way internet.nl does: the same query with CD (checking disabled, RFC 4035
 // §3.2.2) succeeds. Extended DNS Errors (RFC 8914: 6 DNSSEC Bogus, 7 Signature Expired, …) are recorded but
 // not required, because real resolvers vary in sending them.
-import type { Resolver } from '../dns/resolver.ts';
-import { isFact } from '../dns/resolver.ts';
-import { lookup, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isFact } from '../../dns/resolver.ts';
+import { lookup, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 export interface DnssecObservation {
   domain: string;

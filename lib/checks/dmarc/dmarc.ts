@@ -1,11 +1,11 @@
 // DMARC (RFC 7489), recorded as a finding beyond MSchecker's criteria: the `_dmarc` TXT record of the domain,
 // or of its organizational domain when the domain has none (§6.6.3), and its policy.
 import { getDomain } from 'tldts'; // mailauth's own Public Suffix List library (a dependency of mailauth)
-import type { Resolver } from '../dns/resolver.ts';
-import { isAbsent, isFact } from '../dns/resolver.ts';
-import { lookup, txtRecords, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
-import type { ExtraFindings } from '../diagnosis.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isAbsent, isFact } from '../../dns/resolver.ts';
+import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
+import type { ExtraFindings } from '../../diagnosis.ts';
 
 export interface DmarcObservation {
   domain: string;

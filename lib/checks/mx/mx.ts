@@ -1,10 +1,10 @@
 // The domain's receiving hosts: MX set, null MX (RFC 7505), no MX (with the implicit MX of RFC 5321 §5.1),
 // and every MX host's addresses. Other checks (reverse DNS, DNSBL, the SMTP probes) run over these hosts.
 import net from 'node:net';
-import type { MxData, Resolver } from '../dns/resolver.ts';
-import { isAbsent, isFact } from '../dns/resolver.ts';
-import { lookup, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { MxData, Resolver } from '../../dns/resolver.ts';
+import { isAbsent, isFact } from '../../dns/resolver.ts';
+import { lookup, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 /** At most this many MX hosts are probed; the rest are recorded as truncated. */
 export const MAX_MX_HOSTS = 10;

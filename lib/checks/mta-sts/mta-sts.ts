@@ -1,10 +1,10 @@
 // MTA-STS (RFC 8461), recorded as a finding beyond MSchecker's criteria: the `_mta-sts` TXT record that
 // announces a policy. (Fetching the HTTPS policy itself is outside the DNS checks.)
-import type { Resolver } from '../dns/resolver.ts';
-import { isFact } from '../dns/resolver.ts';
-import { lookup, txtRecords, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
-import type { ExtraFindings } from '../diagnosis.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isFact } from '../../dns/resolver.ts';
+import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
+import type { ExtraFindings } from '../../diagnosis.ts';
 
 export interface MtaStsObservation {
   domain: string;

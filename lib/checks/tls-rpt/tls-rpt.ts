@@ -1,10 +1,10 @@
 // SMTP TLS Reporting (RFC 8460), recorded as a finding beyond MSchecker's criteria: the `_smtp._tls` TXT
 // record and its report destinations.
-import type { Resolver } from '../dns/resolver.ts';
-import { isFact } from '../dns/resolver.ts';
-import { lookup, txtRecords, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
-import type { ExtraFindings } from '../diagnosis.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isFact } from '../../dns/resolver.ts';
+import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
+import type { ExtraFindings } from '../../diagnosis.ts';
 
 export interface TlsRptObservation {
   domain: string;

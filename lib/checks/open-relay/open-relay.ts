@@ -2,8 +2,8 @@
 // domain (2xx) from us; `ok` if every one of them refuses (5xx, including 530); else `unknown`. The sending host
 // counts only if it answers SMTP at all: outbound-only servers (connection refused, no greeting) are common and
 // are skipped, not `unknown`.
-import { finding, type Finding } from '../criteria.ts';
-import type { SmtpObservation } from '../probes/smtp.ts';
+import { finding, type Finding } from '../../criteria.ts';
+import type { SmtpObservation } from '../../probes/smtp.ts';
 
 export interface RelayProbe {
   ip: string;

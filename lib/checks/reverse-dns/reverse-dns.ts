@@ -1,11 +1,11 @@
 // Reverse DNS with forward confirmation (FCrDNS; the `iprev` method of RFC 8601 §3): the IP has a
 // PTR whose name resolves back to that same IP. Receivers (and MSchecker) distrust senders without it.
 import net from 'node:net';
-import type { Resolver } from '../dns/resolver.ts';
-import { isAbsent, isFact } from '../dns/resolver.ts';
-import { canonicalIp, ptrName } from '../dns/names.ts';
-import { lookup, unknownFrom, type Lookup } from '../dns/observation.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isAbsent, isFact } from '../../dns/resolver.ts';
+import { canonicalIp, ptrName } from '../../dns/names.ts';
+import { lookup, unknownFrom, type Lookup } from '../../dns/observation.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 /** At most this many PTR names are forward-checked (as RFC 7208 §5.5 bounds the ptr mechanism). */
 export const MAX_PTR_NAMES = 10;

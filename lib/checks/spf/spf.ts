@@ -2,11 +2,11 @@
 // resolver. Scan source: no IP to test, so the published policy is judged statically, as checkdmarc does:
 // exactly one well-formed `v=spf1` record, ≤ 10 DNS-querying terms over it and its includes/redirect,
 // ≤ 2 void lookups, and not `+all`.
-import type { Resolver } from '../dns/resolver.ts';
-import { isAbsent, isFact } from '../dns/resolver.ts';
-import { lookup, txtRecords, unknownFrom, failureReason, type Lookup } from '../dns/observation.ts';
-import { mailauthSpfResolver } from '../dns/mailauth.ts';
-import { finding, type Finding } from '../criteria.ts';
+import type { Resolver } from '../../dns/resolver.ts';
+import { isAbsent, isFact } from '../../dns/resolver.ts';
+import { lookup, txtRecords, unknownFrom, failureReason, type Lookup } from '../../dns/observation.ts';
+import { mailauthSpfResolver } from '../../dns/mailauth.ts';
+import { finding, type Finding } from '../../criteria.ts';
 
 // RFC 7208 §4.6.4.
 export const SPF_MAX_LOOKUPS = 10;

@@ -1,22 +1,14 @@
 // A diagnosis as every producer (survey worker, test-mail worker, re-judging) hands it to storage, and the one
 // function that stores it. Idempotent: one row per (run, domain) and per received mail.
 import type { Db } from './db.ts';
-import type { CriterionFindings, Source } from './criteria.ts';
+import type { Criterion, CriterionFindings, Source, Status } from './criteria.ts';
 import { CRITERIA } from './criteria.ts';
 import type { VerdictResult } from './verdict.ts';
+import type { CheckResult, FindingCheck } from './checks/contract.ts';
+import { FINDING_CHECKS } from './checks/registry.ts';
 
-/** Findings beyond MSchecker's criteria; they never change the verdict but reports count them. */
-export interface ExtraFindings {
-  /** DMARC `p=` of the domain's record (RFC 7489 §6.3), or what stood in the way of reading one. */
-  dmarcPolicy: 'none' | 'quarantine' | 'reject' | 'absent' | 'invalid' | 'unknown';
-  mtaSts: 'present' | 'absent' | 'invalid' | 'unknown';
-  tlsRpt: 'present' | 'absent' | 'invalid' | 'unknown';
-  /** TLS versions negotiated with the MX hosts (and with the sender, for a test mail). */
-  tlsVersions: string[];
-  /** Certificate problems seen on MX hosts: self_signed, expired, wrong_name, untrusted. */
-  certProblems: string[];
-  nullMx: boolean;
-}
+/** The findings beyond MSchecker's criteria, by check id (lib/checks/registry.ts); they never change the verdict. */
+export type FindingResults = Record<string, CheckResult>;
 
 export interface MxRow {
   preference: number;
@@ -30,7 +22,7 @@ export interface Diagnosis {
   observedAt: Date;
   criteria: CriterionFindings;
   verdict: VerdictResult;
-  findings: ExtraFindings;
+  findings: FindingResults;
   /** Raw observations (JSON-serialisable): what re-judging reads. */
   observations: unknown;
   mx: MxRow[];
@@ -46,31 +38,19 @@ export type DiagnosisOrigin =
  */
 export async function insertDiagnosis(db: Db, d: Diagnosis, origin: DiagnosisOrigin): Promise<{ id: string; inserted: boolean }> {
   return db.transaction().execute(async (trx) => {
-    const row: Record<string, unknown> = {
+    const row = {
       source: d.source,
       domain: d.domain,
       survey_id: origin.source === 'scan' ? origin.surveyId : origin.surveyId ?? null,
       run_id: origin.source === 'scan' ? origin.runId : null,
       test_mail_id: origin.source === 'test-mail' ? origin.testMailId : null,
       observed_at: d.observedAt,
-      verdict: d.verdict.verdict,
-      verdict_reasons: { proven: d.verdict.proven, reasons: d.verdict.reasons, ignored: d.verdict.ignored },
-      dmarc_policy: d.findings.dmarcPolicy,
-      mta_sts: d.findings.mtaSts,
-      tls_rpt: d.findings.tlsRpt,
-      tls_versions: d.findings.tlsVersions,
-      cert_problems: d.findings.certProblems,
-      findings: d.findings,
       observations: d.observations,
-      rules_version: d.verdict.rulesVersion,
+      ...judgementColumns(d),
     };
-    for (const c of CRITERIA) {
-      row[c] = d.criteria[c].status;
-      row[`${c}_reason`] = d.criteria[c].reason;
-    }
     const inserted = await trx
       .insertInto('diagnoses')
-      .values(row as never)
+      .values(row)
       .onConflict((oc) =>
         origin.source === 'scan'
           ? oc.columns(['run_id', 'domain']).where('run_id', 'is not', null).doNothing()
@@ -95,4 +75,31 @@ export async function insertDiagnosis(db: Db, d: Diagnosis, origin: DiagnosisOri
     }
     return { id: inserted.id, inserted: true };
   });
+}
+
+/**
+ * What a judgement writes into its `diagnoses` row, from the registry: every criterion's status and reason
+ * column, every finding under `findings.<id>` (and in its legacy column where it has one), the verdict.
+ * insertDiagnosis and re-judging both write exactly these.
+ */
+export function judgementColumns(d: Pick<Diagnosis, 'criteria' | 'findings' | 'verdict'>) {
+  const criteria = {} as Record<`${Criterion}` | `${Criterion}_reason`, string>;
+  for (const c of CRITERIA) {
+    criteria[c] = d.criteria[c].status;
+    criteria[`${c}_reason`] = d.criteria[c].reason;
+  }
+  const legacy: Partial<Record<NonNullable<FindingCheck['column']>, string | string[] | null>> = {};
+  for (const f of FINDING_CHECKS) if (f.column) legacy[f.column] = d.findings[f.id]?.value ?? null;
+  return {
+    ...(criteria as Record<Criterion, Status> & Record<`${Criterion}_reason`, string>),
+    verdict: d.verdict.verdict,
+    verdict_reasons: { proven: d.verdict.proven, reasons: d.verdict.reasons, ignored: d.verdict.ignored },
+    dmarc_policy: (legacy.dmarc_policy as string | null) ?? null,
+    mta_sts: (legacy.mta_sts as string | null) ?? null,
+    tls_rpt: (legacy.tls_rpt as string | null) ?? null,
+    tls_versions: (legacy.tls_versions as string[] | null) ?? [],
+    cert_problems: (legacy.cert_problems as string[] | null) ?? [],
+    findings: d.findings,
+    rules_version: d.verdict.rulesVersion,
+  };
 }

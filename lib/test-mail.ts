@@ -4,27 +4,21 @@
 //     session) and one SMTP session with the sending host (is it an open relay?);
 //   judgeTestMail: pure, the `test-mail` column of ../shared/CRITERIA.md over those observations, so a stored
 //     diagnosis can be re-judged (lib/diagnose.ts `rejudge`) without receiving the mail again.
-import { finding, type CriterionFindings, type Finding } from './criteria.ts';
-import { judgeVerdict } from './verdict.ts';
-import type { Diagnosis } from './diagnosis.ts';
-// Types only: lib/diagnose.ts imports this module (rejudge), so its functions are loaded lazily below.
-import type { DomainDnsObservations, IpObservation, ProbeDeps } from './diagnose.ts';
-import { collectIpDnsObservations, judgeDns, type IpDnsObservations } from './probes/dns.ts';
+import type { ProbeDeps } from './diagnose.ts';
+import { collectDomain, mxTargets, observeIp } from './diagnose.ts';
+import { collectIpDnsObservations } from './probes/dns.ts';
 import { mailauthSpfResolver } from './dns/mailauth.ts';
 import type { Resolver } from './dns/resolver.ts';
-import { mxRows } from './checks/mx/mx.ts';
-import { evaluateSpfTestMail, type SpfTestMailObservation } from './checks/spf/spf.ts';
-import { dkimTestMailObservation, evaluateDkimTestMail, type DkimTestMailObservation } from './checks/dkim/dkim.ts';
-import { evaluateTlsReceive, type MxProbe } from './checks/tls-receive/tls-receive.ts';
-import { evaluateOpenRelay, type RelayProbe } from './checks/open-relay/open-relay.ts';
-import { tlsFindings } from './checks/cert-problems/tls-findings.ts';
-import type { SmtpObservation } from './probes/smtp.ts';
+import { lookupOf, type Lookup } from './dns/observation.ts';
+import type { SpfTestMailObservation } from './checks/spf/spf.ts';
+import { dkimTestMailObservation, evaluateDkimTestMail } from './checks/dkim/dkim.ts';
 import { addressToALabels, toALabels } from './dns/names.ts';
 import { concurrencyLimit } from './concurrency.ts';
+import type { DmarcTestMailObservation, Provenance, ReceivedTls, TestMailObservations } from './observations.ts';
 
-/** How a test mail reached us (CRITERIA.md "Test-mail provenance"). */
-export type Provenance = 'requested' | 'authenticated' | 'unverified';
-export const PROVENANCES: readonly Provenance[] = ['requested', 'authenticated', 'unverified'];
+export { judgeTestMail } from './checks/judge.ts';
+export { PROVENANCES } from './observations.ts';
+export type { DmarcTestMailObservation, Provenance, TestMailObservations };
 
 /** The stored test mail as the collection needs it (receiver/store.ts `TestMailRow` satisfies it). */
 export interface ReceivedTestMail {
@@ -38,57 +32,13 @@ export interface ReceivedTestMail {
   token: string | null;
   /** The diagnosed domain (A-label): MAIL FROM domain, or From: domain for a null reverse-path. */
   domain: string | null;
-  tls: { used: boolean; offered: boolean; protocol: string | null; cipher: string | null };
+  tls: ReceivedTls;
   raw: Buffer;
   size: number;
 }
 
-/** DMARC as mailauth evaluated it for this message (RFC 7489); a finding beyond MSchecker's criteria. */
-export interface DmarcTestMailObservation {
-  result: string;
-  policy: string | null;
-  headerFromDomain: string | null;
-  comment: string | null;
-}
-
-export interface TestMailObservations {
-  version: 1;
-  kind: 'test-mail';
-  testMailId: string;
-  domain: string;
-  receivedAt: string;
-  mail: {
-    clientIp: string;
-    helo: string | null;
-    mailFrom: string | null;
-    headerFrom: string | null;
-    rcptTo: string[];
-    token: string | null;
-    /** The domain named in `mailcensus request` for this token, if the token was known. */
-    requestDomain: string | null;
-    size: number;
-    tls: ReceivedTestMail['tls'];
-  };
-  spf: SpfTestMailObservation;
-  dkim: DkimTestMailObservation;
-  dmarc: DmarcTestMailObservation | null;
-  /** The domain from outside: MX, DNSSEC, DMARC/MTA-STS/TLS-RPT records. */
-  dns: DomainDnsObservations;
-  /** PTR/FCrDNS and DNSBL of the client IP. */
-  client: IpDnsObservations;
-  /** One SMTP session with the sending host (open relay; outbound-only hosts do not answer). */
-  sender: { ip: string; smtp: SmtpObservation };
-  /** Every MX IP: its SMTP session (receive TLS, open relay) and its PTR/DNSBL. */
-  ips: Record<string, IpObservation>;
-  /** Bounds that cut the collection short (absent in diagnoses stored before issue 12). */
-  limits?: {
-    /** DKIM-Signature headers in the mail, and how many were verified (the first N). */
-    dkimSignatures: number;
-    dkimVerified: number;
-    /** MX addresses left unprobed because the job deadline passed. */
-    skippedByDeadline: string[];
-  };
-}
+/** RFC 7208 §4.6.4 bounds SPF at 10 + 2 lookups and a few per include; DKIM adds one per verified signature. */
+const MAX_AUTH_LOOKUPS = 200;
 
 type MailauthDkimResult = { signingDomain?: string; selector?: string; status?: { result?: string; comment?: string } };
 interface MailauthAuthResult {
@@ -108,11 +58,21 @@ export async function collectTestMailObservations(
 ): Promise<TestMailObservations> {
   if (!mail.domain) throw new Error(`test mail ${mail.id} has no sender domain to diagnose`);
   const domain = mail.domain;
-  const { collectDomain, mxTargets, observeIp } = await import('./diagnose.ts');
   const dns = await collectDomain(domain, deps);
   // A DNSSEC-bogus domain's records are read with CD (CRITERIA.md), for SPF and DKIM keys as for the rest.
   const cd = dns.valid ? dns.cd : false;
-  const resolver = mailauthSpfResolver(deps.resolver, { cd });
+  // mailauth asks our resolver; every answer it got is kept with the observations (bounded), so the SPF and
+  // DMARC results can be computed again from what the DNS said then.
+  const authDns: Lookup[] = [];
+  const recording: Resolver = {
+    query: async (name, type, o) => {
+      const r = await deps.resolver.query(name, type, o);
+      if (authDns.length < MAX_AUTH_LOOKUPS) authDns.push(lookupOf(r));
+      return r;
+    },
+    stats: () => deps.resolver.stats(),
+  };
+  const resolver = mailauthSpfResolver(recording, { cd });
   // RFC 7208 §2.4: with a null reverse-path, check_host() uses postmaster@<HELO>. mailauth does exactly that
   // when sender is empty.
   const { authenticate } = await import('mailauth');
@@ -204,6 +164,7 @@ export async function collectTestMailObservations(
     spf,
     dkim,
     dmarc,
+    authDns,
     dns,
     client,
     sender: { ip: mail.clientIp, smtp: senderSmtp ?? ips[mail.clientIp]!.smtp },
@@ -256,77 +217,4 @@ export function isAuthenticated(obs: TestMailObservations): boolean {
   const mailFromDomain = obs.mail.mailFrom ? toALabels(obs.mail.mailFrom.slice(obs.mail.mailFrom.lastIndexOf('@') + 1)) : null;
   if (obs.spf.result === 'pass' && mailFromDomain && mailFromDomain === obs.domain) return true;
   return evaluateDkimTestMail(obs.dkim).status === 'ok';
-}
-
-/** tls_send (CRITERIA.md): ok if the mail arrived over TLS; ng if in clear although we offered STARTTLS. */
-export function evaluateTlsSend(tls: TestMailObservations['mail']['tls']): Finding {
-  if (tls.used) return finding('ok', 'tls', `received over ${tls.protocol ?? 'TLS'}${tls.cipher ? ` (${tls.cipher})` : ''}`);
-  if (tls.offered) return finding('ng', 'cleartext', 'the test mail arrived in clear although we offered STARTTLS');
-  return finding('unknown', 'starttls_not_offered', 'the receiver did not offer STARTTLS, so send TLS was not measured');
-}
-
-/** The MX-judged criteria when the MX set itself could not be read: the same reason, never ok/ng. */
-function fromMx(mx: Finding): Finding {
-  return { ...mx, status: mx.status === 'ok' || mx.status === 'ng' ? 'unknown' : mx.status };
-}
-
-/** Pure: the test-mail diagnosis from its observations, judged with the current rules. */
-export function judgeTestMail(obs: TestMailObservations, observedAt: Date = new Date(obs.receivedAt)): Diagnosis {
-  if (obs?.kind !== 'test-mail' || obs.version !== 1) throw new Error('stored observations are not a version-1 test mail\'s');
-  const clientIp = obs.mail.clientIp;
-  const j = judgeDns(obs.dns, { [clientIp]: obs.client }, 'test-mail');
-  const rows = obs.dns.valid ? mxRows(obs.dns.mx) : [];
-  const nullMx = j.mxKind === 'null';
-  const noMx = j.mxKind === 'none';
-  const senderProbe: RelayProbe = { ip: clientIp, role: 'sender', host: obs.mail.helo, obs: obs.sender.smtp };
-
-  let tlsReceive: Finding;
-  let openRelay: Finding;
-  if (j.mxKind === 'unknown' || j.mxKind === 'invalid') {
-    tlsReceive = fromMx(j.mx);
-    const s = evaluateOpenRelay([senderProbe]);
-    openRelay = s.status === 'ng' ? s : fromMx(j.mx);
-  } else {
-    const probes: MxProbe[] = rows.map((r) => ({
-      host: r.host,
-      ip: r.ip,
-      obs: r.ip ? obs.ips[r.ip]?.smtp ?? null : null,
-      ...(r.ip ? (obs.ips[r.ip] ? {} : { unmeasured: 'not_probed' }) : { unmeasured: 'no_address' }),
-    }));
-    tlsReceive = evaluateTlsReceive(probes, { nullMx, noMx });
-    const mxRelay: RelayProbe[] = probes
-      .filter((p): p is MxProbe & { ip: string; obs: SmtpObservation } => !!p.ip && !!p.obs)
-      .map((p) => ({ ip: p.ip, role: 'mx', host: p.host, obs: p.obs }));
-    // An MX IP that is also the sender is judged as an MX (it must answer SMTP).
-    const relayHosts = mxRelay.some((p) => p.ip === clientIp) ? mxRelay : [...mxRelay, senderProbe];
-    if (mxRelay.length === 0 && !nullMx && !noMx) {
-      const s = evaluateOpenRelay([senderProbe]);
-      openRelay = s.status === 'ng' ? s : finding('unknown', probes[0]?.unmeasured ?? 'not_probed', 'no MX host could be probed');
-    } else {
-      openRelay = evaluateOpenRelay(relayHosts, { nullMx, noMx });
-    }
-  }
-
-  const criteria: CriterionFindings = {
-    open_relay: openRelay,
-    spf: evaluateSpfTestMail(obs.spf),
-    dkim: evaluateDkimTestMail(obs.dkim),
-    tls_receive: tlsReceive,
-    tls_send: evaluateTlsSend(obs.mail.tls),
-    reverse_dns: j.criteria.reverse_dns!,
-    dnssec: j.criteria.dnssec!,
-    dnsbl: j.criteria.dnsbl!,
-  };
-  const tls = tlsFindings(rows.filter((r) => r.ip && obs.ips[r.ip]).map((r) => ({ host: r.host, obs: obs.ips[r.ip!]!.smtp })));
-  const tlsVersions = [...new Set([...tls.tlsVersions, ...(obs.mail.tls.used && obs.mail.tls.protocol ? [obs.mail.tls.protocol] : [])])].sort();
-  return {
-    source: 'test-mail',
-    domain: obs.domain,
-    observedAt,
-    criteria,
-    verdict: judgeVerdict(criteria, 'test-mail'),
-    findings: { ...j.findings, tlsVersions, certProblems: tls.certProblems },
-    observations: obs,
-    mx: rows,
-  };
 }

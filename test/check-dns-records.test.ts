@@ -8,7 +8,7 @@ import { evaluateTlsRpt } from '../lib/checks/tls-rpt/tls-rpt.ts';
 import { combineIpFindings, evaluateReverseDns } from '../lib/checks/reverse-dns/reverse-dns.ts';
 import { evaluateDnssec, needsCd } from '../lib/checks/dnssec/dnssec.ts';
 import { evaluateDnsbl } from '../lib/checks/dnsbl/dnsbl.ts';
-import { judgeDns } from '../lib/probes/dns.ts';
+import { judgeDns } from './helpers/judge-dns.ts';
 import { finding } from '../lib/criteria.ts';
 import { L, txt } from './helpers/lookups.ts';
 

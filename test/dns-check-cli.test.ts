@@ -47,7 +47,8 @@ test('check prints every criterion with status and reason, then the findings', a
   assert.match(r.stdout, /^Open relay\s+OK\s+relay_refused\s+relay refused by mx\.bigmail\.test \(127\.100\.0\.1\)/m);
   assert.match(r.stdout, /^TLS \(receiving\)\s+OK\s+starttls/m);
   assert.match(r.stdout, /^TLS \(sending\)\s+Unknown\s+not_measured/m);
-  assert.match(r.stdout, /^DMARC\s+OK\s+p_reject/m);
+  assert.match(r.stdout, /^DMARC policy\s+OK\s+p_reject/m);
+  assert.match(r.stdout, /^TLS versions \(MX\)\s+OK\s+tls_seen\s+TLSv1\.3/m);
   assert.match(r.stdout, /^verdict: Safe$/m);
 });
 

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { loadWorld } from '../lab/world.ts';
 import { startDnsServer, type DnsServer } from '../lab/dns-server.ts';
 import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
-import { collectDnsObservations, collectIpDnsObservations, ipsToProbe, judgeDns, type DnsJudgement, type IpDnsObservations } from '../lib/probes/dns.ts';
+import { collectDnsObservations, collectIpDnsObservations, ipsToProbe, type IpDnsObservations } from '../lib/probes/dns.ts';
+import { judgeDns, type DnsJudgement } from './helpers/judge-dns.ts';
 import { collectSpfTestMail, evaluateSpfTestMail } from '../lib/checks/spf/spf.ts';
 
 const WORLD = fileURLToPath(new URL('../lab/worlds/test-dns-checks.json', import.meta.url));

@@ -4,7 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createResolver } from '../lib/dns/resolver.ts';
-import { collectDnsObservations, collectIpDnsObservations, ipsToProbe, judgeDns } from '../lib/probes/dns.ts';
+import { collectDnsObservations, collectIpDnsObservations, ipsToProbe } from '../lib/probes/dns.ts';
+import { judgeDns } from './helpers/judge-dns.ts';
 import { startHostileDns, respond, soa } from './helpers/hostile-dns.ts';
 
 const dns = await startHostileDns((q) => {

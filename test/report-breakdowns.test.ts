@@ -20,6 +20,7 @@ import { mcnemar, newcombe, wilsonRaw } from '../reports/stats.ts';
 import { withChromiumPage } from '../lib/browser.ts';
 import type { Report } from '../reports/aggregate.ts';
 import { renderHtml } from '../reports/html.ts';
+import { findingResults } from './report-fixtures.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = path.join(root, 'test-artifacts');
@@ -58,7 +59,7 @@ before(async () => {
         t.db,
         {
           source: 'scan', domain: `d${i}.example.jp`, observedAt: new Date(`${year}-06-${String((i % 28) + 1).padStart(2, '0')}T03:00:00Z`), criteria: c, verdict,
-          findings: { dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false },
+          findings: findingResults({ dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false }),
           observations: {}, mx: [],
         },
         { source: 'scan', runId: run.id, surveyId: survey.id },

@@ -6,7 +6,30 @@ import { sql } from 'kysely';
 import type { Db } from '../lib/db.ts';
 import { CRITERIA, finding, type Criterion, type CriterionFindings, type Source, type Status } from '../lib/criteria.ts';
 import { judgeVerdict } from '../lib/verdict.ts';
-import { insertDiagnosis, type ExtraFindings } from '../lib/diagnosis.ts';
+import { insertDiagnosis, type FindingResults } from '../lib/diagnosis.ts';
+
+/** The record findings as the fixtures write them (one key per reported finding, as before the registry). */
+export interface LegacyFindings {
+  dmarcPolicy: string;
+  mtaSts: string;
+  tlsRpt: string;
+  tlsVersions: string[];
+  certProblems: string[];
+  nullMx: boolean;
+}
+
+/** The stored `findings` of a diagnosis with these values (status and reason do not matter to reports). */
+export function findingResults(f: Partial<LegacyFindings>): FindingResults {
+  const r = (value: string | string[] | undefined) => ({ status: 'ok' as const, reason: 'fixture', value: value ?? 'unknown' });
+  return {
+    mx: r(f.nullMx ? 'null' : 'mx'),
+    dmarc_policy: r(f.dmarcPolicy),
+    mta_sts: r(f.mtaSts),
+    tls_rpt: r(f.tlsRpt),
+    tls_versions: r(f.tlsVersions ?? []),
+    cert_problems: r(f.certProblems ?? []),
+  };
+}
 
 type Overrides = Partial<Record<Criterion, Status | [Status, string]>>;
 
@@ -28,7 +51,7 @@ export async function addTestMailDiagnosis(
   domain: string,
   observedAt: string,
   over: Overrides,
-  extra: Partial<ExtraFindings> = {},
+  extra: Partial<LegacyFindings> = {},
 ): Promise<string> {
   const [row] = (
     await sql<{ id: string }>`INSERT INTO test_mails (received_at, client_ip, rcpt_to, domain, raw, size)
@@ -43,9 +66,9 @@ export async function addTestMailDiagnosis(
       observedAt: new Date(observedAt),
       criteria: c,
       verdict: judgeVerdict(c, 'test-mail'),
-      findings: {
+      findings: findingResults({
         dmarcPolicy: 'none', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: ['TLSv1.3'], certProblems: [], nullMx: false, ...extra,
-      },
+      }),
       observations: {},
       mx: [{ preference: 10, host: `mx.${domain}`, ip: '127.100.0.1' }],
     },
@@ -55,7 +78,7 @@ export async function addTestMailDiagnosis(
 }
 
 /** The composition of one year's diagnoses: each group is [count, criterion overrides]. */
-type Group = [number, Overrides, Partial<ExtraFindings>?];
+type Group = [number, Overrides, Partial<LegacyFindings>?];
 
 export const YEAR_2021: Group[] = [
   [1, { open_relay: 'ng', reverse_dns: 'ng' }], // danger (also reverse DNS NG)
@@ -111,7 +134,7 @@ export async function addScanSurvey(db: Db, name: string, observedAt: string, li
       db,
       {
         source: 'scan', domain, observedAt: new Date(observedAt), criteria: c, verdict: judgeVerdict(c, 'scan'),
-        findings: { dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false },
+        findings: findingResults({ dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false }),
         observations: {}, mx: [],
       },
       { source: 'scan', runId: run.id, surveyId: survey.id },

@@ -11,6 +11,7 @@ import { computeReport, writeReport } from '../reports/write.ts';
 import { insertDiagnosis } from '../lib/diagnosis.ts';
 import { judgeVerdict } from '../lib/verdict.ts';
 import type { Period } from '../reports/period.ts';
+import { findingResults } from './report-fixtures.ts';
 
 let tdb: TestDatabase;
 let dir: string;
@@ -45,7 +46,7 @@ before(async () => {
   const c = criteria({}, 'scan');
   await insertDiagnosis(
     tdb.db,
-    { source: 'scan', domain: 'scan.example.jp', observedAt: new Date('2021-06-15T03:00:00Z'), criteria: c, verdict: judgeVerdict(c, 'scan'), findings: { dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false }, observations: {}, mx: [] },
+    { source: 'scan', domain: 'scan.example.jp', observedAt: new Date('2021-06-15T03:00:00Z'), criteria: c, verdict: judgeVerdict(c, 'scan'), findings: findingResults({ dmarcPolicy: 'unknown', mtaSts: 'unknown', tlsRpt: 'unknown', tlsVersions: [], certProblems: [], nullMx: false }), observations: {}, mx: [] },
     { source: 'scan', runId: run.id, surveyId: survey.id },
   );
 });

@@ -12,6 +12,7 @@ import { insertDiagnosis, type Diagnosis } from '../lib/diagnosis.ts';
 import { CRITERIA, finding, type CriterionFindings } from '../lib/criteria.ts';
 import { judgeVerdict } from '../lib/verdict.ts';
 import { sendMail } from './test-mail-helpers.ts';
+import { findingResults } from './report-fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin/mailcensus.mjs');
@@ -66,7 +67,7 @@ test('show prints the verdict and every criterion in English or Japanese, JSON o
   const d: Diagnosis = {
     source: 'test-mail', domain: 'shown.test', observedAt: new Date('2021-06-30T00:00:00Z'), criteria,
     verdict: judgeVerdict(criteria, 'test-mail'),
-    findings: { dmarcPolicy: 'absent', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: [], certProblems: [], nullMx: false },
+    findings: findingResults({ dmarcPolicy: 'absent', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: [], certProblems: [], nullMx: false }),
     observations: {}, mx: [],
   };
   const { id: did } = await insertDiagnosis(tdb.db, d, { source: 'test-mail', testMailId: id });

@@ -7,6 +7,8 @@ import { judgeVerdict } from '../lib/verdict.ts';
 import type { Diagnosis } from '../lib/diagnosis.ts';
 import type { DiagnoseApi } from '../workers/diagnose-api.ts';
 import type { DnsLimiter, IpGate } from '../workers/limits.ts';
+import { findingResults } from './report-fixtures.ts';
+import { transientUnknowns } from '../lib/checks/judge.ts';
 
 interface FakeDeps {
   dnsLimiter: DnsLimiter;
@@ -95,7 +97,7 @@ export function fakeDiagnose(): FakeDiagnose {
         observedAt,
         criteria,
         verdict,
-        findings: { dmarcPolicy: 'absent', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: [], certProblems: [], nullMx: false },
+        findings: findingResults({ dmarcPolicy: 'absent', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: [], certProblems: [], nullMx: false }),
         observations: { dns: d, ips: obs },
         mx: d.mx.map((m) => ({ preference: 10, host: m.host, ip: m.ip })),
       } satisfies Diagnosis;
@@ -110,10 +112,8 @@ export function fakeDiagnose(): FakeDiagnose {
       if (fake.rulesVersionOverride !== null) d.verdict.rulesVersion = fake.rulesVersionOverride;
       return d;
     },
-    transientUnknowns(d) {
-      const transient = new Set(['timeout', 'servfail', 'tempfail_4xx', 'unreachable']);
-      return CRITERIA.filter((c) => d.criteria[c].status === 'unknown' && transient.has(d.criteria[c].reason)).map((c) => `${c}:${d.criteria[c].reason}`);
-    },
+    // The production rule: each reason code's `transient` flag in its check's table (lib/checks/registry.ts).
+    transientUnknowns,
   };
   return fake;
 }

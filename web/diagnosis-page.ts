@@ -3,7 +3,8 @@
 // first. Every string that came from the network (details name hosts, banners, PTR names) goes through html``.
 import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
-import { FINDING_LABELS, valueLabel } from '../reports/labels.ts';
+import { valueLabel } from '../reports/labels.ts';
+import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 import { html, type Html } from './html.ts';
 import type { Lang } from './i18n.ts';
 
@@ -105,20 +106,16 @@ export function fixesInOrder(d: Pick<DiagnosisJson, 'criteria' | 'verdictReasons
   return [...new Set([...FIX_ORDER.filter((c) => reasons.includes(c)), ...ng])];
 }
 
+/** One row per reported finding of the registry, from `diagnoses.findings` (`{ <id>: { value, … } }`). */
 function findingsRows(findings: unknown, lang: Lang): Html[] {
-  const f = (findings ?? {}) as Record<string, unknown>;
+  const stored = (findings ?? {}) as Record<string, { value?: unknown } | undefined>;
   const rows: Html[] = [];
-  const pairs: [string, unknown][] = [
-    ['dmarc_policy', f.dmarcPolicy],
-    ['mta_sts', f.mtaSts],
-    ['tls_rpt', f.tlsRpt],
-    ['tls_versions', f.tlsVersions],
-    ['cert_problems', f.certProblems],
-  ];
-  for (const [key, value] of pairs) {
+  for (const check of REPORTED_FINDINGS) {
+    const value = stored[check.id]?.value;
     if (value === undefined) continue;
-    const shown = Array.isArray(value) ? (value.length ? value.map((v) => valueLabel(String(v), lang)).join(', ') : '—') : valueLabel(String(value ?? 'not_recorded'), lang);
-    rows.push(html`<tr><th scope="row">${FINDING_LABELS[key]?.[lang] ?? key}</th><td>${shown}</td></tr>`);
+    const label = (v: string) => check.valueLabels[v]?.[lang] ?? valueLabel(v, lang);
+    const shown = Array.isArray(value) ? (value.length ? value.map((v) => label(String(v))).join(', ') : '—') : label(String(value));
+    rows.push(html`<tr><th scope="row">${check.label[lang]}</th><td>${shown}</td></tr>`);
   }
   return rows;
 }

@@ -4,10 +4,9 @@ import { sql } from 'kysely';
 import type pino from 'pino';
 import type { Db } from '../lib/db.ts';
 import { CRITERIA } from '../lib/criteria.ts';
+import { judgementColumns } from '../lib/diagnosis.ts';
 import type { DiagnoseApi } from './diagnose-api.ts';
 
-// A JSON value as a jsonb parameter (postgres.js would send a JS string as a JSON string, an array as text[]).
-const jsonb = (v: unknown) => sql`${JSON.stringify(v)}::text::jsonb`;
 
 export interface RejudgeScope {
   runId?: number;
@@ -45,25 +44,9 @@ export async function rejudgeDiagnoses(db: Db, diag: Pick<DiagnoseApi, 'rejudge'
     await db.transaction().execute(async (trx) => {
       for (const row of rows) {
         const d = diag.rejudge({ source: row.source, domain: row.domain, observations: row.observations, observed_at: row.observed_at });
-        const set: Record<string, unknown> = {
-          verdict: d.verdict.verdict,
-          verdict_reasons: jsonb({ proven: d.verdict.proven, reasons: d.verdict.reasons, ignored: d.verdict.ignored }),
-          dmarc_policy: d.findings.dmarcPolicy,
-          mta_sts: d.findings.mtaSts,
-          tls_rpt: d.findings.tlsRpt,
-          tls_versions: d.findings.tlsVersions,
-          cert_problems: d.findings.certProblems,
-          findings: jsonb(d.findings),
-          rules_version: d.verdict.rulesVersion,
-          judged_at: new Date(),
-        };
-        let changed = row.verdict !== d.verdict.verdict;
-        for (const c of CRITERIA) {
-          set[c] = d.criteria[c].status;
-          set[`${c}_reason`] = d.criteria[c].reason;
-          if ((row as Record<string, unknown>)[c] !== d.criteria[c].status) changed = true;
-        }
-        await trx.updateTable('diagnoses').set(set as never).where('id', '=', row.id).execute();
+        const set = { ...judgementColumns(d), judged_at: new Date() };
+        const changed = row.verdict !== d.verdict.verdict || CRITERIA.some((c) => row[c] !== d.criteria[c].status);
+        await trx.updateTable('diagnoses').set(set).where('id', '=', row.id).execute();
         result.examined++;
         result.rulesVersion = d.verdict.rulesVersion;
         if (changed) {

@@ -1,15 +1,17 @@
-// `mailcensus check DOMAIN`: runs the DNS checks on one domain, as a scan would, and prints every criterion
-// with its status, reason and detail (or the JSON of the observations and statuses). The SMTP checks and the
-// verdict are added to the same rows by their own issue; renderCheckTable takes any list of rows.
+// `mailcensus check DOMAIN`: diagnoses one domain now, as a scan would (DNS and SMTP), and prints one row per
+// check of the registry (lib/checks/registry.ts) with its status, reason and detail, then the verdict and why
+// (or the JSON of the observations, statuses and verdict).
 import type { Command } from 'commander';
 import { action } from '../run.ts';
-import { CRITERION_LABELS, STATUS_LABELS, type Status } from '../../lib/criteria.ts';
+import { STATUS_LABELS, type Status } from '../../lib/criteria.ts';
+import { checkById } from '../../lib/checks/registry.ts';
+import type { Label } from '../../lib/checks/contract.ts';
 import { escapeControls } from '../../lib/clean-text.ts';
 
 export type Lang = 'ja' | 'en';
 
 export interface CheckRow {
-  /** A criterion of lib/criteria.ts, or a finding name (mx, dmarc, mta_sts, tls_rpt). */
+  /** The id of a check in lib/checks/registry.ts. */
   key: string;
   status: string;
   reason: string;
@@ -18,14 +20,10 @@ export interface CheckRow {
   kind: 'criterion' | 'finding';
 }
 
-/** The findings beyond MSchecker's criteria; criteria and statuses are named in lib/criteria.ts. */
-const FINDING_LABELS: Record<string, { ja: string; en: string }> = {
-  mx: { ja: 'MX', en: 'MX' },
-  dmarc: { ja: 'DMARC', en: 'DMARC' },
-  mta_sts: { ja: 'MTA-STS', en: 'MTA-STS' },
-  tls_rpt: { ja: 'TLS-RPT', en: 'TLS-RPT' },
-};
-const LABELS: Record<string, { ja: string; en: string }> = { ...CRITERION_LABELS, ...FINDING_LABELS };
+/** Row labels: every check's own (lib/checks/registry.ts). */
+function labelOf(key: string): Label | undefined {
+  return checkById(key)?.label;
+}
 
 /** Display width: East Asian wide characters take two columns. */
 function width(s: string): number {
@@ -40,7 +38,7 @@ export function renderCheckTable(rows: CheckRow[], lang: Lang = 'en'): string {
   // Reasons and details carry strings from the network (PTR names, SMTP replies): escape their control
   // characters before they reach a terminal (no escape sequences, no forged lines).
   const cells = rows.map((r) => [
-    LABELS[r.key]?.[lang] ?? escapeControls(r.key),
+    labelOf(r.key)?.[lang] ?? escapeControls(r.key),
     STATUS_LABELS[r.status as Status]?.[lang] ?? escapeControls(r.status),
     escapeControls(r.reason),
     escapeControls(r.detail ?? ''),
@@ -73,10 +71,10 @@ export function register(program: Command): void {
         const { normalizeDomain } = await import('../../lib/dns/names.ts');
         if (!normalizeDomain(domainArg)) throw new InputError(`not a valid domain name: "${domainArg}"`);
         const { config } = await import('../../lib/config.ts');
-        const { CRITERIA } = await import('../../lib/criteria.ts');
         const { VERDICT_LABELS } = await import('../../lib/verdict.ts');
         const { createProbeDeps, diagnoseDomain } = await import('../../lib/diagnose.ts');
-        const { judgeDns } = await import('../../lib/probes/dns.ts');
+        const { CHECKS } = await import('../../lib/checks/registry.ts');
+        const { dnssecState } = await import('../../lib/checks/dnssec/dnssec.ts');
         const cfg = config();
         const deps = createProbeDeps(cfg);
         // The opt-out list holds for one-off checks as for surveys and test mails: an opted-out domain is not
@@ -87,18 +85,14 @@ export function register(program: Command): void {
         }
         const d = await diagnoseDomain(domainArg, deps);
         const obs = d.observations as import('../../lib/diagnose.ts').ScanObservations;
-        const rows: CheckRow[] = CRITERIA.map((c) => {
-          const f = d.criteria[c];
-          return { key: c, kind: 'criterion' as const, status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}) };
-        });
-        const ipDns = Object.fromEntries(Object.entries(obs.ips).map(([ip, o]) => [ip, o.dns]));
-        const j = judgeDns(obs.dns, ipDns, 'scan');
-        for (const [key, f] of [['mx', j.mx], ['dmarc', j.extra.dmarc], ['mta_sts', j.extra.mtaSts], ['tls_rpt', j.extra.tlsRpt]] as const) {
-          rows.push({ key, kind: 'finding', status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}) });
+        const rows: CheckRow[] = [];
+        for (const c of CHECKS) {
+          const f = c.kind === 'criterion' ? d.criteria[c.id] : d.findings[c.id];
+          if (f) rows.push({ key: c.id, kind: c.kind, status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}) });
         }
         if (opts.json) {
           const statuses = Object.fromEntries(rows.map((r) => [r.key, { status: r.status, reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }]));
-          process.stdout.write(`${JSON.stringify({ domain: d.domain, source: d.source, observedAt: d.observedAt, verdict: d.verdict, statuses, findings: d.findings, dnssec: j.dnssecState, observations: obs, dnsStats: deps.resolver.stats() }, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ domain: d.domain, source: d.source, observedAt: d.observedAt, verdict: d.verdict, statuses, findings: d.findings, dnssec: obs.dns.valid ? dnssecState(obs.dns.dnssec) : 'unknown', observations: obs, dnsStats: deps.resolver.stats() }, null, 2)}\n`);
           return 0;
         }
         const v = d.verdict;
@@ -106,8 +100,6 @@ export function register(program: Command): void {
         const why = escapeControls(v.reasons.map((r) => r.detail ?? `${r.criterion}: ${r.reason}`).join('; '));
         const head = lang === 'ja' ? '評価' : 'verdict';
         const extra = [
-          d.findings.tlsVersions.length ? `TLS: ${d.findings.tlsVersions.join(', ')}` : null,
-          d.findings.certProblems.length ? `${lang === 'ja' ? '証明書の問題' : 'certificate problems'}: ${escapeControls(d.findings.certProblems.join(', '))}` : null,
           v.ignored.length ? (lang === 'ja' ? '送信TLSはテストメールでのみ判定できるため評価に含めていません' : 'send TLS is not part of a scan verdict (only a received test mail shows it)') : null,
         ].filter(Boolean);
         const title = `${escapeControls(d.domain)}${obs.dns.valid && obs.dns.cd ? ' (DNSSEC bogus: records read with CD)' : ''}`;

@@ -3,6 +3,7 @@
 import type { AnswerData, DnsOutcome, DnsResult, ExtendedDnsError, QueryType, Resolver } from './resolver.ts';
 import { isFact } from './resolver.ts';
 import { finding, type Finding } from '../criteria.ts';
+import { DNS_FAILURE_REASONS, type DnsFailureReason } from '../checks/reasons.ts';
 
 export interface Lookup {
   name: string;
@@ -42,9 +43,17 @@ export function txtRecords(l: Lookup): string[] {
   return l.outcome === 'answer' ? l.data.map((d) => (Array.isArray(d) ? d.join('') : String(d))) : [];
 }
 
-/** The reason code of a failed lookup: the outcome, or the resolver's finer reason for `error`. */
-export function failureReason(l: Lookup): string {
-  return l.outcome === 'error' ? l.reason ?? 'dns_error' : l.outcome;
+/**
+ * The closed reason code of a failed lookup: the outcome, or for `error` the resolver's finer reason (a socket
+ * error or an odd RCODE folded into one code each; the raw text stays in the lookup and the detail).
+ */
+export function failureReason(l: Lookup): DnsFailureReason {
+  if (l.outcome !== 'error') return l.outcome in DNS_FAILURE_REASONS ? (l.outcome as DnsFailureReason) : 'dns_error';
+  const r = l.reason ?? 'dns_error';
+  if (r in DNS_FAILURE_REASONS) return r as DnsFailureReason;
+  if (/^(socket|connect|send|tcp)_/.test(r)) return 'dns_network_error';
+  if (/^rcode_/.test(r)) return 'dns_rcode_error';
+  return 'dns_error';
 }
 
 /** `unknown` for a lookup that did not produce a fact. */

@@ -2,6 +2,7 @@
 // negotiated and the certificate problems seen. They never change tls_receive (../shared/CRITERIA.md), but
 // reports count them.
 import { certNameMatches, type SmtpObservation } from '../../probes/smtp.ts';
+import type { JudgeInput } from '../judge-input.ts';
 
 export type CertProblem = 'self_signed' | 'expired' | 'wrong_name' | 'untrusted';
 
@@ -39,4 +40,9 @@ export function tlsFindings(observations: (SmtpObservation | { host?: string | n
     for (const p of certProblemsOf(obs, host)) problems.add(p);
   }
   return { tlsVersions: [...versions].sort(), certProblems: ORDER.filter((p) => problems.has(p)) };
+}
+
+/** The SMTP session of every MX row that was probed, with the MX name that row uses. */
+export function mxSessions(input: JudgeInput): { host: string; obs: SmtpObservation }[] {
+  return input.mx.probes.filter((p): p is typeof p & { obs: SmtpObservation } => !!p.ip && !!p.obs).map((p) => ({ host: p.host, obs: p.obs }));
 }

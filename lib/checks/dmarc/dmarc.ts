@@ -5,7 +5,6 @@ import type { Resolver } from '../../dns/resolver.ts';
 import { isAbsent, isFact } from '../../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
 import { finding, type Finding } from '../../criteria.ts';
-import type { ExtraFindings } from '../../diagnosis.ts';
 
 export interface DmarcObservation {
   domain: string;
@@ -25,7 +24,7 @@ export interface DmarcPolicy {
 }
 
 export interface DmarcFinding extends Finding {
-  value: ExtraFindings['dmarcPolicy'];
+  value: 'none' | 'quarantine' | 'reject' | 'absent' | 'invalid' | 'unknown';
   policy?: DmarcPolicy;
 }
 

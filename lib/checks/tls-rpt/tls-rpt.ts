@@ -4,7 +4,6 @@ import type { Resolver } from '../../dns/resolver.ts';
 import { isFact } from '../../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
 import { finding, type Finding } from '../../criteria.ts';
-import type { ExtraFindings } from '../../diagnosis.ts';
 
 export interface TlsRptObservation {
   domain: string;
@@ -12,7 +11,7 @@ export interface TlsRptObservation {
 }
 
 export interface TlsRptFinding extends Finding {
-  value: ExtraFindings['tlsRpt'];
+  value: 'present' | 'absent' | 'invalid' | 'unknown';
   rua?: string[];
 }
 

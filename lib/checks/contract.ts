@@ -1,0 +1,133 @@
+// The contract every check keeps, in the spirit of Lighthouse's gatherers and audits: a check names the
+// observations it reads (and, when it needs I/O of its own, the gatherer that retrieves them through the
+// injected resolver), judges them in a pure `evaluate`, and declares its closed set of reason codes with
+// their labels and whether an unknown with that reason may pass on a later attempt. lib/checks/registry.ts
+// lists the checks; collection, judging, storage, re-judging, `check`/`show`, reports and CSV loop over it.
+import type { Config } from '../config.ts';
+import type { Criterion, Finding, Source, Status } from '../criteria.ts';
+import type { Resolver } from '../dns/resolver.ts';
+import type { Level } from '../verdict.ts';
+import type { JudgeInput } from './judge-input.ts';
+
+export interface Label {
+  ja: string;
+  en: string;
+}
+
+/** What one reason code means: its labels, and for an `unknown`, whether a later attempt may well differ. */
+export interface ReasonMeta extends Label {
+  /** A timeout, SERVFAIL, 4xx, reset…: the workers retry the domain before the unknown is final. */
+  transient: boolean;
+}
+
+export type Reasons<R extends string> = Readonly<Record<R, ReasonMeta>>;
+
+/** What a check concludes: a status with one of its own reason codes; findings add the value reports count. */
+export interface CheckResult<R extends string = string> extends Finding {
+  reason: R;
+  /** Findings only: the value counted in reports (one of `values`, or several for a multi-valued finding). */
+  value?: string | string[];
+}
+
+/** Where a check looks: the domain's DNS, each MX IP's SMTP session, or the received test mail. */
+export type CheckScope = 'domain' | 'mx_ip' | 'mail';
+
+/** The I/O a domain gatherer may use (STYLE.md: I/O as parameters, never imported). */
+export interface GatherDeps {
+  resolver: Resolver;
+  config: Pick<Config, 'dkimSelectors' | 'dnsblZones'>;
+}
+
+/**
+ * Retrieves one domain-scope observation (plain JSON, every lookup with its outcome). `cd`: the domain is
+ * DNSSEC-bogus, so read with checking disabled (CRITERIA.md). Stored under `key` in the scan's `dns`.
+ */
+export interface DomainGatherer<O = unknown> {
+  key: string;
+  retrieve(domain: string, deps: GatherDeps, opts: { cd: boolean }): Promise<O>;
+}
+
+interface CheckBase<R extends string> {
+  /** Stable snake_case id: the criterion name, or the finding's key in reports, CSV and `diagnoses.findings`. */
+  id: string;
+  label: Label;
+  /** One sentence for docs/criteria.md and `check --explain`: what is judged, with the RFC. */
+  rule: string;
+  scope: CheckScope;
+  sources: readonly Source[];
+  reasons: Reasons<R>;
+  /** A gatherer of its own (new I/O); checks reading another check's observations have none. */
+  gather?: DomainGatherer;
+  /** Pure: judges the stored observations. Never does I/O. */
+  evaluate(input: JudgeInput): CheckResult<R>;
+}
+
+/** One of MSchecker's criteria: stored in its own column, and it counts in the verdict at `level`. */
+export interface CriterionCheck<R extends string = string> extends CheckBase<R> {
+  kind: 'criterion';
+  id: Criterion;
+  /** The level an `ng` proves (SPF and DKIM prove it only together: lib/verdict.ts). */
+  level: Level;
+}
+
+/** A finding beyond MSchecker: stored under `findings.<id>`, counted in reports by value; never in the verdict. */
+export interface FindingCheck<R extends string = string> extends CheckBase<R> {
+  kind: 'finding';
+  /** The values reports count, in the order they show them (multi-valued findings may add more at runtime). */
+  values: readonly string[];
+  valueLabels: Readonly<Record<string, Label>>;
+  /** The value is a list (TLS versions seen): a domain counts under each. */
+  multi?: { empty: string | null; any: string | null; sort?: 'desc' };
+  /** Legacy column of `diagnoses` that holds the value too (kept for the SQL views and old queries). */
+  column?: 'dmarc_policy' | 'mta_sts' | 'tls_rpt' | 'tls_versions' | 'cert_problems';
+  /** Not counted in reports (shown by `check` and stored). */
+  reported?: boolean;
+}
+
+export type Check = CriterionCheck | FindingCheck;
+
+/** A check as its folder writes it: `judge` may return any Finding; the contract checks its reason. */
+type Definition<C extends Check> = Omit<C, 'kind' | 'evaluate'> & { judge(input: JudgeInput): Finding & { value?: string | string[] } };
+
+/** Thrown when a check returns a reason code its table does not declare (the tests run every check on every stored observation). */
+export class UndeclaredReasonError extends Error {}
+
+function narrowed<R extends string>(id: string, reasons: Reasons<R>, f: Finding & { value?: string | string[] }): CheckResult<R> {
+  if (!Object.hasOwn(reasons, f.reason)) throw new UndeclaredReasonError(`check ${id} returned reason "${f.reason}", which it does not declare`);
+  return f as CheckResult<R>;
+}
+
+export function defineCriterion<R extends string>(def: Definition<CriterionCheck<R>>): CriterionCheck<R> {
+  const { judge, ...rest } = def;
+  return { ...rest, kind: 'criterion', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
+}
+
+export function defineFinding<R extends string>(def: Definition<FindingCheck<R>>): FindingCheck<R> {
+  const { judge, ...rest } = def;
+  return { ...rest, kind: 'finding', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
+}
+
+/** Builds a reason table; `t` marks the codes whose unknown may pass on a retry. */
+export function reason(en: string, ja: string, transient = false): ReasonMeta {
+  return { en, ja, transient };
+}
+
+/** The status/reason/detail of a result, without the value. */
+export function asFinding(r: CheckResult): Finding {
+  return r.detail === undefined ? { status: r.status, reason: r.reason } : { status: r.status, reason: r.reason, detail: r.detail };
+}
+
+export function result<R extends string>(status: Status, reason: R, detail?: string, value?: string | string[]): CheckResult<R> {
+  const r: CheckResult<R> = { status, reason };
+  if (detail !== undefined) r.detail = detail;
+  if (value !== undefined) r.value = value;
+  return r;
+}
+
+/** Labels of the values a record-based finding takes (MTA-STS, TLS-RPT, DMARC). */
+export const RECORD_VALUE_LABELS = {
+  present: { ja: 'あり', en: 'published' },
+  absent: { ja: 'レコードなし', en: 'no record' },
+  invalid: { ja: '不正なレコード', en: 'invalid record' },
+  unknown: { ja: '測定不能', en: 'unknown' },
+} as const satisfies Record<string, Label>;

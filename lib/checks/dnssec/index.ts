@@ -1,0 +1,25 @@
+// dnssec (CRITERIA.md): the validating resolver sets AD on the domain's SOA (RFC 4035 §3.2.3); bogus when the
+// query fails but succeeds with CD (§3.2.2). Collected first: a bogus domain's other records are read with CD.
+import { defineCriterion, reason } from '../contract.ts';
+import { DNS_FAILURE_REASONS } from '../reasons.ts';
+import { collectDnssec, evaluateDnssec } from './dnssec.ts';
+
+export const dnssecCheck = defineCriterion({
+  id: 'dnssec',
+  level: 'review',
+  label: { ja: 'DNSSEC対応', en: 'DNSSEC' },
+  rule: 'The validating resolver sets AD on the SOA of the domain (RFC 4035 §3.2.3); SERVFAIL that succeeds with CD is bogus (§3.2.2).',
+  scope: 'domain',
+  sources: ['scan', 'test-mail'],
+  reasons: {
+    secure: reason('signed and validated (AD)', '署名が検証された（AD）'),
+    insecure: reason('not signed, or no chain of trust', '署名がない、または信頼の連鎖がない'),
+    bogus: reason('signatures do not validate', '署名の検証に失敗する'),
+    ...DNS_FAILURE_REASONS,
+  },
+  // The domain gatherer runs before all others (lib/probes/dns.ts): it decides whether they read with CD.
+  gather: { key: 'dnssec', retrieve: (domain, deps) => collectDnssec(domain, deps.resolver) },
+  judge(input) {
+    return input.dns.valid ? evaluateDnssec(input.dns.dnssec) : input.invalid!;
+  },
+});

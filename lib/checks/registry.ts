@@ -1,0 +1,68 @@
+// Every check, in the order `check`, `show`, reports and CSV list them: MSchecker's criteria first (in the
+// order of lib/criteria.ts), then the findings beyond it. Adding a check is one folder and one line here.
+import type { Criterion } from '../criteria.ts';
+import { CRITERIA } from '../criteria.ts';
+import type { Check, CriterionCheck, DomainGatherer, FindingCheck, ReasonMeta } from './contract.ts';
+import { openRelayCheck } from './open-relay/index.ts';
+import { spfCheck } from './spf/index.ts';
+import { dkimCheck } from './dkim/index.ts';
+import { tlsReceiveCheck } from './tls-receive/index.ts';
+import { tlsSendCheck } from './tls-send/index.ts';
+import { reverseDnsCheck } from './reverse-dns/index.ts';
+import { dnssecCheck } from './dnssec/index.ts';
+import { dnsblCheck } from './dnsbl/index.ts';
+import { mxCheck } from './mx/index.ts';
+import { dmarcPolicyCheck } from './dmarc/index.ts';
+import { mtaStsCheck } from './mta-sts/index.ts';
+import { tlsRptCheck } from './tls-rpt/index.ts';
+import { tlsVersionsCheck } from './tls-versions/index.ts';
+import { certProblemsCheck } from './cert-problems/index.ts';
+
+export const CHECKS: readonly Check[] = [
+  openRelayCheck,
+  spfCheck,
+  dkimCheck,
+  tlsReceiveCheck,
+  tlsSendCheck,
+  reverseDnsCheck,
+  dnssecCheck,
+  dnsblCheck,
+  mxCheck,
+  dmarcPolicyCheck,
+  mtaStsCheck,
+  tlsRptCheck,
+  tlsVersionsCheck,
+  certProblemsCheck,
+];
+
+export const CRITERION_CHECKS = CHECKS.filter((c): c is CriterionCheck => c.kind === 'criterion');
+export const FINDING_CHECKS = CHECKS.filter((c): c is FindingCheck => c.kind === 'finding');
+/** The findings reports count (the MX set is shown by `check` but counted by the verdict's n/a instead). */
+export const REPORTED_FINDINGS = FINDING_CHECKS.filter((c) => c.reported !== false);
+
+const BY_CRITERION = new Map(CRITERION_CHECKS.map((c) => [c.id, c]));
+export function criterionCheck(c: Criterion): CriterionCheck {
+  return BY_CRITERION.get(c)!;
+}
+
+export function checkById(id: string): Check | undefined {
+  return CHECKS.find((c) => c.id === id);
+}
+
+/** The domain gatherers, each once; the DNSSEC one first (it decides whether the others read with CD). */
+export const DOMAIN_GATHERERS: readonly DomainGatherer[] = (() => {
+  const seen = new Map<string, DomainGatherer>();
+  for (const c of CHECKS) if (c.gather && !seen.has(c.gather.key)) seen.set(c.gather.key, c.gather);
+  return [...seen.values()];
+})();
+
+/** What a reason code of a check means (undefined for a code the check does not declare). */
+export function reasonMeta(checkId: string, reason: string): ReasonMeta | undefined {
+  const c = checkById(checkId);
+  return c && Object.hasOwn(c.reasons, reason) ? (c.reasons as Record<string, ReasonMeta>)[reason] : undefined;
+}
+
+// The registry and lib/criteria.ts name the same criteria in the same order (reports and columns rely on it).
+if (CRITERION_CHECKS.map((c) => c.id).join() !== CRITERIA.join()) {
+  throw new Error(`the check registry's criteria (${CRITERION_CHECKS.map((c) => c.id).join()}) differ from lib/criteria.ts (${CRITERIA.join()})`);
+}

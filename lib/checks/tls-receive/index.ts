@@ -1,0 +1,41 @@
+// tls_receive (CRITERIA.md): every reachable MX host offers STARTTLS and completes the handshake (RFC 3207);
+// certificate problems do not count here (SMTP TLS is opportunistic, RFC 7435) but are findings of their own.
+import type { Finding } from '../../criteria.ts';
+import { defineCriterion, reason } from '../contract.ts';
+import { fromMx } from '../judge-input.ts';
+import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from '../reasons.ts';
+import { smtpReason } from '../smtp-reasons.ts';
+import { MX_SET_REASONS } from '../mx/index.ts';
+import { evaluateTlsReceive } from './tls-receive.ts';
+
+const REASONS = {
+  starttls: reason('STARTTLS on every MX host', 'すべてのMXでSTARTTLSが使える'),
+  no_starttls: reason('an MX host does not offer STARTTLS', 'STARTTLSに対応していないMXがある'),
+  handshake_failed: reason('the TLS handshake failed on an MX host', 'TLSハンドシェイクに失敗するMXがある'),
+  starttls_refused: reason('STARTTLS refused with 5xx (as good as no TLS)', 'STARTTLSを5xxで拒否した'),
+  no_starttls_or_handshake_failed: reason('no STARTTLS on some MX hosts, failed handshakes on others', 'STARTTLS非対応とハンドシェイク失敗のMXがある'),
+  ...MX_SET_REASONS,
+  ...NOT_MEASURED_REASONS,
+  ...SMTP_FAILURE_REASONS,
+  ...DNS_FAILURE_REASONS,
+} as const;
+
+/** An unknown from the session carries what the probe recorded; judge it with the closed SMTP code. */
+export function closedSmtpUnknown(f: Finding, reasons: object): Finding {
+  return f.status === 'unknown' && !Object.hasOwn(reasons, f.reason) ? { ...f, reason: smtpReason(f.reason) } : f;
+}
+
+export const tlsReceiveCheck = defineCriterion({
+  id: 'tls_receive',
+  level: 'needs_improvement',
+  label: { ja: 'SSL/TLSメール受信', en: 'TLS (receiving)' },
+  rule: 'Every reachable MX host offers STARTTLS and completes the TLS handshake (RFC 3207); a 5xx to STARTTLS counts as no TLS, a 454 as not measured. Null or no MX: n/a.',
+  scope: 'mx_ip',
+  sources: ['scan', 'test-mail'],
+  reasons: REASONS,
+  judge(input) {
+    const mx = input.mx;
+    if (mx.kind === 'unknown' || mx.kind === 'invalid') return fromMx(mx.finding);
+    return closedSmtpUnknown(evaluateTlsReceive(mx.probes, { nullMx: mx.nullMx, noMx: mx.noMx }), REASONS);
+  },
+});

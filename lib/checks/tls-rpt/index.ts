@@ -1,0 +1,28 @@
+// tls_rpt, a finding beyond MSchecker: the `_smtp._tls` TXT record and its report destinations (RFC 8460 §3).
+import { defineFinding, reason, RECORD_VALUE_LABELS } from '../contract.ts';
+import { DNS_FAILURE_REASONS } from '../reasons.ts';
+import { collectTlsRpt, evaluateTlsRpt } from './tls-rpt.ts';
+
+export const tlsRptCheck = defineFinding({
+  id: 'tls_rpt',
+  label: { ja: 'TLS-RPT', en: 'TLS-RPT' },
+  rule: 'Exactly one v=TLSRPTv1 TXT record at _smtp._tls.<domain> whose rua= lists mailto: or https: destinations (RFC 8460 §3).',
+  scope: 'domain',
+  sources: ['scan', 'test-mail'],
+  column: 'tls_rpt',
+  values: ['present', 'absent', 'invalid', 'unknown'],
+  valueLabels: RECORD_VALUE_LABELS,
+  reasons: {
+    tls_rpt_present: reason('a valid TLS-RPT record', '正しいTLS-RPTレコードがある'),
+    no_tls_rpt_record: reason('no TLS-RPT record', 'TLS-RPTレコードがない'),
+    multiple_tls_rpt_records: reason('more than one TLS-RPT record', 'TLS-RPTレコードが複数ある'),
+    invalid_tls_rpt_record: reason('a TLS-RPT record without a valid rua=', 'rua=が正しくないTLS-RPTレコード'),
+    ...DNS_FAILURE_REASONS,
+  },
+  gather: { key: 'tlsRpt', retrieve: (domain, deps, { cd }) => collectTlsRpt(domain, deps.resolver, { cd }) },
+  judge(input) {
+    if (!input.dns.valid) return { ...input.invalid!, value: 'unknown' };
+    const f = evaluateTlsRpt(input.dns.tlsRpt);
+    return { status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}), value: f.value };
+  },
+});

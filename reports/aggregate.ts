@@ -7,6 +7,7 @@ import { CRITERIA, type Criterion, type Source, type Status } from '../lib/crite
 import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
+import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 import * as b from './breakdowns.ts';
 import { newcombe, pct1, wilsonRaw, type Difference } from './stats.ts';
 import { endExclusive, isRun, previousPeriod, periodLabel, shortLabel, type Period, type Span } from './period.ts';
@@ -42,13 +43,8 @@ export interface Figures {
   criteria: Record<Criterion, FigureMap<Status>>;
   spf_dkim: FigureMap<q.SpfDkim>;
   tls_send_or_receive_ng: Figure;
-  findings: {
-    dmarc_policy: FigureMap<string>;
-    mta_sts: FigureMap<string>;
-    tls_rpt: FigureMap<string>;
-    tls_versions: FigureMap<string>;
-    cert_problems: FigureMap<string>;
-  };
+  /** Every reported finding of the check registry, by id (dmarc_policy, mta_sts, …). */
+  findings: Record<string, FigureMap<string>>;
   coverage: {
     sources: FigureMap<Source>;
     domains_with_both_sources: number;
@@ -149,13 +145,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
     criteria,
     spf_dkim: figures(await q.spfDkimShares(trx, tally, total)),
     tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, tally, total)),
-    findings: {
-      dmarc_policy: figures(await q.dmarcPolicyShares(trx, tally, total)),
-      mta_sts: figures(await q.mtaStsShares(trx, tally, total)),
-      tls_rpt: figures(await q.tlsRptShares(trx, tally, total)),
-      tls_versions: figures(await q.tlsVersionShares(trx, tally, total)),
-      cert_problems: figures(await q.certProblemShares(trx, tally, total)),
-    },
+    findings: await findingFigures(trx, tally, total),
     // The previous period's coverage is not shown, so it is not computed.
     coverage: {
       sources: figures(await q.sourceShares(trx, tally, total)),
@@ -251,6 +241,13 @@ export interface BuildOptions {
  * The report of a period: each domain once (its latest diagnosis in the period), every figure with its
  * denominator, and the previous period of the same length when it has data.
  */
+/** Every reported finding's shares, one query each, in registry order (the transaction's one connection). */
+async function findingFigures(db: Db, tally: q.Tally, total: number): Promise<Record<string, FigureMap<string>>> {
+  const out: Record<string, FigureMap<string>> = {};
+  for (const f of REPORTED_FINDINGS) out[f.id] = figures(await q.findingShares(db, tally, f, total));
+  return out;
+}
+
 export async function buildReport(db: Db, req: ReportRequest, options: BuildOptions = {}): Promise<Report> {
   const timezone = req.timezone ?? 'Asia/Tokyo';
   if (req.survey === null && req.source === null) throw new InputError('give --survey NAME or --source test-mail|scan');

@@ -4,9 +4,10 @@
 import type { Figure, Figures, Report } from './aggregate.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import { breakdownCsvs } from './csv-breakdowns.ts';
-import { CRITERION_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, VERDICT_ORDER, verdictLabel, FINDING_LABELS, valueLabel, type Lang } from './labels.ts';
+import { CRITERION_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, VERDICT_ORDER, verdictLabel, findingLabel, findingValueLabel, type Lang } from './labels.ts';
 
 import { csvCell } from '../lib/csv-cell.ts';
+import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 
 export const BOM = '\uFEFF';
 
@@ -39,8 +40,8 @@ export function aggregateCsvs(r: Report, lang: Lang): Record<string, string> {
       ['finding', 'label', 'value', 'value_label', ...FIGURE_COLUMNS],
       [
         ['tls_send_or_receive_ng', lang === 'ja' ? 'SSL/TLS送信または受信NG' : 'TLS send or receive NG', 'yes', '', ...figureCells(f.tls_send_or_receive_ng)],
-        ...(Object.keys(f.findings) as (keyof Figures['findings'])[]).flatMap((k) =>
-          Object.entries(f.findings[k]).map(([v, fig]) => [k, FINDING_LABELS[k][lang], v, valueLabel(v, lang), ...figureCells(fig)]),
+        ...Object.keys(f.findings).flatMap((k) =>
+          Object.entries(f.findings[k]).map(([v, fig]) => [k, findingLabel(k, lang), v, findingValueLabel(k, v, lang), ...figureCells(fig)]),
         ),
       ],
     ),
@@ -53,7 +54,7 @@ export function domainsCsv(rows: Record<string, unknown>[]): string {
   const header = [
     'domain', 'organization', 'industry', 'source', 'survey', 'observed_at', 'verdict',
     ...CRITERIA.flatMap((c) => [c, `${c}_reason`]),
-    'spf_dkim', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems', 'diagnosis_id',
+    'spf_dkim', ...REPORTED_FINDINGS.map((f) => f.id), 'diagnosis_id',
   ];
   return toCsv(header, rows.map((r) => header.map((h) => r[h])));
 }

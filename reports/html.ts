@@ -7,8 +7,8 @@ import { embeddedFontCss } from './fonts.ts';
 import { breakdownSections } from './html-breakdowns.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import {
-  CRITERION_LABELS, FINDING_LABELS, SOURCE_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, T, VERDICT_COLORS, VERDICT_ORDER,
-  valueLabel, verdictLabel, type Lang,
+  CRITERION_LABELS, findingLabel, findingValueLabel, SOURCE_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, T, VERDICT_COLORS, VERDICT_ORDER,
+  verdictLabel, type Lang,
 } from './labels.ts';
 
 export function esc(s: unknown): string {
@@ -102,10 +102,10 @@ function criteriaTable(r: Figures, lang: Lang, hasPrev: boolean): string {
 }
 
 function findingsTables(r: Figures, lang: Lang, hasPrev: boolean): string {
-  return (Object.keys(r.findings) as (keyof Figures['findings'])[])
+  return Object.keys(r.findings)
     .map((k) => {
-      const rows = Object.entries(r.findings[k]).map(([v, f]) => ({ label: valueLabel(v, lang), f }));
-      return `<h3>${FINDING_LABELS[k][lang]}</h3>${figureTable(rows, lang, hasPrev)}`;
+      const rows = Object.entries(r.findings[k]).map(([v, f]) => ({ label: findingValueLabel(k, v, lang), f }));
+      return `<h3>${findingLabel(k, lang)}</h3>${figureTable(rows, lang, hasPrev)}`;
     })
     .join('');
 }

@@ -1,6 +1,7 @@
 // Words shown in reports, Japanese (the release's wording) and English, and the colours of each category.
 import type { Criterion, Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
+import { checkById } from '../lib/checks/registry.ts';
 
 export type Lang = 'ja' | 'en';
 type L = { ja: string; en: string };
@@ -33,31 +34,20 @@ export const SPF_DKIM_COLORS: Record<string, string> = {
   unknown: '#9e9e9e',
 };
 
-export const FINDING_LABELS: Record<string, L> = {
-  dmarc_policy: { ja: 'DMARCポリシー', en: 'DMARC policy' },
-  mta_sts: { ja: 'MTA-STS', en: 'MTA-STS' },
-  tls_rpt: { ja: 'TLS-RPT', en: 'TLS-RPT' },
-  tls_versions: { ja: 'TLSバージョン（MX）', en: 'TLS versions (MX)' },
-  cert_problems: { ja: '証明書の問題（MX）', en: 'Certificate problems (MX)' },
+/** A finding's name and its values' names come from its check (lib/checks/<id>/index.ts). */
+export function findingLabel(id: string, lang: Lang): string {
+  return checkById(id)?.label[lang] ?? id;
+}
+
+/** Values every finding may take in a report, whatever its check. */
+const REPORT_VALUE_LABELS: Record<string, L> = {
+  not_recorded: { ja: '記録なし', en: 'not recorded' },
 };
 
-export const VALUE_LABELS: Record<string, L> = {
-  reject: { ja: 'reject', en: 'reject' },
-  quarantine: { ja: 'quarantine', en: 'quarantine' },
-  none: { ja: 'none（監視のみ）', en: 'none (monitor only)' },
-  absent: { ja: 'レコードなし', en: 'no record' },
-  invalid: { ja: '不正なレコード', en: 'invalid record' },
-  unknown: { ja: '測定不能', en: 'unknown' },
-  not_recorded: { ja: '記録なし', en: 'not recorded' },
-  present: { ja: 'あり', en: 'published' },
-  self_signed: { ja: '自己署名', en: 'self-signed' },
-  expired: { ja: '期限切れ', en: 'expired' },
-  wrong_name: { ja: 'ホスト名不一致', en: 'wrong name' },
-  untrusted: { ja: '信頼できない発行者', en: 'untrusted issuer' },
-  any: { ja: 'いずれかの問題あり', en: 'any problem' },
-  no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' },
-};
-export const valueLabel = (k: string, lang: Lang) => VALUE_LABELS[k]?.[lang] ?? k;
+export function findingValueLabel(id: string, value: string, lang: Lang): string {
+  const c = checkById(id);
+  return (c?.kind === 'finding' ? c.valueLabels[value]?.[lang] : undefined) ?? REPORT_VALUE_LABELS[value]?.[lang] ?? value;
+}
 
 export const SOURCE_LABELS: Record<string, L> = {
   'test-mail': { ja: 'テストメール', en: 'test mail' },

@@ -10,6 +10,8 @@ import type { Db } from '../lib/db.ts';
 import type { Criterion, Source, Status } from '../lib/criteria.ts';
 import { CRITERIA, STATUSES } from '../lib/criteria.ts';
 import { VERDICTS, type Verdict } from '../lib/verdict.ts';
+import type { FindingCheck } from '../lib/checks/contract.ts';
+import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 
 /** A count with its denominator. `pct` is rounded half-up to an integer, as the release prints it; null when total = 0. */
 export interface Share {
@@ -76,6 +78,23 @@ function shares<K extends string>(list: Row[], keys: readonly K[], total: number
 const ref = (column: string) => sql.ref(`r.${column}`);
 
 /**
+ * The snapshot column a finding is counted from: its legacy column of `diagnoses` where it has one, else
+ * `f_<id>` read from `findings.<id>.value` (text, or text[] for a multi-valued finding), so a new check is
+ * counted without a migration of its own.
+ */
+export function findingColumn(f: FindingCheck): string {
+  return f.column ?? `f_${f.id}`;
+}
+
+function findingSnapshotColumn(f: FindingCheck): RawBuilder<unknown> {
+  if (f.column) return ref(f.column);
+  const value = sql`r.findings -> ${sql.lit(f.id)} -> 'value'`;
+  return f.multi
+    ? sql`ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(${value}) WHEN 'array' THEN ${value} ELSE '[]'::jsonb END)) AS ${sql.id(findingColumn(f))}`
+    : sql`(${value} #>> '{}') AS ${sql.id(findingColumn(f))}`;
+}
+
+/**
  * What the snapshot keeps of each counted diagnosis: what a figure, the coverage and the per-domain CSV read,
  * no more. Naming the columns (rather than `r.*`) lets the planner drop the rest, the surveys join included,
  * before the DISTINCT ON sort. verdict_reasons is kept for incomplete diagnoses only, the only ones a
@@ -84,7 +103,8 @@ const ref = (column: string) => sql.ref(`r.${column}`);
 const SNAPSHOT_COLUMNS = sql.join([
   ...['id', 'domain', 'source', 'survey_id', 'run_id', 'observed_at', 'verdict', 'provenance'].map(ref),
   ...CRITERIA.flatMap((c) => [ref(c), ref(`${c}_reason`)]),
-  ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
+  ...['spf_dkim', 'tls_send_or_receive_ng'].map(ref),
+  ...REPORTED_FINDINGS.map(findingSnapshotColumn),
   sql`CASE WHEN r.verdict = 'incomplete' THEN r.verdict_reasons END AS verdict_reasons`,
 ]);
 
@@ -107,7 +127,8 @@ function tallyColumns(coverage: boolean): RawBuilder<unknown>[] {
     sql`r.verdict`,
     sql`r.source`,
     ...CRITERIA.map((c) => ref(c)),
-    ...['spf_dkim', 'tls_send_or_receive_ng', 'dmarc_policy', 'mta_sts', 'tls_rpt', 'tls_versions', 'cert_problems'].map(ref),
+    ...['spf_dkim', 'tls_send_or_receive_ng'].map(ref),
+    ...REPORTED_FINDINGS.map((f) => ref(findingColumn(f))),
     ...(coverage
       ? [
           sql`r.run_id`,
@@ -162,50 +183,29 @@ export async function tlsSendOrReceiveNgShare(db: Db, t: Tally, total: number): 
   return share(int(r?.n), total);
 }
 
-export const DMARC_POLICIES = ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown', 'not_recorded'] as const;
-export const RECORD_STATES = ['present', 'absent', 'invalid', 'unknown', 'not_recorded'] as const;
-
-/** Which DMARC policy (p=) do the domains publish? `not_recorded`: the diagnosis did not record it. */
-export async function dmarcPolicyShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(dmarc_policy, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
-  return shares(list, DMARC_POLICIES as readonly string[], total);
-}
-
-/** How many domains publish an MTA-STS record (RFC 8461)? */
-export async function mtaStsShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(mta_sts, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
-  return shares(list, RECORD_STATES as readonly string[], total);
-}
-
-/** How many domains publish a TLS-RPT record (RFC 8460)? */
-export async function tlsRptShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
-  const list = await rows(db, sql`SELECT coalesce(tls_rpt, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
-  return shares(list, RECORD_STATES as readonly string[], total);
-}
-
-/** How many domains negotiated each TLS version (a domain counts under every version seen; no_tls: none seen)? */
-export async function tlsVersionShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
+/**
+ * How many domains took each value of a finding? Single-valued: its values plus `not_recorded` (the diagnosis
+ * did not record it). Multi-valued: a domain counts under every value it has, under `multi.empty` when it has
+ * none, and under `multi.any` when it has at least one.
+ */
+export async function findingShares(db: Db, t: Tally, f: FindingCheck, total: number): Promise<Record<string, Share>> {
+  const col = ref(findingColumn(f));
+  if (!f.multi) {
+    const list = await rows(db, sql`SELECT coalesce(${col}, 'not_recorded') AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
+    return shares(list, [...f.values, 'not_recorded'], total);
+  }
+  const empty = f.multi.empty === null ? sql`'{}'::text[]` : sql`ARRAY[${sql.lit(f.multi.empty)}]`;
+  const withAny = f.multi.any === null ? col : sql`${col} || ARRAY[${sql.lit(f.multi.any)}]`;
   const list = await rows(
     db,
     sql`SELECT v AS key, sum(r.n)::int AS n
-          FROM ${t.relation} AS r, unnest(CASE WHEN cardinality(r.tls_versions) = 0 THEN ARRAY['no_tls'] ELSE r.tls_versions END) AS v
+          FROM ${t.relation} AS r, unnest(CASE WHEN cardinality(${col}) = 0 THEN ${empty} ELSE ${withAny} END) AS v
          GROUP BY 1`,
   );
-  const keys = list.map((r) => String(r.key)).filter((k) => k !== 'no_tls').sort().reverse();
-  return shares(list, [...keys, 'no_tls'], total);
-}
-
-/** How many domains showed each certificate problem on an MX host (any: at least one problem)? */
-export async function certProblemShares(db: Db, t: Tally, total: number): Promise<Record<string, Share>> {
-  const list = await rows(
-    db,
-    sql`SELECT p AS key, sum(r.n)::int AS n
-          FROM ${t.relation} AS r, unnest(CASE WHEN cardinality(r.cert_problems) = 0 THEN '{}'::text[] ELSE r.cert_problems || ARRAY['any'] END) AS p
-         GROUP BY 1`,
-  );
-  const keys = ['self_signed', 'expired', 'wrong_name', 'untrusted'];
-  for (const r of list) if (!keys.includes(String(r.key)) && r.key !== 'any') keys.push(String(r.key));
-  return shares(list, [...keys, 'any'], total);
+  const special = new Set([f.multi.empty, f.multi.any].filter((k): k is string => k !== null));
+  const seen = list.map((r) => String(r.key)).filter((k) => !special.has(k) && !f.values.includes(k));
+  const keys = f.multi.sort === 'desc' ? [...f.values, ...seen].sort().reverse() : [...f.values, ...seen];
+  return shares(list, [...keys, ...[f.multi.empty, f.multi.any].filter((k): k is string => k !== null)], total);
 }
 
 /** Which source did the counted diagnosis (each domain's latest) come from? */
@@ -360,8 +360,8 @@ export async function domainRows(db: Db, set: SetRef): Promise<Row[]> {
                r.dkim::text AS dkim, r.dkim_reason, r.tls_receive::text AS tls_receive, r.tls_receive_reason,
                r.tls_send::text AS tls_send, r.tls_send_reason, r.reverse_dns::text AS reverse_dns, r.reverse_dns_reason,
                r.dnssec::text AS dnssec, r.dnssec_reason, r.dnsbl::text AS dnsbl, r.dnsbl_reason,
-               r.spf_dkim, r.dmarc_policy, r.mta_sts, r.tls_rpt,
-               array_to_string(r.tls_versions, ' ') AS tls_versions, array_to_string(r.cert_problems, ' ') AS cert_problems,
+               r.spf_dkim,
+               ${sql.join(REPORTED_FINDINGS.map((f) => (f.multi ? sql`array_to_string(${ref(findingColumn(f))}, ' ') AS ${sql.id(f.id)}` : sql`${ref(findingColumn(f))} AS ${sql.id(f.id)}`)))},
                r.id AS diagnosis_id
           FROM ${set} AS r
           LEFT JOIN surveys s ON s.id = r.survey_id

@@ -3,7 +3,7 @@
 // first. Every string that came from the network (details name hosts, banners, PTR names) goes through html``.
 import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
-import { valueLabel } from '../reports/labels.ts';
+import { findingValueLabel } from '../reports/labels.ts';
 import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 import { html, type Html } from './html.ts';
 import type { Lang } from './i18n.ts';
@@ -113,7 +113,7 @@ function findingsRows(findings: unknown, lang: Lang): Html[] {
   for (const check of REPORTED_FINDINGS) {
     const value = stored[check.id]?.value;
     if (value === undefined) continue;
-    const label = (v: string) => check.valueLabels[v]?.[lang] ?? valueLabel(v, lang);
+    const label = (v: string) => findingValueLabel(check.id, v, lang);
     const shown = Array.isArray(value) ? (value.length ? value.map((v) => label(String(v))).join(', ') : '—') : label(String(value));
     rows.push(html`<tr><th scope="row">${check.label[lang]}</th><td>${shown}</td></tr>`);
   }

@@ -2,6 +2,7 @@
 // every rule live in this one file (as internet.nl keeps its scoring in scoring.py); bump RULES_VERSION when a
 // rule changes so re-judged diagnoses record which rules judged them.
 import type { Criterion, CriterionFindings, Source, Status } from './criteria.ts';
+import { CRITERION_CHECKS } from './checks/registry.ts';
 
 export const RULES_VERSION = 1;
 
@@ -21,17 +22,8 @@ export const VERDICT_LABELS: Record<Verdict, { ja: string; en: string }> = {
 
 const SEVERITY: Record<Level, number> = { safe: 0, review: 1, needs_improvement: 2, danger: 3 };
 
-/** The level each single criterion can prove. SPF and DKIM prove it only together (both NG). */
-const LEVEL_OF: Record<Criterion, Level> = {
-  open_relay: 'danger',
-  spf: 'needs_improvement',
-  dkim: 'needs_improvement',
-  tls_receive: 'needs_improvement',
-  tls_send: 'needs_improvement',
-  reverse_dns: 'needs_improvement',
-  dnssec: 'review',
-  dnsbl: 'review',
-};
+/** The level each single criterion can prove: its check's `level` (SPF and DKIM prove it only together). */
+const LEVEL_OF = Object.fromEntries(CRITERION_CHECKS.map((c) => [c.id, c.level])) as Record<Criterion, Level>;
 
 export interface VerdictReason {
   criterion: Criterion;

@@ -3,11 +3,12 @@
 import { defineCriterion, reason } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectDkim, evaluateDkimScan, evaluateDkimTestMail } from './dkim.ts';
+import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const dkimCheck = defineCriterion({
   id: 'dkim',
   level: 'needs_improvement',
-  label: { ja: 'DKIMチェック', en: 'DKIM' },
+  label: CRITERION_LABELS.dkim,
   rule: 'Scan: a DKIM key under one of the probed selectors, or _domainkey.<domain> exists (NOERROR; RFC 8020 makes NXDOMAIN mean no selector at all). Test mail: a DKIM signature whose d= is the domain or a parent verifies (RFC 6376 §6).',
   scope: 'domain',
   sources: ['scan', 'test-mail'],

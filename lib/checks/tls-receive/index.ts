@@ -1,6 +1,6 @@
 // tls_receive (CRITERIA.md): every reachable MX host offers STARTTLS and completes the handshake (RFC 3207);
 // certificate problems do not count here (SMTP TLS is opportunistic, RFC 7435) but are findings of their own.
-import type { Finding } from '../../criteria.ts';
+import { CRITERION_LABELS, type Finding } from '../../criteria.ts';
 import { defineCriterion, reason } from '../contract.ts';
 import { fromMx } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from '../reasons.ts';
@@ -28,7 +28,7 @@ export function closedSmtpUnknown(f: Finding, reasons: object): Finding {
 export const tlsReceiveCheck = defineCriterion({
   id: 'tls_receive',
   level: 'needs_improvement',
-  label: { ja: 'SSL/TLSメール受信', en: 'TLS (receiving)' },
+  label: CRITERION_LABELS.tls_receive,
   rule: 'Every reachable MX host offers STARTTLS and completes the TLS handshake (RFC 3207); a 5xx to STARTTLS counts as no TLS, a 454 as not measured. Null or no MX: n/a.',
   scope: 'mx_ip',
   sources: ['scan', 'test-mail'],

@@ -9,7 +9,7 @@
 //   after 30 s and tarpits that never greet (`silent`: they hold the connection until the client leaves), and
 //   greylisting (450 on RCPT);
 // - provider concentration: 75% of domains on 60 providers with Zipf weights (s = 1.1: the first provider has
-//   ~20% of all domains, the first five ~45%), the rest a long tail of self-hosted MX;
+//   ~19% of all domains, the first five ~40%), the rest a long tail of self-hosted MX;
 // - several A records per provider MX name: every address is a host of its own with the same name, so each
 //   listens, presents a certificate for that name and has a PTR naming it (forward-confirmed).
 //

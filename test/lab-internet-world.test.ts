@@ -18,8 +18,8 @@ import { loadWorld } from '../lab/world.ts';
 import { startLab, type Lab } from '../lab/index.ts';
 import type { LabHost, LabWorld } from '../lab/model.ts';
 import { probeSmtp } from '../lib/probes/smtp.ts';
-import { evaluateTlsReceive } from '../lib/checks/tls-receive.ts';
-import { evaluateOpenRelay } from '../lib/checks/open-relay.ts';
+import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
+import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin', 'mailcensus.mjs');

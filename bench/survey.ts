@@ -6,7 +6,8 @@
 // 10,000-domain world (bench/baseline.ts), while the lab is still up.
 //
 // Options (after `npm run bench -- survey`): --sizes 10000,50000  --workers 1,2  --concurrency 100
-// --baseline-sample 300  --no-baseline  --cpu-prof (profile worker 1 and print its hottest functions).
+// --baseline-sample 300  --no-baseline  --cpu-prof (profile worker 1 and print its hottest functions)
+// --world uniform,internet (the internet-like world of lab/generate-internet.ts too, or alone; same sizes).
 import { mkdtemp, readFile, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -15,11 +16,12 @@ import net from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 import { generateWorld } from '../lab/generate.ts';
+import { generateInternetWorld, INTERNET_DEFAULTS } from '../lab/generate-internet.ts';
 import { machine, updateSection } from './_report.ts';
 import { cpuSeconds, machineBusySeconds, peakRss, spawnCli, stopAll, waitFor, type Spawned } from './lib/proc.ts';
 import { commandCalls, deletePrefix, openRedis, sampleRedis } from './lib/redis.ts';
 import { summarizeProfile } from './lib/profile.ts';
-import { benchOptions, results, type BenchArgs } from './lib/args.ts';
+import { benchOptions, results, type BenchArgs, type BenchWorld } from './lib/args.ts';
 
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -46,8 +48,17 @@ export const BENCH_ENV: Record<string, string> = {
   MAILCENSUS_LOG_LEVEL: 'debug',
 };
 
+/**
+ * On the internet-like world the banner timeout is the shipped one (30 s): postscreen hosts greet after 6 s and
+ * must be waited for, as a real survey would; tarpits (30 s, or never) time out.
+ */
+export const INTERNET_ENV: Record<string, string> = { MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '30000' };
+
 export interface PipelineResult {
   size: number;
+  world: BenchWorld;
+  /** DNS queries the lab answered (or dropped) during the run, per diagnosed domain; null if unknown. */
+  dnsPerDomain: number | null;
   workers: number;
   concurrency: number;
   diagnosed: number;
@@ -121,11 +132,24 @@ export interface LabUp {
   startSeconds: number;
   /** The lab process and its SMTP shard processes (lab/smtp-shard.ts), for CPU accounting. */
   pids: number[];
+  world: BenchWorld;
+}
+
+/** The lab DNS server's query count so far (dns-stats.json, rewritten by the lab once a second), or null. */
+export async function labDnsQueries(stateDir: string): Promise<number | null> {
+  try {
+    const q = (JSON.parse(await readFile(path.join(stateDir, 'dns-stats.json'), 'utf8')) as { queries?: unknown }).queries;
+    return typeof q === 'number' ? q : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Generates the world of `size` domains and starts `mailcensus lab up` on it in its own process. */
-export async function startBenchLab(size: number, dir: string): Promise<LabUp> {
-  const world = generateWorld({ domains: size, ...WORLD }) as { populations: { count: number; name: string }[] };
+export async function startBenchLab(size: number, dir: string, kind: BenchWorld = 'uniform'): Promise<LabUp> {
+  const world = (kind === 'internet' ? generateInternetWorld({ domains: size, seed: WORLD.seed }) : generateWorld({ domains: size, ...WORLD })) as {
+    populations: { count: number; name: string }[];
+  };
   const worldFile = path.join(dir, 'world.json');
   await writeFile(worldFile, JSON.stringify(world));
   const domains: string[] = [];
@@ -158,7 +182,7 @@ export async function startBenchLab(size: number, dir: string): Promise<LabUp> {
   } catch {
     // an older lab without shards
   }
-  return { dir, worldFile, domains, env: parseEnv(text), proc, stateDir, startSeconds: (Date.now() - started) / 1000, pids: [proc.pid, ...smtpPids] };
+  return { dir, worldFile, domains, env: parseEnv(text), proc, stateDir, startSeconds: (Date.now() - started) / 1000, pids: [proc.pid, ...smtpPids], world: kind };
 }
 
 /** SMTP connections per host IP in the lab log from byte `offset` on. */
@@ -200,7 +224,7 @@ async function measureRun(
   cpuProf: boolean,
 ): Promise<PipelineResult> {
   const prefix = `mcbench${randomBytes(4).toString('hex')}`;
-  const env = childEnv({ ...lab.env, ...BENCH_ENV, DATABASE_URL: dbUrl, REDIS_URL, MAILCENSUS_QUEUE_PREFIX: prefix });
+  const env = childEnv({ ...lab.env, ...BENCH_ENV, ...(lab.world === 'internet' ? INTERNET_ENV : {}), DATABASE_URL: dbUrl, REDIS_URL, MAILCENSUS_QUEUE_PREFIX: prefix });
   const redis = openRedis(REDIS_URL);
   const durations: number[] = [];
   const procs: Spawned[] = [];
@@ -238,6 +262,7 @@ async function measureRun(
     const sampler = sampleRedis(redis, prefix);
     const labCpuNow = () => lab.pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
     const labCpu0 = labCpuNow();
+    const dns0 = await labDnsQueries(lab.stateDir);
     const workerCpu0 = procs.map((p) => cpuSeconds(p.pid) ?? 0);
     const busy0 = machineBusySeconds();
     const t0 = Date.now();
@@ -248,6 +273,9 @@ async function measureRun(
     if (code !== 0) throw new Error(`bench: mailcensus run exited with ${code}: ${runProc.stderr().trim().slice(-500)}`);
     const wall = (Date.now() - t0) / 1000;
     const labCpu = labCpuNow() - labCpu0;
+    // The lab rewrites its count once a second: wait for the last answers to be counted.
+    await new Promise((r) => setTimeout(r, 1500));
+    const dns1 = await labDnsQueries(lab.stateDir);
     const workerCpu = procs.reduce((s, p, i) => s + ((cpuSeconds(p.pid) ?? workerCpu0[i]!) - workerCpu0[i]!), 0);
     const busy = machineBusySeconds() - busy0;
     const rss = procs.map((p) => peakRss(p.pid) ?? 0);
@@ -304,6 +332,8 @@ async function measureRun(
     if (cpuProf) profile = await summarizeProfile(profDir, 15).catch((e) => `(no profile: ${(e as Error).message})`);
     return {
       size,
+      world: lab.world,
+      dnsPerDomain: dns0 !== null && dns1 !== null && row.n > 0 ? (dns1 - dns0) / row.n : null,
       workers,
       concurrency,
       diagnosed: row.n,
@@ -343,7 +373,7 @@ async function measureRun(
 export function formatPipeline(r: PipelineResult): string {
   const ms = (v: number | null) => (v === null ? '–' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
   return (
-    `| ${r.size.toLocaleString('en')} | ${r.workers} × ${r.concurrency} | ${r.seconds.toFixed(1)} s | **${r.perSecond.toFixed(1)}** | ` +
+    `| ${r.size.toLocaleString('en')}${r.world === 'uniform' ? '' : ` (${r.world})`} | ${r.workers} × ${r.concurrency} | ${r.seconds.toFixed(1)} s | **${r.perSecond.toFixed(1)}** | ` +
     `${ms(r.p50)} / ${ms(r.p99)} | ${r.ips.toLocaleString('en')} IPs: max ${r.sessionsMax}, mean ${r.sessionsMean.toFixed(2)} | ` +
     `${r.rssMiB.map((x) => x.toFixed(0)).join(' + ')} MiB | ${r.redisOwnMiB.toFixed(1)} MiB (${r.redisOwnKeys.toLocaleString('en')} keys) | ` +
     `${(r.labCpuShare * 100).toFixed(0)}% | ${(r.workerCpuShare * 100).toFixed(0)}% | ${(r.machineBusy * 100).toFixed(0)}% |`
@@ -361,8 +391,8 @@ export async function run(args: BenchArgs = {}): Promise<void> {
   const all: PipelineResult[] = [];
   const labNotes: string[] = [];
   try {
-    for (const size of opts.sizes) {
-      const dir = path.join(base, String(size));
+    for (const size of opts.sizes) for (const kind of opts.worlds) {
+      const dir = path.join(base, `${kind}-${size}`);
       await rm(dir, { recursive: true, force: true });
       await import('node:fs/promises').then((f) => f.mkdir(dir, { recursive: true }));
       const dbName = `mailcensus_bench_${randomBytes(4).toString('hex')}`;
@@ -371,11 +401,11 @@ export async function run(args: BenchArgs = {}): Promise<void> {
       const dbUrl = url.toString();
       let lab: LabUp | null = null;
       try {
-        console.log(`survey ${size.toLocaleString('en')}: generating the world and starting the lab…`);
-        lab = await startBenchLab(size, dir);
+        console.log(`survey ${size.toLocaleString('en')} (${kind} world): generating the world and starting the lab…`);
+        lab = await startBenchLab(size, dir, kind);
         console.log(`  lab up in ${lab.startSeconds.toFixed(1)} s (pid ${lab.proc.pid}); ${lab.proc.stderr().trim().split('\n').pop()}`);
         labNotes.push(
-          `${size.toLocaleString('en')} domains: lab up in ${lab.startSeconds.toFixed(1)} s in ${lab.pids.length} process(es) ` +
+          `${size.toLocaleString('en')} domains (${kind}): lab up in ${lab.startSeconds.toFixed(1)} s in ${lab.pids.length} process(es) ` +
             `(${lab.pids.length > 1 ? 'the SMTP hosts spread over several processes: ulimit -n is per process' : 'DNS and every SMTP host in one process'}), ` +
             `peak RSS ${lab.pids.map((p) => mib(peakRss(p) ?? 0).toFixed(0)).join(' + ')} MiB after start`,
         );
@@ -393,10 +423,11 @@ export async function run(args: BenchArgs = {}): Promise<void> {
           results.pipeline.push(r);
           console.log(PIPELINE_HEADER.split('\n')[0]);
           console.log(formatPipeline(r));
+          console.log(`  DNS queries per domain ${r.dnsPerDomain?.toFixed(1) ?? '?'}; load ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`);
           console.log(`  verdicts ${JSON.stringify(r.verdicts)}; unknown criteria: ${r.unknowns}; ${r.ipsProbed} IPs probed; Redis top: ${r.topRedis}; Postgres commits ${r.pgCommits}`);
           if (r.profile) console.log(r.profile);
         }
-        if (opts.baseline && size === opts.baselineSize && !results.baseline) {
+        if (opts.baseline && kind === 'uniform' && size === opts.baselineSize && !results.baseline) {
           const { runBaseline } = await import('./baseline.ts');
           await runBaseline(lab, opts.baselineSample);
         }
@@ -406,7 +437,10 @@ export async function run(args: BenchArgs = {}): Promise<void> {
         await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
       }
     }
-    if (all.length > 0) await updateSection('survey', surveySection(all, labNotes, opts.command));
+    // The default (uniform world only) keeps its section; a run with the internet-like world writes the world
+    // comparison to a section of its own, so a small comparison run never replaces the issue's figures.
+    const withInternet = opts.worlds.includes('internet');
+    if (all.length > 0) await updateSection(withInternet ? 'survey-worlds' : 'survey', surveySection(all, labNotes, opts.command, withInternet));
   } finally {
     await stopAll();
     await admin.end();
@@ -415,17 +449,34 @@ export async function run(args: BenchArgs = {}): Promise<void> {
   }
 }
 
-function surveySection(all: PipelineResult[], labNotes: string[], command: string): string {
+/** Per size and worker count: internet-world rate / uniform-world rate, when both ran. */
+function worldRatios(all: PipelineResult[]): string[] {
+  const out: string[] = [];
+  for (const i of all.filter((r) => r.world === 'internet')) {
+    const u = all.find((r) => r.world === 'uniform' && r.size === i.size && r.workers === i.workers);
+    if (!u) continue;
+    out.push(
+      `- **Internet-like / uniform, ${i.size.toLocaleString('en')} domains, ${i.workers} worker(s)**: ` +
+        `${i.perSecond.toFixed(1)} / ${u.perSecond.toFixed(1)} domains/s = **${(i.perSecond / u.perSecond).toFixed(2)}** ` +
+        `(same invocation; load average ${u.load[0].toFixed(1)} → ${u.load[1].toFixed(1)} and ${i.load[0].toFixed(1)} → ${i.load[1].toFixed(1)}); ` +
+        `DNS queries per domain ${u.dnsPerDomain?.toFixed(1) ?? '?'} (uniform) and ${i.dnsPerDomain?.toFixed(1) ?? '?'} (internet-like).`,
+    );
+  }
+  return out;
+}
+
+function surveySection(all: PipelineResult[], labNotes: string[], command: string, withInternet = false): string {
   const when = new Date().toISOString().slice(0, 10);
-  const best50 = all.filter((r) => r.size >= 50_000).sort((a, b) => b.perSecond - a.perSecond)[0];
+  const best50 = all.filter((r) => r.size >= 50_000 && r.world === 'uniform').sort((a, b) => b.perSecond - a.perSecond)[0];
   const target = best50
     ? best50.perSecond >= 80
       ? `**met**: ${best50.perSecond.toFixed(1)} domains/s at ${best50.size.toLocaleString('en')} domains with ${best50.workers} worker(s)`
       : `**not met**: ${best50.perSecond.toFixed(1)} domains/s at ${best50.size.toLocaleString('en')} domains (best of the worker counts)`
     : 'not measured in this run (no size ≥ 50,000)';
   const sessionsOk = all.every((r) => r.sessionsMax === 1);
+  const d = INTERNET_DEFAULTS;
   return [
-    '## survey (end to end)',
+    withInternet ? '## survey: uniform and internet-like worlds' : '## survey (end to end)',
     '',
     `\`${command}\` (${when}; ${machine()}; PostgreSQL, Redis, the lab and the workers on the same machine)`,
     '',
@@ -433,8 +484,16 @@ function surveySection(all: PipelineResult[], labNotes: string[], command: strin
     ...all.map(formatPipeline),
     '',
     `World: \`generateWorld({ domains, sharedMxShare: ${WORLD.sharedMxShare}, providers: ${WORLD.providers}, dnsLatencyMs: ${WORLD.dnsLatencyMs}, smtpRttMs: ${WORLD.smtpRttMs}, seed: ${WORLD.seed} })\`. ` +
+      (withInternet
+        ? `Internet-like world: \`generateInternetWorld({ domains, seed: ${WORLD.seed} })\` (lab/generate-internet.ts, docs/lab.md): ` +
+          `${Math.round(d.sharedMxShare * 100)}% of domains on ${d.providers} providers (Zipf s=${d.zipfExponent}), ${d.mxAddresses} A records per large-provider MX name, ` +
+          `DNS/SMTP latency log-normal median ${d.latencyMedianMs} ms (${d.latencyMinMs}..${d.latencyMaxMs} ms) per host and per domain, of self-hosted MX ` +
+          `${d.postscreenShare * 100}% greet after ${d.postscreenDelayMs / 1000} s, ${d.tarpitShare * 100}% after ${d.tarpitDelayMs / 1000} s, ${d.silentShare * 100}% never, ${d.greylistShare * 100}% greylist; ` +
+          `there the workers run with ${Object.entries(INTERNET_ENV).map(([k, v]) => `${k}=${v}`).join(', ')} (the shipped banner timeout). `
+        : '') +
       `Worker settings: ${Object.entries(BENCH_ENV).filter(([k]) => k !== 'MAILCENSUS_LOG_LEVEL').map(([k, v]) => `${k}=${v}`).join(', ')}.`,
     '',
+    ...worldRatios(all),
     `- **Target ≥ 80 domains/s at 50,000 domains**: ${target}.`,
     `- **SMTP sessions per distinct IP**: ${sessionsOk ? 'exactly 1 in every run' : `more than 1 at ${all.map((r) => `${r.sessionsOver1} IP(s) (${r.sessionsOver1AfterTls} after a failed STARTTLS handshake)`).join(' / ')}`} ` +
       "(counted from the lab's own log of accepted connections; the probe opens a second, plain-text session only when STARTTLS fails, to still test relaying).",
@@ -442,6 +501,6 @@ function surveySection(all: PipelineResult[], labNotes: string[], command: strin
     '- **lab CPU** = utime+stime of the lab process(es) / wall time / cores; **workers CPU** likewise for the worker processes; **machine busy** = all of /proc/stat (Postgres, Redis, other users of the machine included).',
     '- **Redis (our keys, peak)**: MEMORY USAGE summed over the run\'s key prefix, sampled every 15 s (the Redis is shared, so the server-wide figure is not ours alone).',
     ...labNotes.map((n) => `- Lab: ${n}.`),
-    ...all.map((r) => `- ${r.size.toLocaleString('en')} × ${r.workers} worker(s): verdicts ${Object.entries(r.verdicts).map(([k, v]) => `${k} ${v}`).join(', ')}; load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}; unknown criteria (top): ${r.unknowns || 'none'}; ${r.ipsProbed.toLocaleString('en')} MX IPs probed; Redis busiest commands: ${r.topRedis}; Postgres commits ${r.pgCommits.toLocaleString('en')} (${(r.pgCommits / r.diagnosed).toFixed(1)}/domain).`),
+    ...all.map((r) => `- ${r.size.toLocaleString('en')} (${r.world}) × ${r.workers} worker(s): DNS queries per domain ${r.dnsPerDomain?.toFixed(1) ?? '?'}; verdicts ${Object.entries(r.verdicts).map(([k, v]) => `${k} ${v}`).join(', ')}; load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}; unknown criteria (top): ${r.unknowns || 'none'}; ${r.ipsProbed.toLocaleString('en')} MX IPs probed; Redis busiest commands: ${r.topRedis}; Postgres commits ${r.pgCommits.toLocaleString('en')} (${(r.pgCommits / r.diagnosed).toFixed(1)}/domain).`),
   ].join('\n');
 }

@@ -113,8 +113,13 @@ export class LabZoneIndex {
   private readonly dkimStrings = new Map<string, Buffer[]>();
   /** v2: the DNSSEC state of names that do not take their zone's (hosts with `dnssec`). */
   readonly nameState = new Map<string, DnssecState>();
+  /** Extension: the answer delay of a host's own names (`latency.dnsMs` of a host), by name. */
+  readonly nameDelay = new Map<string, number>();
+  /** The world's `latency.dnsMs`: the delay of every other answer not under a domain with its own. */
+  readonly defaultDelay: number;
 
   constructor(world: LabWorld, ca?: LabCa) {
+    this.defaultDelay = world.latency.dnsMs;
     this.addZone('lab.test', null);
     this.addZone('127.in-addr.arpa', null);
     for (const d of world.domains) this.addZone(d.name, d);
@@ -135,6 +140,14 @@ export class LabZoneIndex {
       }
     }
     for (const r of world.records) this.addRecord(r);
+    for (const h of world.hosts.values()) {
+      const ms = h.latency?.dnsMs;
+      if (ms === null || ms === undefined) continue;
+      // Several hosts may share a name (several A records for one MX name): the first one's delay holds.
+      for (const n of [h.name, `_25._tcp.${h.name}`, reverseName(h.ip), ...(h.ptr ? [h.ptr] : [])]) {
+        if (!this.nameDelay.has(n)) this.nameDelay.set(n, ms);
+      }
+    }
     for (const h of world.hosts.values()) {
       if (h.ptr === null) continue; // no PTR record: the reverse name does not exist
       this.add({ name: reverseName(h.ip), type: 'PTR', ttl: TTL, data: h.ptr } as Answer);
@@ -249,6 +262,16 @@ export class LabZoneIndex {
     }
   }
 
+  /**
+   * The delay before the answer for a query name (lower case, no trailing dot): the name's own (a host's
+   * `latency.dnsMs`), else that of the domain it falls under, else the world's `latency.dnsMs`.
+   */
+  delayOf(qname: string): number {
+    const own = this.nameDelay.get(qname);
+    if (own !== undefined) return own;
+    return this.findZone(qname)?.domain?.latency?.dnsMs ?? this.defaultDelay;
+  }
+
   /** The DNSSEC state a name is served with: its own (a v2 host's), else its zone's domain's, else insecure. */
   stateOf(name: string, zone: Zone | null): DnssecState {
     return this.nameState.get(name) ?? zone?.domain?.dnssec ?? 'insecure';
@@ -317,7 +340,7 @@ export class LabZoneIndex {
 
 type Outcome =
   | { kind: 'drop' }
-  | { kind: 'answer'; buffer: Buffer };
+  | { kind: 'answer'; buffer: Buffer; qname?: string };
 
 interface Decoded extends Packet {
   flags: number;
@@ -361,7 +384,8 @@ export function answerQuery(index: LabZoneIndex, msg: Buffer, transport: 'udp' |
     if (buffer.length > limit) {
       buffer = dnsPacket.encode({ ...packet, flags: flags | FLAG_TC, answers: [], authorities: [] });
     }
-    return { kind: 'answer', buffer };
+    const qn = q.questions?.[0]?.name;
+    return { kind: 'answer', buffer, ...(qn !== undefined ? { qname: qn.toLowerCase().replace(/\.$/, '') } : {}) };
   };
 
   if (opcode !== OPCODE_QUERY) return reply(RCODE.NOTIMP);
@@ -419,13 +443,15 @@ function encodeHeaderOnly(id: number, flags: number): Buffer {
 export async function startDnsServer(world: LabWorld, opts: DnsServerOptions): Promise<DnsServer> {
   const index = new LabZoneIndex(world, opts.ca);
   const host = opts.host ?? '127.0.0.1';
-  const delay = world.latency.dnsMs;
   let queries = 0;
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
   const sockets = new Set<net.Socket>();
 
-  const later = (fn: () => void) => {
+  // Per answer: the query name's delay (host, domain or world latency; see LabZoneIndex.delayOf). Every
+  // pending answer is one timer, cleared at stop.
+  const later = (qname: string | undefined, fn: () => void) => {
+    const delay = qname === undefined ? index.defaultDelay : index.delayOf(qname);
     if (delay <= 0) return fn();
     const t = setTimeout(() => {
       timers.delete(t);
@@ -439,7 +465,7 @@ export async function startDnsServer(world: LabWorld, opts: DnsServerOptions): P
       queries++;
       const out = answerQuery(index, msg, 'udp');
       if (out.kind === 'drop') return;
-      later(() => udp.send(out.buffer, rinfo.port, rinfo.address, () => {}));
+      later(out.qname, () => udp.send(out.buffer, rinfo.port, rinfo.address, () => {}));
     });
     udp.on('error', () => {}); // a send to a vanished client must not kill the lab
   };
@@ -464,7 +490,7 @@ export async function startDnsServer(world: LabWorld, opts: DnsServerOptions): P
         const framed = Buffer.alloc(2 + out.buffer.length);
         framed.writeUInt16BE(out.buffer.length, 0);
         out.buffer.copy(framed, 2);
-        later(() => {
+        later(out.qname, () => {
           if (!sock.destroyed) sock.write(framed);
         });
       }

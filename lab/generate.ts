@@ -31,7 +31,7 @@ const MAX_PROVIDERS = 40_000;
 const MAX_DOMAINS = 5_000_000;
 
 /** mulberry32: a small, fast, well-distributed 32-bit PRNG; deterministic from the seed. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -43,7 +43,7 @@ function prng(seed: number): () => number {
 }
 
 /** Picks a value by weight. */
-function pick<T>(rnd: () => number, table: ReadonlyArray<readonly [T, number]>): T {
+export function pick<T>(rnd: () => number, table: ReadonlyArray<readonly [T, number]>): T {
   let total = 0;
   for (const [, w] of table) total += w;
   let x = rnd() * total;
@@ -55,13 +55,13 @@ function pick<T>(rnd: () => number, table: ReadonlyArray<readonly [T, number]>):
 }
 
 /** The k-th provider address (k from 0), skipping .0 and .255 as last octet. */
-function providerIp(k: number): string {
+export function providerIp(k: number): string {
   const n = Math.floor(k / 254) * 256 + (k % 254) + 1;
   const base = 98 * 65536 + n;
   return `127.${base >>> 16}.${(base >>> 8) & 255}.${base & 255}`;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 interface Provider {
   id: string;
@@ -72,10 +72,80 @@ interface Provider {
   outIp: string;
 }
 
-function check(name: string, value: number, min: number, max: number, integer: boolean): void {
+export function check(name: string, value: number, min: number, max: number, integer: boolean): void {
   if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
     throw new InputError(`generateWorld: ${name} must be ${integer ? 'an integer' : 'a number'} in ${min}..${max}, got ${value}`);
   }
+}
+
+// Attributes shared by both kinds of domains (SPF, DKIM, DMARC, DNSSEC, DNS faults, the sender).
+export function commonAttributes(rnd: () => number, spfPass: string): Json {
+  const t: Json = {};
+  const spf = pick(rnd, [['pass', 70], ['softfail', 8], ['fail', 4], ['none', 16], ['two', 2]] as const);
+  if (spf === 'pass') t.spf = spfPass;
+  else if (spf === 'softfail') t.spf = 'v=spf1 ip4:192.0.2.0/24 ~all';
+  else if (spf === 'fail') t.spf = 'v=spf1 ip4:198.51.100.25 -all';
+  else if (spf === 'two') {
+    // RFC 7208 §4.5: two SPF records are a permerror.
+    t.spf = spfPass;
+    t.extraTxt = ['v=spf1 -all'];
+  }
+  const dkim = pick(rnd, [['signed', 50], ['unsigned', 35], ['unpublished', 5], ['published-unsigned', 10]] as const);
+  const selector = pick(rnd, [['s1', 4], ['default', 3], ['selector1', 2], ['google', 1]] as const);
+  const sender: Json = {};
+  if (dkim === 'signed' || dkim === 'unpublished' || dkim === 'published-unsigned') t.dkim = { selectors: [selector] };
+  if (dkim === 'signed') sender.dkimSign = selector;
+  if (dkim === 'unpublished') sender.dkimSign = `${selector}-old`;
+  const dmarc = pick(rnd, [['none', 22], ['quarantine', 8], ['reject', 6], ['absent', 64]] as const);
+  if (dmarc !== 'absent') t.dmarc = `v=DMARC1; p=${dmarc}`;
+  const dnssec = pick(rnd, [['insecure', 90], ['secure', 9], ['bogus', 1]] as const);
+  if (dnssec !== 'insecure') t.dnssec = dnssec;
+  const fault = pick(rnd, [[null, 994], ['servfail', 3], ['timeout', 2], ['refused', 1]] as const);
+  if (fault !== null) t.dnsFault = fault;
+  if (rnd() < 0.1) sender.starttls = false;
+  t.sender = sender;
+  return t;
+}
+
+/** A behaviour the internet profile assigns to an own MX host. */
+export interface OwnBehavior {
+  behavior: 'normal' | 'greylist' | 'tempfail' | 'silent' | 'slow';
+  bannerDelayMs?: number;
+}
+
+// The MX host of an own server.
+export function ownMxHost(rnd: () => number, forced?: OwnBehavior): Json {
+  const h: Json = {};
+  const smtp: Json = {};
+  if (forced !== undefined) {
+    // The internet profile decides the behaviour by quota (lab/generate-internet.ts), not by a draw.
+    if (forced.behavior !== 'normal') smtp.behavior = forced.behavior;
+    if (forced.bannerDelayMs !== undefined) smtp.bannerDelayMs = forced.bannerDelayMs;
+  } else {
+    const behavior = pick(rnd, [['normal', 985], ['greylist', 8], ['tempfail', 3], ['silent', 2], ['slow', 2]] as const);
+    if (behavior !== 'normal') smtp.behavior = behavior;
+    if (behavior === 'slow') smtp.bannerDelayMs = 3000;
+  }
+  if (rnd() < 0.18) smtp.starttls = false;
+  else {
+    const cert = pick(rnd, [['valid', 70], ['self-signed', 14], ['expired', 8], ['wrong-name', 8]] as const);
+    const minVersion = pick(rnd, [['TLSv1.2', 92], ['TLSv1', 6], ['TLSv1.3', 2]] as const);
+    const tls: Json = {};
+    if (cert !== 'valid') tls.cert = cert;
+    if (minVersion !== 'TLSv1.2') tls.minVersion = minVersion;
+    if (Object.keys(tls).length > 0) smtp.tls = tls;
+  }
+  if (rnd() < 0.004) smtp.openRelay = true;
+  else {
+    const deny = pick(rnd, [[554, 55], [550, 40], [530, 5]] as const);
+    if (deny !== 550) smtp.relayDenyCode = deny;
+  }
+  if (Object.keys(smtp).length > 0) h.smtp = smtp;
+  const ptr = pick(rnd, [['ok', 93], ['none', 4], ['mismatch', 3]] as const);
+  if (ptr === 'none') h.ptr = null;
+  if (ptr === 'mismatch') h.ptrMismatch = true;
+  if (rnd() < 0.02) h.dnsbl = true;
+  return h;
 }
 
 /** A world (plain JSON object, LAB-WORLD.md version 1) for benchmarks; see the header. */
@@ -124,63 +194,9 @@ export function generateWorld(opts: GenerateOptions): object {
   }
   const zipf = providers.map((_, k) => [k, 1 / (k + 1)] as const);
 
-  // Attributes shared by both kinds of domains.
-  const common = (spfPass: string): Json => {
-    const t: Json = {};
-    const spf = pick(rnd, [['pass', 70], ['softfail', 8], ['fail', 4], ['none', 16], ['two', 2]] as const);
-    if (spf === 'pass') t.spf = spfPass;
-    else if (spf === 'softfail') t.spf = 'v=spf1 ip4:192.0.2.0/24 ~all';
-    else if (spf === 'fail') t.spf = 'v=spf1 ip4:198.51.100.25 -all';
-    else if (spf === 'two') {
-      // RFC 7208 §4.5: two SPF records are a permerror.
-      t.spf = spfPass;
-      t.extraTxt = ['v=spf1 -all'];
-    }
-    const dkim = pick(rnd, [['signed', 50], ['unsigned', 35], ['unpublished', 5], ['published-unsigned', 10]] as const);
-    const selector = pick(rnd, [['s1', 4], ['default', 3], ['selector1', 2], ['google', 1]] as const);
-    const sender: Json = {};
-    if (dkim === 'signed' || dkim === 'unpublished' || dkim === 'published-unsigned') t.dkim = { selectors: [selector] };
-    if (dkim === 'signed') sender.dkimSign = selector;
-    if (dkim === 'unpublished') sender.dkimSign = `${selector}-old`;
-    const dmarc = pick(rnd, [['none', 22], ['quarantine', 8], ['reject', 6], ['absent', 64]] as const);
-    if (dmarc !== 'absent') t.dmarc = `v=DMARC1; p=${dmarc}`;
-    const dnssec = pick(rnd, [['insecure', 90], ['secure', 9], ['bogus', 1]] as const);
-    if (dnssec !== 'insecure') t.dnssec = dnssec;
-    const fault = pick(rnd, [[null, 994], ['servfail', 3], ['timeout', 2], ['refused', 1]] as const);
-    if (fault !== null) t.dnsFault = fault;
-    if (rnd() < 0.1) sender.starttls = false;
-    t.sender = sender;
-    return t;
-  };
-
+  const common = (spfPass: string): Json => commonAttributes(rnd, spfPass);
+  const mxHost = (): Json => ownMxHost(rnd);
   // An own server: one or two MX hosts, sending from the first (or, sometimes, from a separate host).
-  const mxHost = (): Json => {
-    const h: Json = {};
-    const smtp: Json = {};
-    const behavior = pick(rnd, [['normal', 985], ['greylist', 8], ['tempfail', 3], ['silent', 2], ['slow', 2]] as const);
-    if (behavior !== 'normal') smtp.behavior = behavior;
-    if (behavior === 'slow') smtp.bannerDelayMs = 3000;
-    if (rnd() < 0.18) smtp.starttls = false;
-    else {
-      const cert = pick(rnd, [['valid', 70], ['self-signed', 14], ['expired', 8], ['wrong-name', 8]] as const);
-      const minVersion = pick(rnd, [['TLSv1.2', 92], ['TLSv1', 6], ['TLSv1.3', 2]] as const);
-      const tls: Json = {};
-      if (cert !== 'valid') tls.cert = cert;
-      if (minVersion !== 'TLSv1.2') tls.minVersion = minVersion;
-      if (Object.keys(tls).length > 0) smtp.tls = tls;
-    }
-    if (rnd() < 0.004) smtp.openRelay = true;
-    else {
-      const deny = pick(rnd, [[554, 55], [550, 40], [530, 5]] as const);
-      if (deny !== 550) smtp.relayDenyCode = deny;
-    }
-    if (Object.keys(smtp).length > 0) h.smtp = smtp;
-    const ptr = pick(rnd, [['ok', 93], ['none', 4], ['mismatch', 3]] as const);
-    if (ptr === 'none') h.ptr = null;
-    if (ptr === 'mismatch') h.ptrMismatch = true;
-    if (rnd() < 0.02) h.dnsbl = true;
-    return h;
-  };
   const ownTemplate = (): Json => {
     const mx = rnd() < 0.15 ? [mxHost(), mxHost()] : [mxHost()];
     // A separate outbound host is not in `mx`: its SPF (the same record) softfails, a common misconfiguration.

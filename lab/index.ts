@@ -193,6 +193,23 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
     `${JSON.stringify({ pid: process.pid, smtpPids: shardProcesses.map((c) => c.pid), world: world.name, dnsPort: dns.port, smtpPort: smtp.port, httpsPort: https.port, startedAt: new Date().toISOString(), env }, null, 2)}\n`,
   );
 
+  // dns-stats.json: the lab DNS server's query count, for tools in other processes (the bench's DNS queries per
+  // domain). Rewritten at most once a second, only when it changed; the timer does not keep the process alive.
+  const dnsStatsFile = path.join(stateDir, 'dns-stats.json');
+  let lastQueries = -1;
+  const writeDnsStats = () => {
+    if (dns.queries === lastQueries) return;
+    lastQueries = dns.queries;
+    try {
+      writeFileSync(dnsStatsFile, `${JSON.stringify({ queries: lastQueries, at: new Date().toISOString() })}\n`);
+    } catch {
+      // a full disk must not take the lab down
+    }
+  };
+  writeDnsStats();
+  const statsTimer = setInterval(writeDnsStats, 1000);
+  statsTimer.unref();
+
   let stopping: Promise<void> | undefined;
   return {
     world,
@@ -212,6 +229,7 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
     stateDir,
     stop() {
       stopping ??= (async () => {
+        clearInterval(statsTimer);
         await Promise.all([dns.stop(), smtp.stop(), https.stop(), stopShardProcesses(shardProcesses)]);
         await new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve()));
         rmSync(stateFile, { force: true }); // lab.json says a lab is running: not any more

@@ -78,6 +78,12 @@ export interface LabHost {
   tlsa: LabTlsa[];
   /** v2: DNSSEC state of the host's own names; null = that of the lab domain its name falls under, else insecure. */
   dnssec: DnssecState | null;
+  /**
+   * Extension (v2 worlds, docs/lab.md "Per-host and per-domain latency"): this host's own latencies, overriding
+   * the world's `latency`. `dnsMs`: before every answer for its own names (A, PTR, TLSA); `smtpRttMs`: before
+   * every SMTP reply. null (or absent) = the world's.
+   */
+  latency?: { dnsMs: number | null; smtpRttMs: number | null };
 }
 
 export interface LabSender {
@@ -106,6 +112,8 @@ export interface LabDomain {
   dnssec: DnssecState;
   dnsFault: 'servfail' | 'timeout' | 'refused' | null;
   sender: LabSender | null;
+  /** Extension (v2): delay before every DNS answer for a name under this domain; null (or absent) = the world's. */
+  latency?: { dnsMs: number | null };
 }
 
 export interface LabWorld {

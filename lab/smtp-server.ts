@@ -90,8 +90,6 @@ const BUFFER_LIMIT = 1_000_000;
 /** File descriptors kept free for sessions, DNS, logs and the process itself. */
 const FD_RESERVE = 1500;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 function plainIp(address: string | undefined): string {
   if (address === undefined) return '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
@@ -196,6 +194,9 @@ class Session {
   private dataParts: string[] = [];
   private dataSize = 0;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  /** The one pending delay (greeting delay or reply latency); cleared, and its waiter released, at close. */
+  private timer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly state: SharedState,
@@ -220,7 +221,8 @@ class Session {
 
   private async greet(): Promise<void> {
     const { smtp } = this.host;
-    if (smtp.behavior === 'slow' && smtp.bannerDelayMs > 0) await sleep(smtp.bannerDelayMs);
+    // A postscreen-like or tarpit delay: a timer of this session, gone when the client goes or the lab stops.
+    if (smtp.behavior === 'slow' && smtp.bannerDelayMs > 0) await this.wait(smtp.bannerDelayMs);
     if (this.closed) return;
     if (smtp.behavior === 'tempfail') {
       // RFC 5321 §3.1: a server may answer 421 instead of 220 and close.
@@ -295,8 +297,23 @@ class Session {
     record(this.state, entry);
   }
 
+  /** Waits `ms` unless the session closes first (then it resolves at once; callers check `closed`). */
+  private wait(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.wake = null;
+        resolve();
+      }, ms);
+    });
+  }
+
   private async reply(lines: string[]): Promise<void> {
-    if (this.state.opts.smtpRttMs > 0) await sleep(this.state.opts.smtpRttMs);
+    // The host's own round-trip time (extension `latency.smtpRttMs`), else the world's.
+    const rtt = this.host.latency?.smtpRttMs ?? this.state.opts.smtpRttMs;
+    if (rtt > 0) await this.wait(rtt);
     if (this.closed || this.socket.destroyed) return;
     this.socket.write(lines.join('\r\n') + '\r\n');
   }
@@ -550,6 +567,12 @@ class Session {
     if (this.closed) return;
     this.closed = true;
     this.queue = [];
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.wake?.();
+    this.wake = null;
     this.log('close', reason);
     this.state.sessions.delete(this.raw);
     this.state.activeByIp.set(this.ip, (this.state.activeByIp.get(this.ip) ?? 1) - 1);
@@ -609,6 +632,17 @@ export async function startSmtpHosts(
       }
       set.add(d.name.toLowerCase());
     }
+  }
+  // Several addresses of one MX name (several A records) are hosts of their own with that name, only the
+  // first in the domains' MX lists: each of them takes the name's mail.
+  const byName = new Map<string, Set<string>>();
+  for (const [id, set] of state.localDomains) {
+    const h = world.hosts.get(id);
+    if (h !== undefined && !byName.has(h.name)) byName.set(h.name, set);
+  }
+  for (const h of listening) {
+    const set = byName.get(h.name);
+    if (set !== undefined && !state.localDomains.has(h.id)) state.localDomains.set(h.id, set);
   }
 
   // The one handler of every listener: the host is the address the client connected to.

@@ -156,6 +156,7 @@ type RawHost = {
   dnsbl?: boolean | 'error';
   tlsa?: Array<{ usage: 0 | 1 | 2 | 3; selector: 0 | 1; matching: 0 | 1 | 2; matches?: boolean }>;
   dnssec?: 'secure' | 'insecure' | 'bogus';
+  latency?: { dnsMs?: number; smtpRttMs?: number };
 };
 type RawSender = { host?: string | RawHost; starttls?: boolean; dkimSign?: string | null; mailFrom?: string };
 type RawDomain = {
@@ -171,6 +172,7 @@ type RawDomain = {
   dnssec?: LabDomain['dnssec'];
   dnsFault?: LabDomain['dnsFault'];
   sender?: RawSender | null;
+  latency?: { dnsMs?: number };
 };
 type RawWorld = {
   version: 1 | 2;
@@ -241,6 +243,7 @@ function normalize(w: RawWorld, source: string): LabWorld {
   const makeHost = (r: RawHost, id: string, defaultName: string, path: string): LabHost => {
     v2(r.tlsa !== undefined, `${path}.tlsa`);
     v2(r.dnssec !== undefined, `${path}.dnssec`);
+    v2(r.latency !== undefined, `${path}.latency`);
     for (const f of ['key', 'notAfterDays', 'chain'] as const) v2(r.smtp?.tls?.[f] !== undefined, `${path}.smtp.tls.${f}`);
     const hostName = r.name !== undefined ? name(r.name, `${path}.name`) : defaultName;
     let ip = '';
@@ -282,6 +285,8 @@ function normalize(w: RawWorld, source: string): LabWorld {
       tlsa: (r.tlsa ?? []).map((t) => ({ usage: t.usage, selector: t.selector, matching: t.matching, matches: t.matches ?? true })),
       dnssec: r.dnssec ?? null,
     };
+    // Extension: set only when given, so a world without it loads exactly as before.
+    if (r.latency !== undefined) host.latency = { dnsMs: r.latency.dnsMs ?? null, smtpRttMs: r.latency.smtpRttMs ?? null };
     // The forward name must keep reaching the host, so a mismatching PTR cannot name it: publish the PTR under
     // a name of its own, whose A record points elsewhere (see docs/lab.md).
     if (host.ptrMismatch && host.ptr === host.name) host.ptr = `rdns-mismatch.${host.name}`;
@@ -341,6 +346,7 @@ function normalize(w: RawWorld, source: string): LabWorld {
       }
       sender = { hostId, starttls: s.starttls ?? true, dkimSign: s.dkimSign ?? null, mailFrom };
     }
+    v2(d.latency !== undefined, `${path}.latency`);
     let dkim: LabDomain['dkim'] = null;
     if (d.dkim) {
       v2(d.dkim.keys !== undefined, `${path}.dkim.keys`);
@@ -389,6 +395,7 @@ function normalize(w: RawWorld, source: string): LabWorld {
       dnssec: d.dnssec ?? 'insecure',
       dnsFault: d.dnsFault ?? null,
       sender,
+      ...(d.latency !== undefined ? { latency: { dnsMs: d.latency.dnsMs ?? null } } : {}),
     });
   };
 

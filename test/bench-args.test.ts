@@ -21,3 +21,11 @@ test('default sizes are the issue\'s, with 2 workers only at 50,000', () => {
 test('a bad size list is refused with a message naming the option', () => {
   assert.throws(() => benchOptions({ sizes: '10k' }), /--sizes takes positive integers/);
 });
+
+test('--world picks the uniform world (default), the internet-like one, or both in order', () => {
+  assert.deepEqual(benchOptions({}).worlds, ['uniform']);
+  assert.deepEqual(benchOptions({ world: 'internet' }).worlds, ['internet']);
+  assert.deepEqual(benchOptions(parseArgv(['survey', '--world', 'uniform,internet']).args).worlds, ['uniform', 'internet']);
+  assert.throws(() => benchOptions({ world: 'moon' }), /--world takes uniform, internet/);
+  assert.throws(() => benchOptions({ world: true }), /--world takes/);
+});

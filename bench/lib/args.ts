@@ -31,8 +31,14 @@ function intList(v: string | boolean | undefined, fallback: number[], name: stri
   return list;
 }
 
+/** The benchmark worlds: today's uniform one (lab/generate.ts) and the internet-like one (lab/generate-internet.ts). */
+export type BenchWorld = 'uniform' | 'internet';
+const WORLDS: BenchWorld[] = ['uniform', 'internet'];
+
 export interface SurveyOptions {
   sizes: number[];
+  /** Worlds to survey at every size, in order (`--world uniform,internet`). @defaultValue ['uniform'] */
+  worlds: BenchWorld[];
   /** Worker counts to run at a size. */
   workersFor(size: number): number[];
   concurrency: number;
@@ -46,8 +52,14 @@ export interface SurveyOptions {
 
 export function benchOptions(args: BenchArgs): SurveyOptions {
   const sizes = intList(args.sizes, [10_000, 50_000], 'sizes');
+  const worlds = args.world === undefined ? ['uniform'] : String(args.world).split(',').map((w) => w.trim());
+  const badWorld = worlds.find((w) => !WORLDS.includes(w as BenchWorld));
+  if (badWorld !== undefined || worlds.length === 0 || args.world === true) {
+    throw new Error(`bench: --world takes ${WORLDS.join(', ')} (or both, separated by a comma), got "${args.world}"`);
+  }
   return {
     sizes,
+    worlds: [...new Set(worlds)] as BenchWorld[],
     // Default: 1 and 2 workers up to 10,000 domains, 2 workers at 50,000 (1 worker there would take the whole
     // bench past 30 minutes on 2 cores); --workers applies to every size.
     workersFor: args.workers === undefined ? (size: number) => (size >= 50_000 ? [2] : [1, 2]) : () => intList(args.workers, [1, 2], 'workers'),

@@ -154,26 +154,69 @@ export function register(program: Command): void {
     .command('generate')
     .description('write a benchmark world: N domains, a few providers\' MX hosts shared by a large share of them')
     .requiredOption('--domains <n>', 'number of domains', intOption('--domains'))
-    .option('--shared-mx-share <x>', 'share of domains whose MX is a provider host (0..1)', numberOption('--shared-mx-share', 0, 1), 0.4)
-    .option('--providers <n>', 'number of provider MX hosts', intOption('--providers'), 5)
-    .option('--dns-latency <ms>', 'latency.dnsMs of the world', intOption('--dns-latency'), 0)
-    .option('--smtp-latency <ms>', 'latency.smtpRttMs of the world', intOption('--smtp-latency'), 0)
+    .option('--profile <name>', 'uniform (every answer delayed alike) or internet (long-tailed latency, slow greeters, tarpits, greylisting, Zipf providers; docs/lab.md)', 'uniform')
+    .option('--shared-mx-share <x>', 'share of domains whose MX is a provider host (0..1); default 0.4, internet 0.75', numberOption('--shared-mx-share', 0, 1))
+    .option('--providers <n>', 'number of providers; default 5, internet 60', intOption('--providers'))
+    .option('--dns-latency <ms>', 'uniform: latency.dnsMs of the world', intOption('--dns-latency'), 0)
+    .option('--smtp-latency <ms>', 'uniform: latency.smtpRttMs of the world', intOption('--smtp-latency'), 0)
     .option('--seed <n>', 'random seed (same seed, same world)', intOption('--seed'), 1)
+    .option('--zipf <s>', 'internet: Zipf exponent of the providers\' shares', numberOption('--zipf', 0, 4))
+    .option('--mx-addresses <n>', 'internet: A records per MX name of the large providers (others 2)', intOption('--mx-addresses'))
+    .option('--latency-median <ms>', 'internet: median of the log-normal DNS/SMTP latency', intOption('--latency-median'))
+    .option('--latency-sigma <x>', 'internet: sigma of the log-normal latency', numberOption('--latency-sigma', 0, 4))
+    .option('--latency-min <ms>', 'internet: latency floor', intOption('--latency-min'))
+    .option('--latency-max <ms>', 'internet: latency cap', intOption('--latency-max'))
+    .option('--postscreen-share <x>', 'internet: share of self-hosted MX greeting after --postscreen-delay', numberOption('--postscreen-share', 0, 1))
+    .option('--postscreen-delay <ms>', 'internet: postscreen greeting delay', intOption('--postscreen-delay'))
+    .option('--tarpit-share <x>', 'internet: share of self-hosted MX greeting after --tarpit-delay', numberOption('--tarpit-share', 0, 1))
+    .option('--tarpit-delay <ms>', 'internet: tarpit greeting delay', intOption('--tarpit-delay'))
+    .option('--silent-share <x>', 'internet: share of self-hosted MX that never greet', numberOption('--silent-share', 0, 1))
+    .option('--greylist-share <x>', 'internet: share of self-hosted MX that greylist (450 on RCPT)', numberOption('--greylist-share', 0, 1))
+    .option('--tempfail-share <x>', 'internet: share of self-hosted MX that greet 421', numberOption('--tempfail-share', 0, 1))
     .option('--out <file>', 'write here instead of stdout')
     .action(
-      action(async (opts: { domains: number; sharedMxShare: number; providers: number; dnsLatency: number; smtpLatency: number; seed: number; out?: string }) => {
+      action(async (opts: GenerateCliOptions) => {
         if (opts.domains < 1) throw new InputError('--domains must be >= 1');
-        if (opts.providers < 1) throw new InputError('--providers must be >= 1');
+        if (opts.providers !== undefined && opts.providers < 1) throw new InputError('--providers must be >= 1');
         if (opts.dnsLatency < 0 || opts.smtpLatency < 0) throw new InputError('latencies must be >= 0');
-        const { generateWorld } = await import('../../lab/generate.ts');
-        const world = generateWorld({
-          domains: opts.domains,
-          sharedMxShare: opts.sharedMxShare,
-          providers: opts.providers,
-          dnsLatencyMs: opts.dnsLatency,
-          smtpRttMs: opts.smtpLatency,
-          seed: opts.seed,
-        });
+        let world: object;
+        if (opts.profile === 'internet') {
+          const { generateInternetWorld } = await import('../../lab/generate-internet.ts');
+          const given = {
+            seed: opts.seed,
+            providers: opts.providers,
+            sharedMxShare: opts.sharedMxShare,
+            zipfExponent: opts.zipf,
+            mxAddresses: opts.mxAddresses,
+            latencyMedianMs: opts.latencyMedian,
+            latencySigma: opts.latencySigma,
+            latencyMinMs: opts.latencyMin,
+            latencyMaxMs: opts.latencyMax,
+            postscreenShare: opts.postscreenShare,
+            postscreenDelayMs: opts.postscreenDelay,
+            tarpitShare: opts.tarpitShare,
+            tarpitDelayMs: opts.tarpitDelay,
+            silentShare: opts.silentShare,
+            greylistShare: opts.greylistShare,
+            tempfailShare: opts.tempfailShare,
+          };
+          world = generateInternetWorld({
+            domains: opts.domains,
+            ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+          });
+        } else if (opts.profile === 'uniform') {
+          const { generateWorld } = await import('../../lab/generate.ts');
+          world = generateWorld({
+            domains: opts.domains,
+            sharedMxShare: opts.sharedMxShare ?? 0.4,
+            providers: opts.providers ?? 5,
+            dnsLatencyMs: opts.dnsLatency,
+            smtpRttMs: opts.smtpLatency,
+            seed: opts.seed,
+          });
+        } else {
+          throw new InputError(`--profile must be uniform or internet, got ${JSON.stringify(opts.profile)}`);
+        }
         const text = `${JSON.stringify(world, null, 1)}\n`;
         if (opts.out) {
           try {
@@ -188,4 +231,28 @@ export function register(program: Command): void {
         return 0;
       }),
     );
+}
+
+interface GenerateCliOptions {
+  domains: number;
+  profile: string;
+  sharedMxShare?: number;
+  providers?: number;
+  dnsLatency: number;
+  smtpLatency: number;
+  seed: number;
+  zipf?: number;
+  mxAddresses?: number;
+  latencyMedian?: number;
+  latencySigma?: number;
+  latencyMin?: number;
+  latencyMax?: number;
+  postscreenShare?: number;
+  postscreenDelay?: number;
+  tarpitShare?: number;
+  tarpitDelay?: number;
+  silentShare?: number;
+  greylistShare?: number;
+  tempfailShare?: number;
+  out?: string;
 }

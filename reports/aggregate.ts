@@ -263,7 +263,7 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
   const previousOf = previousPeriod(req.period);
   /** The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot. */
   const previousFigures = async (trx: Db) => {
-    const tally = await q.createTally(trx, 'report_tally_previous', q.reportSetCall(scopeOf(previousOf, request)), { coverage: false });
+    const tally = await q.createTally(trx, 'report_tally_previous', q.reportSetColumns(scopeOf(previousOf, request)), { coverage: false });
     return computeFigures(trx, previousOf, request, tally, null);
   };
   let helper: Helper<Figures> | null = null;

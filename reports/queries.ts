@@ -112,6 +112,11 @@ const SNAPSHOT_COLUMNS = sql.join([
  * Writes the report set of `scope` into a temporary table dropped at commit (call it inside a transaction),
  * so that every figure, the coverage and the per-domain CSV read one set, computed once.
  */
+/** The report set of a scope with the snapshot's columns (what a tally reads), without writing a snapshot. */
+export function reportSetColumns(scope: Scope): SetRef {
+  return sql`(SELECT ${SNAPSHOT_COLUMNS} FROM ${reportSetCall(scope)} AS r)`;
+}
+
 export async function createSnapshot(db: Db, table: string, scope: Scope): Promise<SetRef> {
   await sql`CREATE TEMP TABLE ${sql.id(table)} ON COMMIT DROP AS SELECT ${SNAPSHOT_COLUMNS} FROM ${reportSetCall(scope)} AS r`.execute(db);
   return sql`${sql.id(table)}`;

@@ -1,0 +1,87 @@
+// The worked example of docs/criteria.md "How to add a check": DKIM key strength (RFC 8301 §3.2), a finding
+// that lives in lib/checks/dkim-key-strength/ and one registry line. Measured end to end through `check`
+// against the lab's per-selector keys (lab/worlds/test-v2.json), and counted by a report like any finding.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startLab, type Lab } from '../lab/index.ts';
+import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let lab: Lab;
+before(async () => {
+  lab = await startLab(`${ROOT}lab/worlds/test-v2.json`, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: mkdtempSync(path.join(os.tmpdir(), 'mc-keys-')) });
+});
+after(async () => {
+  await lab.stop();
+});
+
+function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: string }> {
+  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
+  return new Promise((resolve) => {
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--lang', lang], { env, timeout: 60_000 }, (err, stdout) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
+    );
+  });
+}
+
+async function strength(domain: string): Promise<{ value: unknown; reason: string; detail?: string }> {
+  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  );
+  return JSON.parse(out).findings.dkim_key_strength;
+}
+
+test('an RSA-1024 key is weak (RFC 8301 §3.2 SHOULD 2048), Ed25519 strong, and a domain counts under its weakest key', async () => {
+  assert.deepEqual(await strength('dkim-rsa1024.test').then((f) => [f.value, f.reason]), ['weak', 'weak_rsa_key']);
+  assert.deepEqual(await strength('dkim-ed25519.test').then((f) => [f.value, f.reason]), ['strong', 'strong_key']);
+  const mixed = await strength('dkim.test');
+  assert.deepEqual([mixed.value, mixed.reason], ['weak', 'weak_rsa_key']);
+  assert.match(mixed.detail ?? '', /rsa1024: rsa 1024 bits/);
+  assert.match(mixed.detail ?? '', /ed: ed25519/);
+  // A revoked key (empty p=) is no key to measure.
+  assert.deepEqual(await strength('dkim-revoked.test').then((f) => [f.value, f.reason]), ['not_found', 'no_key_found']);
+});
+
+test('check shows the finding with its label in both languages', async () => {
+  const en = await check('dkim-rsa1024.test', 'en');
+  assert.equal(en.code, 0);
+  assert.match(en.stdout, /^DKIM key strength\s+NG\s+weak_rsa_key\s+s: rsa 1024 bits/m);
+  const ja = await check('dkim-rsa1024.test', 'ja');
+  assert.match(ja.stdout, /^DKIM鍵の強度\s+NG\s+weak_rsa_key/m);
+});
+
+test('a report counts it with its denominator, from the stored diagnoses, with no code of its own', async () => {
+  const { createTestDatabase } = await import('./helpers/db.ts');
+  const { judgeScan } = await import('../lib/checks/judge.ts');
+  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
+  const { buildReport } = await import('../reports/aggregate.ts');
+  const { yearPeriod } = await import('../reports/period.ts');
+  const { domainRows, createSnapshot } = await import('../reports/queries.ts');
+  const { sql } = await import('kysely');
+  const t = await createTestDatabase();
+  try {
+    const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
+    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('keys') RETURNING id`.execute(t.db)).rows;
+    const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', 3, '{}') RETURNING id`.execute(t.db)).rows;
+    for (const domain of ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim.test']) {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      const obs = JSON.parse(out).observations;
+      await insertDiagnosis(t.db, judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run.id, surveyId: survey.id });
+    }
+    const r = await buildReport(t.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const f = r.findings.dkim_key_strength;
+    assert.deepEqual([f.weak.n, f.strong.n, f.weak.total], [2, 1, 3]);
+    const rows = await t.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'keys_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
+    assert.deepEqual(rows.map((x) => [x.domain, x.dkim_key_strength]).sort(), [['dkim-ed25519.test', 'strong'], ['dkim-rsa1024.test', 'weak'], ['dkim.test', 'weak']]);
+  } finally {
+    await t.drop();
+  }
+});

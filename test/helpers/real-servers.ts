@@ -211,11 +211,20 @@ export interface ManagedProcess {
 
 const LOG_CAP = 200_000;
 const live = new Set<ChildProcess>();
+/** Daemons that left our process group (Postfix's master calls setsid): killed by pid. */
+const detachedPids = new Set<number>();
 process.once('exit', () => {
   // Last resort when a test forgot stop() or crashed: no daemon outlives the test process.
   for (const c of live) {
     try {
       if (c.pid) process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const pid of detachedPids) {
+    try {
+      process.kill(-pid, 'SIGKILL');
     } catch {
       // already gone
     }
@@ -361,12 +370,18 @@ http {
 `;
   const confPath = path.join(dir, 'nginx.conf');
   writeFileSync(confPath, conf);
-  run(BINARIES.nginx, ['-t', '-q', '-p', dir, '-e', `${dir}/logs/error.log`, '-c', confPath]);
-  const proc = spawnDaemon('nginx', BINARIES.nginx, ['-p', dir, '-e', `${dir}/logs/error.log`, '-c', confPath], {
-    cwd: dir,
-    extraLog: () => tail(path.join(dir, 'logs', 'error.log')),
-  });
-  await waitForPort(proc, opts.ip, opts.port);
+  let proc: ManagedProcess;
+  try {
+    run(BINARIES.nginx, ['-t', '-q', '-p', dir, '-e', `${dir}/logs/error.log`, '-c', confPath]);
+    proc = spawnDaemon('nginx', BINARIES.nginx, ['-p', dir, '-e', `${dir}/logs/error.log`, '-c', confPath], {
+      cwd: dir,
+      extraLog: () => tail(path.join(dir, 'logs', 'error.log')),
+    });
+    await waitForPort(proc, opts.ip, opts.port);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return { ip: opts.ip, port: opts.port, dir, process: proc, stop: () => proc.stop().then(() => rmSync(dir, { recursive: true, force: true })) };
 }
 
@@ -454,10 +469,21 @@ export async function startDns(opts: { nsd: { ip: string; port: number }; unboun
   mkdirSync(keysDir);
   const anchors: string[] = [];
   const files = new Map<string, string>();
-  for (const z of opts.zones) {
+  try {
+    prepareZones(opts.zones, opts.nsd.ip, zonesDir, keysDir, anchors, files);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  writeFileSync(path.join(dir, 'anchors.keys'), anchors.join('\n') + '\n');
+  return launchDns(opts, dir, zonesDir, files);
+}
+
+function prepareZones(zones: ZoneSpec[], nsIp: string, zonesDir: string, keysDir: string, anchors: string[], files: Map<string, string>): void {
+  for (const z of zones) {
     if (!/^[a-z0-9.-]+$/.test(z.name)) throw new Error(`dns: bad zone name ${z.name}`);
     const plain = path.join(zonesDir, `${z.name}.zone`);
-    writeFileSync(plain, zoneText(z, opts.nsd.ip));
+    writeFileSync(plain, zoneText(z, nsIp));
     if (z.dnssec === 'unsigned') {
       files.set(z.name, plain);
       continue;
@@ -467,7 +493,7 @@ export async function startDns(opts: { nsd: { ip: string; port: number }; unboun
     const zsk = run(BINARIES['dnssec-keygen'], ['-q', '-K', keysDir, '-a', 'ECDSAP256SHA256', '-n', 'ZONE', z.name]).trim();
     const signedPath = path.join(zonesDir, `${z.name}.signed`);
     // -S: smart signing with the keys in -K (includes the DNSKEYs); -o origin; -f output; -e end +30 days.
-    run(BINARIES['dnssec-signzone'], ['-S', '-K', keysDir, '-o', z.name, '-f', signedPath, '-e', '+2592000', '-d', keysDir, plain], { cwd: keysDir });
+    run(BINARIES['dnssec-signzone'], ['-S', '-O', 'full', '-K', keysDir, '-o', z.name, '-f', signedPath, '-e', '+2592000', '-d', keysDir, plain], { cwd: keysDir });
     if (z.dnssec === 'bogus') {
       if (!z.bogusOwner) throw new Error(`bogus zone ${z.name} needs bogusOwner`);
       writeFileSync(signedPath, corrupt(readFileSync(signedPath, 'utf8'), z.bogusOwner));
@@ -479,7 +505,14 @@ export async function startDns(opts: { nsd: { ip: string; port: number }; unboun
     anchors.push(keyLine.trim());
     void zsk;
   }
-  writeFileSync(path.join(dir, 'anchors.keys'), anchors.join('\n') + '\n');
+}
+
+async function launchDns(
+  opts: { nsd: { ip: string; port: number }; unbound: { ip: string; port: number }; zones: ZoneSpec[] },
+  dir: string,
+  zonesDir: string,
+  files: Map<string, string>,
+): Promise<RunningDns> {
 
   const nsdConf = `server:
   ip-address: ${opts.nsd.ip}@${opts.nsd.port}
@@ -502,8 +535,13 @@ remote-control:
   control-enable: no
 ${opts.zones.map((z) => `zone:\n  name: "${z.name}"\n  zonefile: "${files.get(z.name)}"\n`).join('')}`;
   writeFileSync(path.join(dir, 'nsd.conf'), nsdConf);
-  run('/usr/sbin/nsd-checkconf', [path.join(dir, 'nsd.conf')]);
-  for (const z of opts.zones) run('/usr/sbin/nsd-checkzone', [z.name, files.get(z.name) as string]);
+  try {
+    run('/usr/sbin/nsd-checkconf', [path.join(dir, 'nsd.conf')]);
+    for (const z of opts.zones) run('/usr/sbin/nsd-checkzone', [z.name, files.get(z.name) as string]);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const nsd = spawnDaemon('nsd', BINARIES.nsd, ['-d', '-c', path.join(dir, 'nsd.conf')], { cwd: dir, extraLog: () => tail(path.join(dir, 'nsd.log')) });
   try {
     await waitForPort(nsd, opts.nsd.ip, opts.nsd.port);
@@ -540,7 +578,13 @@ remote-control:
   control-enable: no
 ${opts.zones.map((z) => `stub-zone:\n  name: "${z.name}"\n  stub-addr: ${opts.nsd.ip}@${opts.nsd.port}\n`).join('')}`;
   writeFileSync(path.join(dir, 'unbound.conf'), unboundConf);
-  run('/usr/sbin/unbound-checkconf', [path.join(dir, 'unbound.conf')]);
+  try {
+    run('/usr/sbin/unbound-checkconf', [path.join(dir, 'unbound.conf')]);
+  } catch (err) {
+    await nsd.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const unbound = spawnDaemon('unbound', BINARIES.unbound, ['-d', '-c', path.join(dir, 'unbound.conf')], { cwd: dir });
   try {
     await waitForPort(unbound, opts.unbound.ip, opts.unbound.port);
@@ -633,6 +677,7 @@ alias_maps =
 alias_database =
 local_recipient_maps =
 biff = no
+maillog_file_prefixes = ${dir}
 maillog_file = ${maillog}
 smtpd_tls_security_level = may
 smtpd_tls_loglevel = 1
@@ -666,7 +711,13 @@ proxymap unix - - n - - proxymap
 postlog unix-dgram n - n - 1 postlogd
 `);
   // `postfix check` creates the queue directories with their owners (postfix-files).
-  run(BINARIES.postfix, ['-c', conf, 'check']);
+  try {
+    run(BINARIES.postfix, ['-c', conf, 'check']);
+  } catch (err) {
+    const log = tail(maillog);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${(err as Error).message}${log}`);
+  }
   const proc = spawnDaemon('postfix', BINARIES.postfix, ['-c', conf, 'start-fg'], {
     cwd: dir,
     extraLog: () => tail(maillog),
@@ -681,21 +732,29 @@ postlog unix-dgram n - n - 1 postlogd
       // not running any more
     }
     await proc.stop();
-    const pidFile = path.join(queue, 'pid', 'master.pid');
-    const masterPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-    if (Number.isInteger(masterPid) && masterPid > 1) {
+    // master is a session leader of its own (setsid): its group holds the smtpd and the other daemons.
+    const masterPid = readMasterPid();
+    if (masterPid !== null) {
       try {
-        process.kill(masterPid, 0);
-        process.kill(masterPid, 'SIGKILL');
+        process.kill(-masterPid, 'SIGKILL');
       } catch {
         // gone
       }
+      detachedPids.delete(masterPid);
     }
+  };
+  const readMasterPid = (): number | null => {
+    const pidFile = path.join(queue, 'pid', 'master.pid');
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+    return Number.isInteger(pid) && pid > 1 ? pid : null;
   };
   try {
     for (const l of opts.listeners) await waitForPort(proc, l.ip, l.port);
+    const masterPid = readMasterPid();
+    if (masterPid !== null) detachedPids.add(masterPid);
   } catch (err) {
     await stopAll();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {

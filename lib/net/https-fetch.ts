@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { OutboundRefusedError, type OutboundGate } from './outbound.ts';
 import { presentedChain, trustedFingerprints } from './presented-cert.ts';
 import type { PresentedCert } from '../checks/dane/tlsa.ts';
@@ -184,9 +185,14 @@ async function fetchInSlot(
   const extraCaPems = opts.extraCaPems ?? [];
   const sockets: net.Socket[] = [];
   let expired = false;
+  // Destroyed top first: destroying the TCP socket under a live TLSSocket made Node 20 segfault (seen with an
+  // expired certificate on nginx, the raw socket destroyed first).
+  const destroyAll = () => {
+    for (const s of [...sockets].reverse()) s.destroy();
+  };
   const deadline = setTimeout(() => {
     expired = true;
-    for (const s of sockets) s.destroy();
+    destroyAll();
   }, Math.max(1, deadlineMs - (Date.now() - started)));
   try {
     // TCP, through the gate (it checks the literal address again: no window between check and connect).
@@ -228,13 +234,15 @@ async function fetchInSlot(
       const e = err as NodeJS.ErrnoException;
       return fail('tls_error', `${e.code ? `${e.code}: ` : ''}${e.message}`);
     }
-    const peer = t.getPeerCertificate(false);
-    const x509 = t.getPeerX509Certificate();
-    const cipher = t.getCipher();
-    obs.tls = { protocol: t.getProtocol() ?? null, cipher: cipher?.standardName ?? cipher?.name ?? null, cert: null };
-    if (!x509 || !peer || Object.keys(peer).length === 0) return fail('tls_error', 'no certificate presented');
+    // The detailed peer certificate first and only it: in Node 20, getPeerCertificate(true) called after
+    // getPeerX509Certificate() comes back without `raw` and without the issuer chain.
     const fps = trustedFingerprints([...tls.rootCertificates, ...extraCaPems]);
     const chain = presentedChain(t, (fp) => fps.has(fp));
+    const peer = t.getPeerCertificate(true);
+    const cipher = t.getCipher();
+    obs.tls = { protocol: t.getProtocol() ?? null, cipher: cipher?.standardName ?? cipher?.name ?? null, cert: null };
+    if (!peer || !peer.raw || chain.length === 0) return fail('tls_error', 'no certificate presented');
+    const x509 = new X509Certificate(peer.raw);
     const at = now().getTime();
     const notBefore = new Date(x509.validFrom);
     const notAfter = new Date(x509.validTo);
@@ -277,7 +285,10 @@ async function fetchInSlot(
         port: req.port,
         path: req.path,
         method: 'GET',
-        agent: false,
+        // No agent: with one, Node connects through the agent's own net.connect (a system DNS lookup of
+        // `host`, around the gate); without, it uses createConnection, the socket verified above. The lookup
+        // below only makes sure no name is ever resolved here, whatever Node does.
+        lookup: (_h: string, _o: unknown, cb: (err: Error) => void) => cb(new Error('httpsFetch resolves no names')),
         maxHeaderSize: MAX_HEADER_BYTES,
         headers: {
           Host: req.port === 443 ? host : `${host}:${req.port}`,
@@ -338,6 +349,6 @@ async function fetchInSlot(
     });
   } finally {
     clearTimeout(deadline);
-    for (const s of sockets) s.destroy();
+    destroyAll();
   }
 }

@@ -55,6 +55,8 @@ export function presentedCertFrom(pemOrDer: string | Buffer): PresentedCert {
  * certificate to its issuer and, when the server left an issuer out, completes the chain from the trust store:
  * a trailing self-issued certificate for which `fromTrustStore(certSha256)` says yes is taken to be that
  * completion and dropped (servers rarely send their root; see trustedFingerprints).
+ * Call it before any getPeerX509Certificate() on the socket: in Node 20, getPeerCertificate(true) after that
+ * call returns an object without `raw` and without issuers.
  */
 export function presentedChain(t: tls.TLSSocket, fromTrustStore: (certSha256: string) => boolean = () => false): PresentedCert[] {
   const out: PresentedCert[] = [];

@@ -65,7 +65,7 @@ function openssl(args: string[], cwd: string): string {
 
 /** A fresh temporary directory, readable by the daemons' unprivileged users (Postfix, nginx workers). */
 export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `mailcensus-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `mailcensus-rs-${prefix}-`));
   chmodSync(dir, 0o755);
   return dir;
 }
@@ -231,10 +231,25 @@ process.once('exit', () => {
   }
 });
 
+// A crash of the test process (a segfault runs no exit handler) must not orphan the daemons: a small shell
+// watchdog polls this process once a second (at most 12 hours) and, once it is gone, kills every process group
+// listed in the groups file, which is kept up to date as daemons start and stop.
+let groupsFile: string | null = null;
+function recordGroups(): void {
+  if (!groupsFile) {
+    groupsFile = path.join(os.tmpdir(), `mailcensus-rs-groups-${process.pid}`);
+    const watchdog = spawn('/bin/sh', ['-c', `n=0; while kill -0 ${process.pid} 2>/dev/null && [ $n -lt 43200 ]; do sleep 1; n=$((n+1)); done; for g in $(cat '${groupsFile}' 2>/dev/null); do kill -KILL -- -$g 2>/dev/null; done; rm -f '${groupsFile}'`], { detached: true, stdio: 'ignore' });
+    watchdog.unref();
+  }
+  const groups = [...[...live].map((c) => c.pid).filter((p): p is number => typeof p === 'number'), ...detachedPids];
+  writeFileSync(groupsFile, groups.join('\n') + '\n');
+}
+
 function spawnDaemon(name: string, bin: string, args: string[], opts: { cwd: string; extraLog?: () => string; env?: NodeJS.ProcessEnv }): ManagedProcess {
   const child = spawn(bin, args, { cwd: opts.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
   if (!child.pid) throw new Error(`${name}: could not start ${bin}`);
   live.add(child);
+  recordGroups();
   let out = '';
   const add = (b: Buffer) => {
     if (out.length < LOG_CAP) out += b.toString('utf8');
@@ -245,6 +260,7 @@ function spawnDaemon(name: string, bin: string, args: string[], opts: { cwd: str
   const exit = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
     exited = true;
     live.delete(child);
+    recordGroups();
     out += `\n[${name} exited: ${signal ?? code}]\n`;
     resolve();
   }));
@@ -292,6 +308,17 @@ async function waitForPort(proc: ManagedProcess, ip: string, port: number, deadl
   throw new Error(`${proc.name} did not listen on ${ip}:${port} within ${deadlineMs} ms. Log tail:\n${proc.log().slice(-3000)}`);
 }
 
+/** Throws when something already listens on ip:port (a daemon left over from a crashed run would otherwise answer for the new one). */
+async function assertPortFree(what: string, ip: string, port: number): Promise<void> {
+  const busy = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: ip, port });
+    const t = setTimeout(() => { s.destroy(); resolve(true); }, 1000);
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true); });
+    s.once('error', () => { clearTimeout(t); resolve(false); });
+  });
+  if (busy) throw new Error(`${what}: ${ip}:${port} is already in use (a server left over from an earlier run? see \`ss -ltnp | grep ${ip}\`)`);
+}
+
 function assertLab(ip: string): void {
   if (!/^127\.60\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`real-servers: ${ip} is outside 127.60.0.0/16`);
 }
@@ -322,6 +349,7 @@ export interface RunningNginx {
 /** nginx (single process, foreground) serving one HTTPS vhost per `serverName` (SNI) on `ip:port`. */
 export async function startNginx(opts: { ip: string; port: number; vhosts: NginxVhost[] }): Promise<RunningNginx> {
   assertLab(opts.ip);
+  await assertPortFree('nginx', opts.ip, opts.port);
   const dir = tempDir('nginx');
   for (const sub of ['logs', 'tmp', 'www']) mkdirSync(path.join(dir, sub), { recursive: true });
   const servers = opts.vhosts.map((v, i) => {
@@ -462,6 +490,8 @@ function corrupt(signed: string, owner: string): string {
 export async function startDns(opts: { nsd: { ip: string; port: number }; unbound: { ip: string; port: number }; zones: ZoneSpec[] }): Promise<RunningDns> {
   assertLab(opts.nsd.ip);
   assertLab(opts.unbound.ip);
+  await assertPortFree('nsd', opts.nsd.ip, opts.nsd.port);
+  await assertPortFree('unbound', opts.unbound.ip, opts.unbound.port);
   const dir = tempDir('dns');
   const zonesDir = path.join(dir, 'zones');
   const keysDir = path.join(dir, 'keys');
@@ -643,7 +673,10 @@ export interface RunningPostfix {
  * relay_domains), no local domains (empty mydestination), every transport `error:`, no postmaster notices.
  */
 export async function startPostfix(opts: { hostname: string; listeners: PostfixListener[] }): Promise<RunningPostfix> {
-  for (const l of opts.listeners) assertLab(l.ip);
+  for (const l of opts.listeners) {
+    assertLab(l.ip);
+    await assertPortFree('postfix', l.ip, l.port);
+  }
   const dir = tempDir('postfix');
   const conf = path.join(dir, 'conf');
   const queue = path.join(dir, 'queue');
@@ -741,6 +774,7 @@ postlog unix-dgram n - n - 1 postlogd
         // gone
       }
       detachedPids.delete(masterPid);
+      recordGroups();
     }
   };
   const readMasterPid = (): number | null => {
@@ -751,7 +785,10 @@ postlog unix-dgram n - n - 1 postlogd
   try {
     for (const l of opts.listeners) await waitForPort(proc, l.ip, l.port);
     const masterPid = readMasterPid();
-    if (masterPid !== null) detachedPids.add(masterPid);
+    if (masterPid !== null) {
+      detachedPids.add(masterPid);
+      recordGroups();
+    }
   } catch (err) {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });

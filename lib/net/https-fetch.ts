@@ -288,7 +288,7 @@ async function fetchInSlot(
         // No agent: with one, Node connects through the agent's own net.connect (a system DNS lookup of
         // `host`, around the gate); without, it uses createConnection, the socket verified above. The lookup
         // below only makes sure no name is ever resolved here, whatever Node does.
-        lookup: (_h: string, _o: unknown, cb: (err: Error) => void) => cb(new Error('httpsFetch resolves no names')),
+        lookup: (_h, _o, cb) => cb(new Error('httpsFetch resolves no names'), '', 4),
         maxHeaderSize: MAX_HEADER_BYTES,
         headers: {
           Host: req.port === 443 ? host : `${host}:${req.port}`,

@@ -121,7 +121,7 @@ export const DANE_CASES: DaneCase[] = [
   { mx: 'mx-ta.dane.test', listener: 'leafOnly', expect: 'mismatch', about: 'DANE-TA of the intermediate when the server sends the leaf alone' },
   { mx: 'mx-bad.dane.test', listener: 'rsa2048', expect: 'mismatch', about: 'a secure 3 1 1 of another key' },
   { mx: 'mx-pkix.dane.test', listener: 'rsa2048', expect: 'unusable', about: 'PKIX-EE (1 1 1) is unusable for SMTP, RFC 7672 §3.1.3' },
-  { mx: 'mx-none.dane.test', listener: 'rsa2048', expect: 'none', about: 'a signed zone without TLSA (secure NODATA)' },
+  { mx: 'mx-none.dane.test', listener: 'rsa2048', expect: 'none', about: 'a signed zone without TLSA (secure NXDOMAIN)' },
   { mx: 'mx.insecure.test', listener: 'rsa2048', expect: 'insecure', about: 'a matching TLSA in an unsigned zone does not count (RFC 7672 §2.2)' },
   { mx: 'mx.bogus.test', listener: 'rsa2048', expect: 'bogus', about: 'a TLSA whose signature does not verify: SERVFAIL' },
 ];

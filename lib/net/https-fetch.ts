@@ -273,12 +273,15 @@ async function fetchInSlot(
 
     // HTTP/1.1 over the verified socket: Node's parser (bounded headers), our own body cap.
     return await new Promise<HttpsFetchObservation>((resolve) => {
+      // The first outcome wins; later events (the socket torn down after a cap, the deadline) change nothing,
+      // not even the observation already returned.
       let settled = false;
-      const settle = (o: HttpsFetchObservation) => {
+      const done = (reason: HttpsFetchReason, detail: string) => {
         if (settled) return;
         settled = true;
-        resolve(o);
+        resolve(fail(reason, detail));
       };
+      const deadlineDetail = `deadline of ${deadlineMs} ms reached`;
       const request = http.request({
         createConnection: () => t,
         host,
@@ -298,11 +301,11 @@ async function fetchInSlot(
         },
       });
       request.on('error', (err: NodeJS.ErrnoException) => {
-        if (expired) return settle(fail('timeout', `deadline of ${deadlineMs} ms reached`));
-        settle(fail('bad_response', `${err.code ? `${err.code}: ` : ''}${err.message}`));
+        if (expired) return done('timeout', deadlineDetail);
+        done('bad_response', `${err.code ? `${err.code}: ` : ''}${err.message}`);
       });
       request.on('close', () => {
-        if (expired) settle(fail('timeout', `deadline of ${deadlineMs} ms reached`));
+        if (expired) done('timeout', deadlineDetail);
       });
       request.on('response', (res) => {
         const status = res.statusCode ?? 0;
@@ -312,37 +315,39 @@ async function fetchInSlot(
         const declared = Number(res.headers['content-length']);
         if (status !== 200) {
           res.destroy();
-          return settle(fail('http_status', `HTTP ${status}${location ? ` → ${location} (not followed)` : ''}`));
+          return done('http_status', `HTTP ${status}${location ? ` → ${location} (not followed)` : ''}`);
         }
         if (Number.isFinite(declared) && declared > maxBody) {
           res.destroy();
-          return settle(fail('too_large', `Content-Length ${declared} > ${maxBody}`));
+          return done('too_large', `Content-Length ${declared} > ${maxBody}`);
         }
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => {
-          if (!obs.http) return;
+          if (!obs.http || settled) return;
           obs.http.bodyBytes += chunk.length;
           if (obs.http.bodyBytes > maxBody) {
             res.destroy();
-            return settle(fail('too_large', `body exceeds ${maxBody} bytes`));
+            return done('too_large', `body exceeds ${maxBody} bytes`);
           }
           chunks.push(chunk);
         });
-        res.on('error', () => settle(fail(expired ? 'timeout' : 'bad_response', expired ? `deadline of ${deadlineMs} ms reached` : 'the body ended early')));
-        res.on('aborted', () => settle(fail(expired ? 'timeout' : 'bad_response', expired ? `deadline of ${deadlineMs} ms reached` : 'the body ended early')));
+        res.on('error', () => done(expired ? 'timeout' : 'bad_response', expired ? deadlineDetail : 'the body ended early'));
+        res.on('aborted', () => done(expired ? 'timeout' : 'bad_response', expired ? deadlineDetail : 'the body ended early'));
         res.on('end', () => {
-          if (!res.complete) return settle(fail('bad_response', 'the body ended early'));
+          if (settled) return;
+          if (!res.complete) return done('bad_response', 'the body ended early');
           const expect = opts.expectContentType ?? null;
           const mediaType = (contentType ?? '').split(';')[0].trim().toLowerCase();
           if (expect && mediaType !== expect.toLowerCase()) {
-            return settle(fail('wrong_content_type', `Content-Type ${contentType ?? '(none)'}, expected ${expect}`));
+            return done('wrong_content_type', `Content-Type ${contentType ?? '(none)'}, expected ${expect}`);
           }
           obs.body = Buffer.concat(chunks).toString('utf8');
           obs.ok = true;
           obs.reason = null;
           obs.detail = null;
           obs.durationMs = Date.now() - started;
-          settle(obs);
+          settled = true;
+          resolve(obs);
         });
       });
       request.end();

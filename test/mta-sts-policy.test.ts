@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
 import { createOutboundGate } from '../lib/net/outbound.ts';
 import { httpsFetch, httpsPort, HTTPS_FETCH_REASONS } from '../lib/net/https-fetch.ts';
-import { collectMtaSts } from '../lib/checks/mta-sts.ts';
+import { collectMtaSts } from '../lib/checks/mta-sts/mta-sts.ts';
 import { evaluateMtaStsPolicy, MTA_STS_POLICY_REASONS, mxMatchesPolicy, parseMtaStsPolicy, retrieveMtaStsPolicy, type MtaStsValue, type MtaStsPolicyReason } from '../lib/checks/mta-sts/policy.ts';
 import { loadConfig } from '../lib/config.ts';
 import { opensslDigest, skipUnless } from './helpers/real-servers.ts';

@@ -11,7 +11,7 @@ import { failureReason, lookup, type Lookup } from '../../dns/observation.ts';
 import { httpsFetch, type HttpsFetchObservation, type HttpsFetchReason } from '../../net/https-fetch.ts';
 import type { OutboundGate } from '../../net/outbound.ts';
 import type { Status } from '../../criteria.ts';
-import { evaluateMtaSts, type MtaStsFinding, type MtaStsObservation } from '../mta-sts.ts';
+import { evaluateMtaSts, type MtaStsFinding, type MtaStsObservation } from './mta-sts.ts';
 
 export const POLICY_PATH = '/.well-known/mta-sts.txt';
 /** RFC 8461 §3.3 sets no size limit; no real policy comes near this. */

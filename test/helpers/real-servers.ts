@@ -9,7 +9,7 @@
 // are made with the openssl CLI, DNSSEC keys with dnssec-keygen and signatures with dnssec-signzone, all at
 // test time, into the temporary directories: nothing generated is committed.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -820,9 +820,4 @@ export function sClientChain(ip: string, port: number, opts: { starttls?: 'smtp'
   const output = run(BINARIES.openssl, args, { input: 'QUIT\r\n', timeoutMs: 15_000 });
   const pems = output.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   return { output, pems: pems.map((p) => `${p}\n`) };
-}
-
-/** Every file name under `dir` (for tests that check nothing is left behind). */
-export function listFiles(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir) : [];
 }

@@ -25,6 +25,8 @@ export interface Config {
   resolver: HostPort | null;
   /** TCP port of the SMTP servers probed. @defaultValue 25 */
   smtpPort: number;
+  /** TCP port of the HTTPS hosts fetched in lab mode (MTA-STS policy hosts; `lab up --https-port`); outside lab mode HTTPS is 443. @defaultValue 443 */
+  httpsPort: number;
   /** DNSBL zones queried (RFC 5782). @defaultValue zen.spamhaus.org */
   dnsblZones: string[];
   /** The lab clock: the time recorded on diagnoses. @defaultValue null (real time) */
@@ -202,6 +204,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     lab,
     resolver: env.MAILCENSUS_RESOLVER ? parseHostPort(env.MAILCENSUS_RESOLVER, 53, 'MAILCENSUS_RESOLVER') : null,
     smtpPort: integer(env, 'MAILCENSUS_SMTP_PORT', 25, 1),
+    httpsPort: integer(env, 'MAILCENSUS_HTTPS_PORT', 443, 1),
     dnsblZones: list(env, 'MAILCENSUS_DNSBL_ZONES', ['zen.spamhaus.org']),
     clock,
     extraCaFile: env.MAILCENSUS_EXTRA_CA || null,

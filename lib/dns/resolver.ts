@@ -12,7 +12,7 @@ import { tokenBucket, type RateLimiter } from './rate-limit.ts';
 import { config, ConfigError, type Config } from '../config.ts';
 
 export type DnsOutcome = 'answer' | 'nodata' | 'nxdomain' | 'servfail' | 'refused' | 'timeout' | 'malformed' | 'error';
-export type QueryType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'PTR' | 'SOA' | 'CNAME' | 'NS';
+export type QueryType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'PTR' | 'SOA' | 'CNAME' | 'NS' | 'TLSA';
 
 /** Facts about the name; everything else means we could not find out. */
 export const FACT_OUTCOMES: readonly DnsOutcome[] = ['answer', 'nodata', 'nxdomain'];
@@ -134,6 +134,11 @@ function dataOf(a: dnsPacket.Answer): AnswerData {
     case 'SOA': {
       const s = d as { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number };
       return { mname: s.mname, rname: s.rname, serial: s.serial, refresh: s.refresh, retry: s.retry, expire: s.expire, minimum: s.minimum };
+    }
+    case 'TLSA': {
+      // RFC 6698 §2.2 presentation format, association data in lower-case hex: "3 1 1 ab12…".
+      const t = d as { usage: number; selector: number; matchingType: number; certificate: Buffer };
+      return `${t.usage} ${t.selector} ${t.matchingType} ${Buffer.from(t.certificate ?? []).toString('hex')}`;
     }
     default:
       return Buffer.isBuffer(d) ? d.toString('hex') : JSON.stringify(d ?? null);

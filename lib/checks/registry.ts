@@ -17,7 +17,7 @@ import { mtaStsCheck } from './mta-sts/index.ts';
 import { tlsRptCheck } from './tls-rpt/index.ts';
 import { tlsVersionsCheck } from './tls-versions/index.ts';
 import { certProblemsCheck } from './cert-problems/index.ts';
-import { dkimKeyStrengthCheck } from './dkim-key-strength/index.ts';
+import { dkimKeyCheck } from './dkim-key/index.ts';
 
 export const CHECKS: readonly Check[] = [
   openRelayCheck,
@@ -34,7 +34,7 @@ export const CHECKS: readonly Check[] = [
   tlsRptCheck,
   tlsVersionsCheck,
   certProblemsCheck,
-  dkimKeyStrengthCheck,
+  dkimKeyCheck,
 ];
 
 export const CRITERION_CHECKS = CHECKS.filter((c): c is CriterionCheck => c.kind === 'criterion');

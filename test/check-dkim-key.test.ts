@@ -1,5 +1,5 @@
 // The worked example of docs/criteria.md "How to add a check": DKIM key strength (RFC 8301 §3.2), a finding
-// that lives in lib/checks/dkim-key-strength/ and one registry line. Measured end to end through `check`
+// that lives in lib/checks/dkim-key/ and one registry line. Measured end to end through `check`
 // against the lab's per-selector keys (lab/worlds/test-v2.json), and counted by a report like any finding.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +34,7 @@ async function strength(domain: string): Promise<{ value: unknown; reason: strin
   const out = await new Promise<string>((resolve, reject) =>
     execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
   );
-  return JSON.parse(out).findings.dkim_key_strength;
+  return JSON.parse(out).findings.dkim_key;
 }
 
 test('an RSA-1024 key is weak (RFC 8301 §3.2 SHOULD 2048), Ed25519 strong, and a domain counts under its weakest key', async () => {
@@ -77,10 +77,10 @@ test('a report counts it with its denominator, from the stored diagnoses, with n
       await insertDiagnosis(t.db, judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run.id, surveyId: survey.id });
     }
     const r = await buildReport(t.db, { period: yearPeriod(2026), source: 'scan', survey: null });
-    const f = r.findings.dkim_key_strength;
+    const f = r.findings.dkim_key;
     assert.deepEqual([f.weak.n, f.strong.n, f.weak.total], [2, 1, 3]);
     const rows = await t.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'keys_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
-    assert.deepEqual(rows.map((x) => [x.domain, x.dkim_key_strength]).sort(), [['dkim-ed25519.test', 'strong'], ['dkim-rsa1024.test', 'weak'], ['dkim.test', 'weak']]);
+    assert.deepEqual(rows.map((x) => [x.domain, x.dkim_key]).sort(), [['dkim-ed25519.test', 'strong'], ['dkim-rsa1024.test', 'weak'], ['dkim.test', 'weak']]);
   } finally {
     await t.drop();
   }

@@ -1,4 +1,4 @@
-// dkim_key_strength, a finding beyond MSchecker: how strong the domain's DKIM keys are (RFC 8301 §3.2: signers
+// dkim_key, a finding beyond MSchecker: how strong the domain's DKIM keys are (RFC 8301 §3.2: signers
 // MUST use RSA keys of at least 1024 bits and SHOULD use at least 2048; verifiers MUST NOT accept shorter
 // than 1024; Ed25519, RFC 8463, is strong). A domain counts under its weakest key. Scan: the keys found under
 // the probed selectors; test mail: the key of each aligned signature, from the DNS answers mailauth used.
@@ -10,25 +10,30 @@ import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { dkimKeys, parseDkimKey, type DkimKey } from '../dkim/dkim.ts';
 
-const RANK = { too_short: 0, weak: 1, strong: 2 } as const;
+const RANK = { invalid: 0, weak: 1, strong: 2 } as const;
 type Strength = keyof typeof RANK;
 
 function strengthOf(k: DkimKey): Strength {
   if (k.keyType === 'ed25519') return 'strong';
   const bits = k.bits ?? 0;
-  return bits >= 2048 ? 'strong' : bits >= 1024 ? 'weak' : 'too_short';
+  return bits >= 2048 ? 'strong' : bits >= 1024 ? 'weak' : 'invalid';
 }
 
+/** The key, with `t=y` (testing, RFC 6376 §3.6.1) noted. */
 function describe(k: DkimKey): string {
-  return `${k.selector}: ${k.keyType}${k.bits ? ` ${k.bits} bits` : ''}`;
+  return `${k.selector}: ${k.keyType}${k.bits ? ` ${k.bits} bits` : ''}${k.testing ? ' (t=y testing)' : ''}`;
 }
 
 function judgeKeys(keys: DkimKey[], none: Finding): Finding & { value: string } {
   const usable = keys.filter((k) => k.valid);
-  if (usable.length === 0) return { ...none, value: none.status === 'unknown' ? 'unknown' : 'not_found' };
+  const revoked = keys.filter((k) => k.revoked).map((k) => `${k.selector}: revoked (empty p=)`);
+  if (usable.length === 0) {
+    const detail = [none.detail, ...revoked].filter(Boolean).join('; ');
+    return { ...none, ...(detail ? { detail } : {}), value: none.status === 'unknown' ? 'unknown' : 'not_found' };
+  }
   const weakest = usable.reduce((a, b) => (RANK[strengthOf(b)] < RANK[strengthOf(a)] ? b : a));
   const value = strengthOf(weakest);
-  const detail = usable.map(describe).join(', ');
+  const detail = [usable.map(describe).join(', '), ...revoked].join('; ');
   if (value === 'strong') return { ...finding('ok', 'strong_key', detail), value };
   return { ...finding('ng', value === 'weak' ? 'weak_rsa_key' : 'rsa_key_too_short', detail), value };
 }
@@ -47,17 +52,17 @@ function testMailKeys(input: JudgeInput): DkimKey[] | null {
   return keys;
 }
 
-export const dkimKeyStrengthCheck = defineFinding({
-  id: 'dkim_key_strength',
+export const dkimKeyCheck = defineFinding({
+  id: 'dkim_key',
   label: { ja: 'DKIM鍵の強度', en: 'DKIM key strength' },
   rule: 'The weakest DKIM key of the domain: RSA of at least 2048 bits or Ed25519 is strong, 1024–2047 bits weak (RFC 8301 §3.2 SHOULD), under 1024 bits too short (MUST NOT be used).',
   scope: 'domain',
   sources: ['scan', 'test-mail'],
-  values: ['strong', 'weak', 'too_short', 'not_found', 'unknown'],
+  values: ['strong', 'weak', 'invalid', 'not_found', 'unknown'],
   valueLabels: {
     strong: { ja: '十分（RSA 2048ビット以上・Ed25519）', en: 'strong (RSA ≥ 2048 bits, Ed25519)' },
     weak: { ja: '弱い（RSA 1024〜2047ビット）', en: 'weak (RSA 1024–2047 bits)' },
-    too_short: { ja: '短すぎる（RSA 1024ビット未満）', en: 'too short (RSA < 1024 bits)' },
+    invalid: { ja: '不可（RSA 1024ビット未満）', en: 'invalid (RSA < 1024 bits)' },
     not_found: { ja: '鍵を確認できない', en: 'no key found' },
     unknown: { ja: '測定不能', en: 'unknown' },
   },

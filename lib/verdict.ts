@@ -2,9 +2,10 @@
 // every rule live in this one file (as internet.nl keeps its scoring in scoring.py); bump RULES_VERSION when a
 // rule changes so re-judged diagnoses record which rules judged them.
 import type { Criterion, CriterionFindings, Source, Status } from './criteria.ts';
-import { CRITERION_CHECKS } from './checks/registry.ts';
+import { CRITERION_CHECKS, RULES_VERSION } from './checks/registry.ts';
 
-export const RULES_VERSION = 1;
+export { RULES_VERSION };
+
 
 /** The levels, worst first; `incomplete` is not a level but the answer when an unknown could raise it. */
 export const LEVELS = ['danger', 'needs_improvement', 'review', 'safe'] as const;
@@ -55,7 +56,7 @@ function reasonOf(criterion: Criterion, findings: CriterionFindings): VerdictRea
  * still prove a worse one, in which case it is `incomplete`. A scan ignores `tls_send` (only a received mail
  * shows it).
  */
-export function judgeVerdict(findings: CriterionFindings, source: Source): VerdictResult {
+export function judgeVerdict(findings: CriterionFindings, source: Source, rulesVersion: number = RULES_VERSION): VerdictResult {
   const ignored: Criterion[] = source === 'scan' ? ['tls_send'] : [];
   const counted = (Object.keys(LEVEL_OF) as Criterion[]).filter((c) => !ignored.includes(c));
   const is = (c: Criterion, s: Status) => findings[c].status === s;
@@ -99,7 +100,7 @@ export function judgeVerdict(findings: CriterionFindings, source: Source): Verdi
       proven,
       reasons: order(open).map((c) => reasonOf(c, findings)),
       ignored,
-      rulesVersion: RULES_VERSION,
+      rulesVersion,
     };
   }
   return {
@@ -107,6 +108,6 @@ export function judgeVerdict(findings: CriterionFindings, source: Source): Verdi
     proven,
     reasons: order(provenBy).map((c) => reasonOf(c, findings)),
     ignored,
-    rulesVersion: RULES_VERSION,
+    rulesVersion,
   };
 }

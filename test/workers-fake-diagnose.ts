@@ -32,7 +32,6 @@ export interface FakeDiagnose extends DiagnoseApi<FakeDeps> {
   /** Throws an infrastructure error on the first collectDomain of these domains. */
   failOnceOn: Set<string>;
   sessionMs: number;
-  rulesVersionOverride: number | null;
 }
 
 function ipOf(domain: string): string {
@@ -51,7 +50,6 @@ export function fakeDiagnose(): FakeDiagnose {
     domainsCollected: new Map(),
     failOnceOn: new Set(),
     sessionMs: 30,
-    rulesVersionOverride: null,
     createProbeDeps(_config, opts) {
       return { dnsLimiter: opts!.dnsLimiter!, ipGate: opts!.ipGate! };
     },
@@ -90,7 +88,6 @@ export function fakeDiagnose(): FakeDiagnose {
       // The first probe of a flaky domain's IP answered 4xx.
       else if (domain.includes('flaky') && o.n === 1) criteria.tls_receive = finding('unknown', 'tempfail_4xx');
       const verdict = judgeVerdict(criteria, 'scan');
-      if (fake.rulesVersionOverride !== null) verdict.rulesVersion = fake.rulesVersionOverride;
       return {
         source: 'scan',
         domain,
@@ -101,16 +98,6 @@ export function fakeDiagnose(): FakeDiagnose {
         observations: { dns: d, ips: obs },
         mx: d.mx.map((m) => ({ preference: 10, host: m.host, ip: m.ip })),
       } satisfies Diagnosis;
-    },
-    rejudge(stored) {
-      const o = stored.observations as { dns: Dns; ips: Record<string, IpObs> };
-      const d = fake.judgeScan(stored.domain, o.dns as never, o.ips as never, stored.observed_at);
-      // "New rules": SPF is judged NG for everyone.
-      d.criteria.spf = finding('ng', 'no_spf');
-      d.criteria.dkim = finding('ng', 'no_dkim');
-      d.verdict = judgeVerdict(d.criteria, 'scan');
-      if (fake.rulesVersionOverride !== null) d.verdict.rulesVersion = fake.rulesVersionOverride;
-      return d;
     },
     // The production rule: each reason code's `transient` flag in its check's table (lib/checks/registry.ts).
     transientUnknowns,

@@ -11,7 +11,6 @@ import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
 import { startWorker, type RunningWorker } from '../workers/worker.ts';
 import { createRun, runProgress, cancelRun, resumeRun, topUp } from '../workers/run.ts';
-import { rejudgeDiagnoses } from '../workers/rejudge.ts';
 import { addSchedule, listSchedules, removeSchedule } from '../workers/schedule.ts';
 import { fakeDiagnose, type FakeDiagnose } from './workers-fake-diagnose.ts';
 
@@ -238,25 +237,4 @@ test('a scheduled-run job creates one run however often it is processed, and sch
   const runs = await tdb.db.selectFrom('runs').innerJoin('surveys', 'surveys.id', 'runs.survey_id').select('runs.id').where('surveys.name', '=', name).execute();
   assert.equal(runs.length, 1);
   await waitForState(runs[0].id, 'done');
-});
-
-test('rejudge re-evaluates stored observations with the current rules and records the rules version', async () => {
-  const { s } = await setup();
-  const name = await survey(['r1.test', 'r2.test']);
-  const diag = fakeDiagnose();
-  start(s, diag);
-  const run = await createRun(s, name);
-  await waitForState(run.runId, 'done');
-  const before = await tdb.db.selectFrom('diagnoses').select(['verdict', 'judged_at']).where('run_id', '=', run.runId).execute();
-  assert.ok(before.every((b) => b.verdict === 'safe'));
-  const sessions = [...diag.sessions.values()].reduce((a, b) => a + b, 0);
-  diag.rulesVersionOverride = 99;
-  const r = await rejudgeDiagnoses(tdb.db, diag, { runId: run.runId });
-  assert.equal(r.examined, 2);
-  assert.equal(r.changed, 2);
-  assert.deepEqual(r.verdictChanges, { 'safe->needs_improvement': 2 });
-  const after = await tdb.db.selectFrom('diagnoses').selectAll().where('run_id', '=', run.runId).execute();
-  assert.ok(after.every((a) => a.verdict === 'needs_improvement' && a.spf === 'ng' && a.rules_version === 99));
-  assert.ok(after.every((a) => a.judged_at.getTime() >= before[0].judged_at.getTime()));
-  assert.equal([...diag.sessions.values()].reduce((a, b) => a + b, 0), sessions, 'nothing probed');
 });

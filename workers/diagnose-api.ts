@@ -11,7 +11,6 @@ export interface DiagnoseApi<Deps = unknown> {
   mxTargets(dns: never): { host: string; ip: string }[];
   observeIp(ip: string, hostNames: string[], deps: Deps): Promise<unknown>;
   judgeScan(domain: string, dns: never, ips: Record<string, never>, observedAt: Date): Diagnosis;
-  rejudge(stored: { source: 'scan' | 'test-mail'; domain: string; observations: unknown; observed_at: Date }): Diagnosis;
   transientUnknowns(d: Diagnosis): string[];
 }
 

@@ -5,7 +5,12 @@ import type pino from 'pino';
 import type { Db } from '../lib/db.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import { judgementColumns } from '../lib/diagnosis.ts';
-import type { DiagnoseApi } from './diagnose-api.ts';
+import type { rejudge } from '../lib/checks/judge.ts';
+
+/** What re-judging needs: lib/checks/judge.ts (the shipped rules), or a test's rules through it. */
+export interface Rejudger {
+  rejudge: (stored: Parameters<typeof rejudge>[0]) => ReturnType<typeof rejudge>;
+}
 
 
 export interface RejudgeScope {
@@ -22,7 +27,7 @@ export interface RejudgeResult {
   rulesVersion: number | null;
 }
 
-export async function rejudgeDiagnoses(db: Db, diag: Pick<DiagnoseApi, 'rejudge'>, scope: RejudgeScope, logger?: pino.Logger): Promise<RejudgeResult> {
+export async function rejudgeDiagnoses(db: Db, diag: Rejudger, scope: RejudgeScope, logger?: pino.Logger): Promise<RejudgeResult> {
   const result: RejudgeResult = { examined: 0, changed: 0, verdictChanges: {}, rulesVersion: null };
   let after = '0';
   // Keyset pages by id, bounded in count: a year of diagnoses is re-judged in pages of 500.

@@ -14,7 +14,7 @@ export function register(program: Command): void {
         if ((opts.run === undefined) === (opts.year === undefined)) throw new InputError('rejudge needs exactly one of --run ID or --year YYYY');
         if (opts.year !== undefined && (opts.year < 1970 || opts.year > 9999)) throw new InputError(`--year must be a year, got ${opts.year}`);
         const { rejudgeDiagnoses } = await import('../../workers/rejudge.ts');
-        const { loadDiagnose } = await import('../../workers/diagnose-api.ts');
+        const judge = await import('../../lib/checks/judge.ts');
         const { createLogger } = await import('../../workers/logger.ts');
         return withDatabase(async (handle) => {
           if (opts.run !== undefined) {
@@ -22,7 +22,7 @@ export function register(program: Command): void {
             if (!run) throw new InputError(`run ${opts.run} does not exist`);
           }
           const logger = createLogger({ pretty: opts.pretty, level: 'warn' });
-          const r = await rejudgeDiagnoses(handle.db, await loadDiagnose(), { runId: opts.run, year: opts.year }, logger);
+          const r = await rejudgeDiagnoses(handle.db, judge, { runId: opts.run, year: opts.year }, logger);
           console.log(`re-judged ${r.examined} diagnoses with rules version ${r.rulesVersion ?? '-'}: ${r.changed} changed`);
           for (const [k, n] of Object.entries(r.verdictChanges)) console.log(`  ${k}: ${n}`);
           return 0;

@@ -6,12 +6,12 @@ import type { IpObservation, ScanObservations, TestMailObservations, DnsObservat
 import { judgeVerdict } from '../verdict.ts';
 import { asFinding } from './contract.ts';
 import { scanInput, testMailInput, type JudgeInput } from './judge-input.ts';
-import { CHECKS, reasonMeta } from './registry.ts';
+import { CURRENT_RULES, reasonMeta, type Rules } from './registry.ts';
 
-function judge(input: JudgeInput, observations: ScanObservations | TestMailObservations, observedAt: Date): Diagnosis {
+function judge(input: JudgeInput, observations: ScanObservations | TestMailObservations, observedAt: Date, rules: Rules): Diagnosis {
   const criteria = {} as CriterionFindings;
   const findings: FindingResults = {};
-  for (const check of CHECKS) {
+  for (const check of rules.checks) {
     if (!check.sources.includes(input.source)) continue;
     const r = check.evaluate(input);
     if (check.kind === 'criterion') criteria[check.id] = asFinding(r);
@@ -22,7 +22,7 @@ function judge(input: JudgeInput, observations: ScanObservations | TestMailObser
     domain: input.domain,
     observedAt,
     criteria,
-    verdict: judgeVerdict(criteria, input.source),
+    verdict: judgeVerdict(criteria, input.source, rules.version),
     findings,
     observations,
     mx: input.mx.rows,
@@ -30,24 +30,24 @@ function judge(input: JudgeInput, observations: ScanObservations | TestMailObser
 }
 
 /** Pure: a scan diagnosis from its observations, judged with the current rules. */
-export function judgeScan(domain: string, dns: DnsObservations, ips: Record<string, IpObservation>, observedAt: Date): Diagnosis {
-  return judge(scanInput(domain, dns, ips), { version: 1, kind: 'scan', dns, ips }, observedAt);
+export function judgeScan(domain: string, dns: DnsObservations, ips: Record<string, IpObservation>, observedAt: Date, rules: Rules = CURRENT_RULES): Diagnosis {
+  return judge(scanInput(domain, dns, ips), { version: 1, kind: 'scan', dns, ips }, observedAt, rules);
 }
 
 /** Pure: the test-mail diagnosis from its observations, judged with the current rules. */
-export function judgeTestMail(obs: TestMailObservations, observedAt: Date = new Date(obs.receivedAt)): Diagnosis {
-  return judge(testMailInput(obs), obs, observedAt);
+export function judgeTestMail(obs: TestMailObservations, observedAt: Date = new Date(obs.receivedAt), rules: Rules = CURRENT_RULES): Diagnosis {
+  return judge(testMailInput(obs), obs, observedAt, rules);
 }
 
-/** Pure: a stored diagnosis judged again with the current rules (no probing). */
-export function rejudge(stored: { source: 'scan' | 'test-mail'; domain: string; observations: unknown; observed_at: Date }): Diagnosis {
+/** Pure: a stored diagnosis judged again with the current rules, or the ones given (no probing). */
+export function rejudge(stored: { source: 'scan' | 'test-mail'; domain: string; observations: unknown; observed_at: Date }, rules: Rules = CURRENT_RULES): Diagnosis {
   const obs = stored.observations as { kind?: string } | null;
   if (stored.source === 'scan') {
     if (obs?.kind !== 'scan') throw new Error(`diagnosis of ${stored.domain}: stored observations are not a scan's`);
     const s = obs as ScanObservations;
-    return judgeScan(stored.domain, s.dns, s.ips, new Date(stored.observed_at));
+    return judgeScan(stored.domain, s.dns, s.ips, new Date(stored.observed_at), rules);
   }
-  return judgeTestMail(stored.observations as TestMailObservations, new Date(stored.observed_at));
+  return judgeTestMail(stored.observations as TestMailObservations, new Date(stored.observed_at), rules);
 }
 
 /**

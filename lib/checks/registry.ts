@@ -37,6 +37,20 @@ export const CHECKS: readonly Check[] = [
   dkimKeyCheck,
 ];
 
+/**
+ * The version of the rules the registry implements: bump it when any check or the verdict judges differently,
+ * so re-judged diagnoses record which rules judged them (`diagnoses.rules_version`).
+ */
+export const RULES_VERSION = 1;
+
+/** A set of rules: the checks and the version they are recorded under. Re-judging can take another one. */
+export interface Rules {
+  version: number;
+  checks: readonly Check[];
+}
+
+export const CURRENT_RULES: Rules = { version: RULES_VERSION, checks: CHECKS };
+
 export const CRITERION_CHECKS = CHECKS.filter((c): c is CriterionCheck => c.kind === 'criterion');
 export const FINDING_CHECKS = CHECKS.filter((c): c is FindingCheck => c.kind === 'finding');
 /** The findings reports count (the MX set is shown by `check` but counted by the verdict's n/a instead). */

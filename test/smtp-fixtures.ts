@@ -1,6 +1,6 @@
 // Recorded-observation builders for the pure check tests: an SmtpObservation as the probe records it for each
 // kind of session (shapes taken from real runs against lab/worlds/test-smtp-probe.json).
-import { emptyObservation, type CertObservation, type SmtpObservation } from '../lib/probes/smtp.ts';
+import { emptyObservation, type CertObservation, type SmtpObservation } from '../lib/probes/smtp/index.ts';
 
 const AT = new Date('2021-06-30T00:00:00Z');
 

@@ -8,7 +8,7 @@ import { loadWorld } from '../lab/world.ts';
 import { createLabCa, type LabCa } from '../lab/ca.ts';
 import { startSmtpHosts, type SmtpHosts } from '../lab/smtp-server.ts';
 import type { LabWorld } from '../lab/model.ts';
-import { probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
+import { probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
 import { createIpGate, createProbeCache, createSmtpProber } from '../lib/probes/ip-gate.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';

@@ -4,7 +4,7 @@ import { createOutboundGate } from '../lib/net/outbound.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
+import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
 

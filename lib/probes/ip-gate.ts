@@ -2,7 +2,7 @@
 // each distinct IP is probed once per run (createProbeCache) and never by more than N sessions at a time with a
 // minimum interval between session starts (createIpGate). The workers' cross-process version (Redis) offers
 // the same two small interfaces, so callers do not care which one they hold.
-import type { SmtpObservation, SmtpProbeOptions } from './smtp.ts';
+import type { SmtpObservation, SmtpProbeOptions } from './smtp/index.ts';
 
 export interface IpGate {
   /** Runs `fn` when `ip` has a free session slot and the interval since the last start has passed. */

@@ -3,7 +3,7 @@
 // counts only if it answers SMTP at all: outbound-only servers (connection refused, no greeting) are common and
 // are skipped, not `unknown`.
 import { finding, type Finding } from '../../criteria.ts';
-import type { SmtpObservation } from '../../probes/smtp.ts';
+import type { SmtpObservation } from '../../probes/smtp/index.ts';
 
 export interface RelayProbe {
   ip: string;

@@ -3,7 +3,7 @@
 // Certificate problems are not judged here (SMTP TLS is opportunistic, RFC 3207 §4.1 / RFC 7435); they are
 // findings of their own (tls-findings.ts).
 import { finding, type Finding } from '../../criteria.ts';
-import type { SmtpObservation } from '../../probes/smtp.ts';
+import type { SmtpObservation } from '../../probes/smtp/index.ts';
 
 export interface MxProbe {
   host: string;

@@ -122,7 +122,7 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
 
 /**
  * Probes one SMTP server. Never throws for anything the server or the network does: every failure ends in
- * the observation (`session` + `reason`). Throws only on programming errors.
+ * the observation (`connections`: where and why each connection stopped). Throws only on programming errors.
  */
 
 export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Promise<SmtpObservation> {
@@ -133,10 +133,8 @@ export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Pro
     // Checked right before connecting, on the address actually used (SSRF guard; see address-policy.ts).
     const policy = o.gate.check(ip);
     if (!policy.allowed) {
-      obs.session = 'forbidden_address';
-      obs.reason = policy.reason;
       obs.forbiddenRange = policy.range;
-      obs.relay.reason = policy.reason;
+      obs.connections = [{ mode: 'full', step: 'policy', code: null, error: policy.reason }];
       rec.add('I', `not connecting: ${ip} is in ${policy.range} (${policy.purpose})`);
       return obs;
     }
@@ -160,11 +158,7 @@ export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Pro
     } finally {
       clearTimeout(deadline);
     }
-    if (expired) {
-      if (obs.session === 'ok') obs.session = 'session_failed';
-      obs.reason = 'session_deadline';
-      if (obs.relay.outcome === 'not_tested') obs.relay.reason = 'session_deadline';
-    }
+    obs.deadlineReached = expired;
     return obs;
   } finally {
     obs.durationMs = rec.elapsed();

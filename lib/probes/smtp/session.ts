@@ -5,8 +5,8 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { OutboundGate } from '../../net/outbound.ts';
 import { ProbeError, SmtpWire, connectWithTimeout, type ConnectFn, type Limits, type Recorder } from './wire.ts';
-import { observeCert, startTls, type TlsContext } from './tls.ts';
-import type { RelayAttempt, RelayVariant, SmtpObservation, SmtpReply } from './types.ts';
+import { observeCert, observeChain, startTls, type TlsContext } from './tls.ts';
+import type { RelayAttempt, RelayVariant, SmtpConnectionEnd, SmtpObservation, SmtpReply, SmtpStep } from './types.ts';
 
 /** The probe options with every default filled in (index.ts resolves them). */
 export interface Resolved {
@@ -56,7 +56,15 @@ function relayRecipient(variant: RelayVariant, local: string, domain: string, ip
 
 export type SessionEnd = 'done' | 'tls_failed';
 
+/** Runs one connection's steps, recording where it stopped in `obs.connections`. */
 export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: SmtpObservation, mode: 'full' | 'relay_only'): Promise<SessionEnd> {
+  const end: SmtpConnectionEnd = { mode, step: 'connect', code: null, error: null };
+  (obs.connections ??= []).push(end);
+  const stop = (step: SmtpStep, what: { code?: number; error?: string }) => {
+    end.step = step;
+    end.code = what.code ?? null;
+    end.error = what.error ?? null;
+  };
   const full = mode === 'full';
   let wire: SmtpWire | null = null;
   let socket: net.Socket;
@@ -66,11 +74,7 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
   } catch (err) {
     if (!(err instanceof ProbeError)) throw err;
     rec.add('I', `connect failed: ${err.reason}`);
-    if (full) {
-      obs.session = 'unreachable';
-      obs.reason = err.reason;
-    }
-    obs.relay.reason = err.reason;
+    stop('connect', { error: err.reason });
     return 'done';
   }
   const sockets: net.Socket[] = [socket];
@@ -83,27 +87,12 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
       greeting = await wire.reader.read(o.bannerTimeoutMs, 'banner_timeout');
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
-      if (full) {
-        obs.session = 'no_greeting';
-        obs.reason = err.reason === 'connection_closed' ? 'closed_before_greeting' : err.reason;
-      }
-      obs.relay.reason = err.reason === 'banner_timeout' ? 'banner_timeout' : 'no_greeting';
+      stop('greeting', { error: err.reason });
       return 'done';
     }
     if (full) obs.greeting = greeting;
     if (Math.floor(greeting.code / 100) !== 2) {
-      const cls = Math.floor(greeting.code / 100);
-      if (full) {
-        obs.session = cls === 4 ? 'greets_421' : 'session_failed';
-        obs.reason = `greeting_${greeting.code}`;
-      }
-      // RFC 5321 §3.1: after a 554 greeting the server accepts no mail from us, so nobody like us can relay.
-      if (cls === 5) {
-        obs.relay.outcome = 'refused';
-        obs.relay.reason = `greeting_${greeting.code}`;
-      } else {
-        obs.relay.reason = `greeting_${greeting.code}`;
-      }
+      stop('greeting', { code: greeting.code });
       await quit(wire, o);
       return 'done';
     }
@@ -114,11 +103,7 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
       helo = await hello(wire, o.ehloName);
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
-      if (full) {
-        obs.session = 'session_failed';
-        obs.reason = `ehlo_${err.reason}`;
-      }
-      obs.relay.reason = `ehlo_${err.reason}`;
+      stop('ehlo', { error: err.reason });
       return 'done';
     }
     if (full) {
@@ -127,20 +112,12 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
       obs.tls.offered = obs.extensions.includes('STARTTLS');
     }
     if (helo.reply.code !== 250) {
-      if (full) {
-        obs.session = helo.reply.code === 421 ? 'greets_421' : 'session_failed';
-        obs.reason = `${helo.verb.toLowerCase()}_${helo.reply.code}`;
-      }
-      obs.relay.reason = `${helo.verb.toLowerCase()}_${helo.reply.code}`;
+      stop(helo.verb === 'HELO' ? 'helo' : 'ehlo', { code: helo.reply.code });
       await quit(wire, o);
       return 'done';
     }
 
     // STARTTLS (RFC 3207).
-    if (full && !obs.tls.offered) {
-      obs.session = 'no_starttls';
-      obs.reason = helo.verb === 'HELO' ? 'no_esmtp' : 'starttls_not_offered';
-    }
     if (full && obs.tls.offered) {
       let reply: SmtpReply;
       try {
@@ -149,18 +126,14 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         if (!(err instanceof ProbeError)) throw err;
         obs.tls.handshake = 'interrupted';
         obs.tls.error = err.reason;
-        obs.session = 'session_failed';
-        obs.reason = `starttls_${err.reason}`;
-        obs.relay.reason = obs.reason;
+        stop('starttls', { error: err.reason });
         return 'done';
       }
       obs.tls.reply = reply;
       if (reply.code !== 220) {
+        // Not 220: no TLS on this connection; the relay test goes on in clear (what 454 or 5xx means: checks).
         obs.tls.handshake = 'refused';
         obs.tls.error = `starttls_${reply.code}`;
-        // 454 (RFC 3207 §4) is temporary: not measured; a permanent refusal is as good as no TLS.
-        obs.session = reply.code >= 500 ? 'handshake_failed' : 'session_failed';
-        obs.reason = `starttls_${reply.code}`;
       } else {
         // RFC 3207 §5: discard anything the server sent before the handshake (CVE-2011-0411 style injection).
         const left = wire.reader.detach();
@@ -173,16 +146,8 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
           if (!(err instanceof ProbeError)) throw err;
           rec.add('I', `TLS handshake failed: ${err.message}`);
           obs.tls.error = err.message;
-          if (err.reason === 'tls_timeout' || err.reason === 'connection_reset') {
-            obs.tls.handshake = 'interrupted';
-            obs.session = 'session_failed';
-            obs.reason = err.reason;
-          } else {
-            obs.tls.handshake = 'failed';
-            obs.session = 'handshake_failed';
-            obs.reason = 'tls_error';
-          }
-          obs.relay.reason = 'tls_failed';
+          obs.tls.handshake = err.reason === 'tls_timeout' || err.reason === 'connection_reset' ? 'interrupted' : 'failed';
+          stop('tls', { error: err.reason });
           return 'tls_failed';
         }
         sockets.push(t);
@@ -190,6 +155,7 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         obs.tls.protocol = t.getProtocol() ?? null;
         obs.tls.cipher = t.getCipher()?.name ?? null;
         obs.tls.cert = observeCert(t, ctx);
+        obs.tls.chain = observeChain(t);
         rec.add('I', `TLS ${obs.tls.protocol} ${obs.tls.cipher}${obs.tls.cert ? ` cert CN=${obs.tls.cert.subjectCN} trusted=${obs.tls.cert.trusted}` : ''}`);
         wire.socket = t;
         wire.reader.attach(t);
@@ -198,23 +164,20 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         try {
           const again = await hello(wire, o.ehloName);
           if (again.reply.code !== 250) {
-            obs.relay.reason = `ehlo_after_tls_${again.reply.code}`;
+            stop('ehlo_after_tls', { code: again.reply.code });
             await quit(wire, o);
             return 'done';
           }
         } catch (err) {
           if (!(err instanceof ProbeError)) throw err;
-          obs.relay.reason = `ehlo_after_tls_${err.reason}`;
+          stop('ehlo_after_tls', { error: err.reason });
           return 'done';
         }
       }
     }
 
+    stop('relay', {});
     await relayTest(wire, ip, o, obs);
-    if (obs.session === 'ok' && obs.relay.attempts.some((a) => a.rcptReply && (a.rcptReply.code === 450 || a.rcptReply.code === 451))) {
-      obs.session = 'greylisted';
-      obs.reason = 'rcpt_tempfail';
-    }
     await quit(wire, o);
     return 'done';
   } finally {
@@ -232,9 +195,11 @@ async function hello(wire: SmtpWire, name: string): Promise<{ verb: 'EHLO' | 'HE
   return { verb: 'EHLO', reply: ehlo };
 }
 
+/** The relay attempts: the replies are recorded; lib/checks/smtp-session.ts says what they mean. */
 async function relayTest(wire: SmtpWire, ip: string, o: Resolved, obs: SmtpObservation): Promise<void> {
   const attempts = obs.relay.attempts;
   attempts.length = 0;
+  obs.relay.planned = [...o.relayVariants];
   let stop = false;
   for (const variant of o.relayVariants) {
     if (stop) break;
@@ -249,48 +214,24 @@ async function relayTest(wire: SmtpWire, ip: string, o: Resolved, obs: SmtpObser
       }
     }
     const rcptTo = relayRecipient(variant, o.relayLocalPart, o.relayTestDomain, ip);
-    const attempt: RelayAttempt = { variant, mailFrom: o.mailFrom, rcptTo, mailReply: null, rcptReply: null, outcome: 'error', reason: null };
+    const attempt: RelayAttempt = { variant, mailFrom: o.mailFrom, rcptTo, mailReply: null, rcptReply: null, error: null };
     attempts.push(attempt);
     try {
       attempt.mailReply = await wire.command(`MAIL FROM:<${o.mailFrom}>`);
       if (attempt.mailReply.code !== 250) {
         // Without a transaction there is no RCPT to test; a refused sender says nothing about relaying.
-        attempt.reason = `mail_from_${attempt.mailReply.code}`;
         stop = true;
         continue;
       }
       const r = await wire.command(`RCPT TO:<${rcptTo}>`);
       attempt.rcptReply = r;
-      const cls = Math.floor(r.code / 100);
-      if (cls === 2) {
-        attempt.outcome = 'accepted';
-        stop = true; // proven open: no need to go on
-      } else if (cls === 5) {
-        attempt.outcome = 'refused';
-      } else if (cls === 4) {
-        attempt.outcome = 'tempfail';
-        attempt.reason = `rcpt_${r.code}`;
-        if (r.code === 421) stop = true; // the server is closing the channel (RFC 5321 §3.8)
-      } else {
-        attempt.reason = `rcpt_${r.code}`;
-      }
+      // A 2xx proves the relay open: no need to go on. 421: the server is closing the channel (RFC 5321 §3.8).
+      if (Math.floor(r.code / 100) === 2 || r.code === 421) stop = true;
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
-      attempt.reason = err.reason;
+      attempt.error = err.reason;
       stop = true;
     }
-  }
-  const accepted = attempts.find((a) => a.outcome === 'accepted');
-  if (accepted) {
-    obs.relay.outcome = 'open';
-    obs.relay.reason = `accepts_${accepted.variant}`;
-  } else if (attempts.length > 0 && attempts.length === o.relayVariants.length && attempts.every((a) => a.outcome === 'refused')) {
-    obs.relay.outcome = 'refused';
-    obs.relay.reason = `rcpt_${attempts[0].rcptReply!.code}`;
-  } else {
-    obs.relay.outcome = 'unknown';
-    const first = attempts.find((a) => a.outcome !== 'refused');
-    obs.relay.reason = first?.reason ?? (first?.outcome === 'tempfail' ? 'tempfail_4xx' : 'incomplete');
   }
 }
 

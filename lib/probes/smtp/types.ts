@@ -14,20 +14,22 @@ export interface TranscriptEntry {
   line: string;
 }
 
+/** The steps of one connection, in order (session.ts). `helo` is the HELO fallback after a 5xx to EHLO. */
+export type SmtpStep = 'policy' | 'connect' | 'greeting' | 'ehlo' | 'helo' | 'starttls' | 'tls' | 'ehlo_after_tls' | 'relay';
+
 /**
- * How the session went, in internet.nl's terms (plus `forbidden_address`, never connected, and
- * `session_failed`, the server answered the greeting but the session broke before TLS could be judged).
+ * Where one connection stopped, as recorded: the step in progress and either the reply code that ended it
+ * (a 421 greeting, a 5xx to HELO) or the I/O error (connection_refused, banner_timeout, connection_closed,
+ * timeout, tls_timeout, tls_error, …). A connection that ran the relay test to its end stops at `relay` with
+ * neither. lib/checks/smtp-session.ts says what it means.
  */
-export type SmtpSessionClass =
-  | 'forbidden_address'
-  | 'unreachable'
-  | 'greets_421'
-  | 'no_greeting'
-  | 'session_failed'
-  | 'no_starttls'
-  | 'handshake_failed'
-  | 'greylisted'
-  | 'ok';
+export interface SmtpConnectionEnd {
+  /** `full`: the first connection; `relay_only`: the reconnect in clear after a failed TLS handshake. */
+  mode: 'full' | 'relay_only';
+  step: SmtpStep;
+  code: number | null;
+  error: string | null;
+}
 
 export interface CertObservation {
   subjectCN: string | null;
@@ -52,6 +54,24 @@ export interface CertObservation {
   notYetValid: boolean;
 }
 
+/** One certificate of the chain the server presented (for DANE, RFC 6698/7672, and certificate details). */
+export interface PresentedCert {
+  /** SHA-256 / SHA-512 of the whole certificate (DER), hex lower case. */
+  certSha256: string; certSha512: string;
+  /** SHA-256 / SHA-512 of the SubjectPublicKeyInfo (DER), hex lower case. */
+  spkiSha256: string; spkiSha512: string;
+  subject: string; issuer: string;
+  /** 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'dsa' | … as node:crypto KeyObject.asymmetricKeyType reports it. */
+  keyType: string | null;
+  /** RSA/DSA modulus bits; EC: the curve's field size (256 for prime256v1). */
+  bits: number | null;
+  /** EC curve name (prime256v1, secp384r1), else null. */
+  curve: string | null;
+  /** ISO 8601. */
+  notBefore: string; notAfter: string;
+  selfIssued: boolean;
+}
+
 export interface TlsObservation {
   /** STARTTLS was advertised in the EHLO reply. */
   offered: boolean;
@@ -65,6 +85,11 @@ export interface TlsObservation {
   protocol: string | null;
   cipher: string | null;
   cert: CertObservation | null;
+  /**
+   * The chain as the handshake gave it, leaf first, at most 10 (tls.ts observeChain). Absent before issue 15
+   * and when the handshake did not complete.
+   */
+  chain?: PresentedCert[];
 }
 
 export type RelayVariant = 'plain' | 'percent_hack' | 'quoted' | 'source_route' | 'bang_path';
@@ -77,15 +102,18 @@ export interface RelayAttempt {
   rcptTo: string;
   mailReply: SmtpReply | null;
   rcptReply: SmtpReply | null;
-  /** accepted = 2xx on RCPT (relays); refused = 5xx; tempfail = 4xx; error = timeout/reset/MAIL refused. */
-  outcome: 'accepted' | 'refused' | 'tempfail' | 'error';
-  reason: string | null;
+  /** The I/O error (timeout, connection_reset, …) that cut the attempt, null when the server replied. */
+  error?: string | null;
+  /**
+   * @deprecated Only in observations stored before issue 14 (with `outcome`, a judgement no longer stored):
+   * read solely as the I/O error where no reply explains the attempt (lib/checks/smtp-session.ts).
+   */
+  reason?: string | null;
 }
 
 export interface RelayObservation {
-  /** `open`: some foreign RCPT got 2xx; `refused`: every attempt got 5xx; `unknown`: anything else. */
-  outcome: 'open' | 'refused' | 'unknown' | 'not_tested';
-  reason: string | null;
+  /** The variants the probe meant to try, in order (absent before issue 14: all five of RELAY_VARIANTS). */
+  planned?: RelayVariant[];
   /** Whether the attempts ran inside TLS (after STARTTLS) or in clear. */
   overTls: boolean;
   attempts: RelayAttempt[];
@@ -98,9 +126,18 @@ export interface SmtpObservation {
   port: number;
   startedAt: string;
   durationMs: number;
-  session: SmtpSessionClass;
-  /** Why, as a stable code: connection_refused, connect_timeout, banner_timeout, forbidden_address, … */
-  reason: string | null;
+  /**
+   * Where each connection stopped, in order (the first, then the plain-text reconnect if any). Absent in
+   * observations stored before issue 14; lib/checks/smtp-session.ts rebuilds it from their other fields.
+   */
+  connections?: SmtpConnectionEnd[];
+  /** The probe's total deadline (sessionDeadlineMs) cut the session. Absent before issue 14. */
+  deadlineReached?: boolean;
+  /**
+   * @deprecated Only in observations stored before issue 14 (with `session`, a judgement no longer stored):
+   * the only record there of an I/O error, read solely as that (lib/checks/smtp-session.ts).
+   */
+  reason?: string | null;
   /** For forbidden_address: which special-purpose block the address is in. */
   forbiddenRange?: string;
   greeting: SmtpReply | null;
@@ -114,8 +151,7 @@ export interface SmtpObservation {
   truncated: boolean;
 }
 
-
-/** An observation with nothing seen yet (session `ok` until something says otherwise); also for tests. */
+/** An observation with nothing seen yet; also for tests. */
 export function emptyObservation(ip: string, host: string | null, port: number, startedAt: Date): SmtpObservation {
   return {
     ip,
@@ -123,13 +159,13 @@ export function emptyObservation(ip: string, host: string | null, port: number, 
     port,
     startedAt: startedAt.toISOString(),
     durationMs: 0,
-    session: 'ok',
-    reason: null,
+    connections: [],
+    deadlineReached: false,
     greeting: null,
     helo: null,
     extensions: [],
     tls: { offered: false, handshake: 'not_attempted', reply: null, error: null, protocol: null, cipher: null, cert: null },
-    relay: { outcome: 'not_tested', reason: null, overTls: false, attempts: [] },
+    relay: { planned: [], overTls: false, attempts: [] },
     transcript: [],
     truncated: false,
   };

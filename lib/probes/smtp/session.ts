@@ -154,8 +154,10 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         obs.tls.handshake = 'ok';
         obs.tls.protocol = t.getProtocol() ?? null;
         obs.tls.cipher = t.getCipher()?.name ?? null;
-        obs.tls.cert = observeCert(t, ctx);
+        // The chain first: on Node 20, getPeerCertificate(true) returns {} once getPeerX509Certificate (in
+        // observeCert) has been called.
         obs.tls.chain = observeChain(t);
+        obs.tls.cert = observeCert(t, ctx);
         rec.add('I', `TLS ${obs.tls.protocol} ${obs.tls.cipher}${obs.tls.cert ? ` cert CN=${obs.tls.cert.subjectCN} trusted=${obs.tls.cert.trusted}` : ''}`);
         wire.socket = t;
         wire.reader.attach(t);

@@ -9,7 +9,6 @@ import { createLabCa, type LabCa } from '../lab/ca.ts';
 import { startSmtpHosts, type SmtpHosts } from '../lab/smtp-server.ts';
 import type { LabWorld } from '../lab/model.ts';
 import { probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
-import { createIpGate, createProbeCache, createSmtpProber } from '../lib/probes/ip-gate.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
 import { relayAttemptOutcome, relayOutcome, smtpSession, smtpSessionClass, type RelayOutcome, type SmtpSessionClass } from '../lib/checks/smtp-session.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
@@ -182,24 +181,6 @@ test('a sender host that refuses connections is skipped; the MX decides open_rel
     { ip: host('deny-554').ip, role: 'mx', obs: mx },
   ]);
   assert.equal(f.status, 'ok');
-});
-
-test('a shared MX IP is connected to once per run, however many domains and callers ask', async () => {
-  const ip = host('shared').ip;
-  const before = lab.connections(ip);
-  const prober = createSmtpProber({
-    probe: probeSmtp,
-    options: options(),
-    gate: createIpGate({ concurrency: 1, intervalMs: 0 }),
-    cache: createProbeCache(),
-  });
-  const domains = world.domains.filter((d) => Array.isArray(d.mx) && d.mx.includes('shared'));
-  assert.equal(domains.length, 3);
-  const results = await Promise.all(domains.flatMap(() => [prober(ip, host('shared').name), prober(ip, host('shared').name)]));
-  const later = await prober(ip, 'mx.shared.probe.test');
-  assert.equal(lab.connections(ip) - before, 1);
-  for (const r of [...results, later]) assert.equal(r, results[0]);
-  assert.equal(smtpSessionClass(results[0]), 'ok');
 });
 
 test('outside lab mode a loopback lab host is refused without any connection attempt', async () => {

@@ -1,6 +1,6 @@
 // The SMTP probe: one session per MX (or sender) IP that records what the server does and judges nothing.
 // It never sends DATA or BDAT: the command writer refuses them (wire.ts), so no probe can ever deliver a
-// message. Checks (lib/checks/tls-receive.ts, open-relay.ts, tls-findings.ts, smtp-session.ts) judge the
+// message. Checks (lib/checks/smtp-session.ts, tls-receive/, open-relay/, cert-problems/) judge the
 // observation it returns.
 //   types.ts    the observation (JSON, stored and re-judged later)
 //   wire.ts     reply reading, command writing, limits, the transcript

@@ -22,6 +22,7 @@ import { sql } from 'kysely';
 import { migrations } from '../migrations/index.ts';
 import type { Status, Source } from './criteria.ts';
 import type { Verdict } from './verdict.ts';
+import type { Provenance } from './observations.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json = ColumnType<unknown, unknown, unknown>;
@@ -80,8 +81,34 @@ export interface TestMailsTable {
   token: string | null;
   domain: string | null;
   tls: Json | null;
-  raw: Buffer;
+  /** NULL once pruned by the retention job (raw_pruned_at says when). */
+  raw: Buffer | null;
   size: number;
+  header_from: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The result mail sent back: { status: sent|failed|disabled|skipped, to, at, detail }. */
+  result_mail: ColumnType<unknown, unknown, unknown>;
+  raw_pruned_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Why the mail was deliberately not diagnosed (domain_daily_cap, opted_out). */
+  not_diagnosed: ColumnType<string | null, string | null | undefined, string | null>;
+}
+export interface DiagnosisRequestsTable {
+  token: string;
+  /** The domain the requester said they would send from (A-label, lower case). */
+  domain: string;
+  address: string;
+  created_at: Timestamp;
+  /** Where the result mail goes for this token (an address the requester proved, e.g. by the web front). */
+  reply_to: ColumnType<string | null, string | null | undefined, string | null>;
+}
+export interface ResultMailsTable {
+  id: Generated<string>;
+  test_mail_id: string;
+  recipient: string | null;
+  recipient_domain: string | null;
+  status: 'sent' | 'failed' | 'disabled' | 'skipped';
+  reason: string | null;
+  detail: string | null;
+  created_at: Timestamp;
 }
 type StatusCol = ColumnType<Status, Status, Status>;
 export interface DiagnosesTable {
@@ -109,6 +136,8 @@ export interface DiagnosesTable {
   cert_problems: ColumnType<string[], string[] | undefined, string[]>;
   findings: Json;
   observations: Json;
+  /** Test-mail diagnoses only (NULL for scans). */
+  provenance: ColumnType<Provenance | null, Provenance | null | undefined, Provenance | null>;
   rules_version: number;
   judged_at: Timestamp;
   created_at: Timestamp;
@@ -134,6 +163,8 @@ export interface Database {
   ingests: IngestsTable;
   runs: RunsTable;
   test_mails: TestMailsTable;
+  diagnosis_requests: DiagnosisRequestsTable;
+  result_mails: ResultMailsTable;
   diagnoses: DiagnosesTable;
   probed_ips: ProbedIpsTable;
   diagnosis_mx: DiagnosisMxTable;

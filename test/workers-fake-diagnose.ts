@@ -25,7 +25,7 @@ interface IpObs {
   n: number;
 }
 
-export interface FakeDiagnose extends DiagnoseApi<FakeDeps> {
+export interface FakeDiagnose extends DiagnoseApi<FakeDeps, Dns, IpObs> {
   sessions: Map<string, number>;
   maxConcurrent: Map<string, number>;
   domainsCollected: Map<string, number>;
@@ -66,7 +66,7 @@ export function fakeDiagnose(): FakeDiagnose {
       return { domain, mx: [{ host: `mx.${domain}`, ip }], dnsFail: false } satisfies Dns;
     },
     mxTargets(dns) {
-      return (dns as unknown as Dns).mx;
+      return dns.mx;
     },
     async observeIp(ip, _hosts, deps) {
       return deps.ipGate.run(ip, async () => {
@@ -81,8 +81,8 @@ export function fakeDiagnose(): FakeDiagnose {
       });
     },
     judgeScan(domain, dns, ips, observedAt) {
-      const d = dns as unknown as Dns;
-      const obs = ips as unknown as Record<string, IpObs>;
+      const d = dns;
+      const obs = ips;
       const criteria = Object.fromEntries(CRITERIA.map((c) => [c, finding('ok', 'ok')])) as CriterionFindings;
       const ip = d.mx[0]?.ip;
       const o = ip ? obs[ip] : undefined;
@@ -104,7 +104,7 @@ export function fakeDiagnose(): FakeDiagnose {
     },
     rejudge(stored) {
       const o = stored.observations as { dns: Dns; ips: Record<string, IpObs> };
-      const d = fake.judgeScan(stored.domain, o.dns as never, o.ips as never, stored.observed_at);
+      const d = fake.judgeScan(stored.domain, o.dns, o.ips, stored.observed_at);
       // "New rules": SPF is judged NG for everyone.
       d.criteria.spf = finding('ng', 'no_spf');
       d.criteria.dkim = finding('ng', 'no_dkim');

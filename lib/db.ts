@@ -259,6 +259,15 @@ function queryResult<R>(result: postgres.RowList<postgres.Row[]>): QueryResult<R
  * of issue 13.) A transaction reserves one connection; once that connection has failed it is never written to
  * again (no ROLLBACK, no release: postgres.js has already taken it back).
  */
+/**
+ * Kysely's compiled parameters (`readonly unknown[]`) as postgres.js's unsafe() wants them: they are the values
+ * Kysely's query builder took from our typed queries, which postgres.js serializes (the one cast, kept here).
+ */
+type UnsafeParameters = NonNullable<Parameters<postgres.Sql['unsafe']>[1]>;
+function parametersOf(compiled: CompiledQuery): UnsafeParameters {
+  return [...compiled.parameters] as UnsafeParameters;
+}
+
 class PostgresJsConnection implements DatabaseConnection {
   #reserved: postgres.ReservedSql | null = null;
   #dead = false;
@@ -290,7 +299,7 @@ class PostgresJsConnection implements DatabaseConnection {
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const target = this.#reserved ?? this.client;
     if (this.#reserved && this.#dead) throw new Error('the connection was lost during the transaction');
-    const pending = target.unsafe(compiled.sql, [...compiled.parameters] as never[]);
+    const pending = target.unsafe(compiled.sql, parametersOf(compiled));
     try {
       return queryResult<R>(await withDeadline(pending, this.timeoutMs));
     } catch (err) {
@@ -314,7 +323,7 @@ class PostgresJsConnection implements DatabaseConnection {
 
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = 1000): AsyncIterableIterator<QueryResult<R>> {
     const target = this.#reserved ?? this.client;
-    const cursor = target.unsafe(compiled.sql, [...compiled.parameters] as never[]).cursor(chunkSize);
+    const cursor = target.unsafe(compiled.sql, parametersOf(compiled)).cursor(chunkSize);
     for await (const rows of cursor) yield { rows: rows as R[] };
   }
 }
@@ -338,7 +347,7 @@ class PostgresJsDriver implements Driver {
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const r = await (connection as PostgresJsConnection).end('commit');
     // Postgres completes COMMIT with a ROLLBACK tag when an earlier statement left the transaction aborted.
-    if ((r as unknown as { rows: { command?: string }[] }).rows?.[0]?.command === 'ROLLBACK') throw new Error('the transaction was rolled back');
+    if ((r.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK') throw new Error('the transaction was rolled back');
   }
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     await (connection as PostgresJsConnection).end('rollback');

@@ -115,13 +115,21 @@ export function observeCert(t: tls.TLSSocket, ctx: TlsContext): CertObservation 
   };
 }
 
+/** What Node's checkServerIdentity reads of a certificate: the subject CN(s) and the subjectAltName string. */
+interface IdentityFields {
+  subject: { CN?: string | string[] };
+  subjectaltname?: string;
+}
+/** tls.checkServerIdentity over just the fields it reads (its type asks for a whole PeerCertificate). */
+const checkIdentity = tls.checkServerIdentity as (hostname: string, cert: IdentityFields) => Error | undefined;
+
 /** Does a certificate with these names cover `host`? RFC 6125 rules, as Node's checkServerIdentity applies them. */
 export function certNameMatches(host: string, cert: { subjectCN: string | string[] | null; subjectAltName: string | null }): boolean {
-  const fake = {
+  const fields: IdentityFields = {
     subject: cert.subjectCN ? { CN: cert.subjectCN } : {},
-    subjectaltname: cert.subjectAltName ?? undefined,
-  } as unknown as tls.PeerCertificate;
-  return tls.checkServerIdentity(host.replace(/\.$/, ''), fake) === undefined;
+    ...(cert.subjectAltName !== null ? { subjectaltname: cert.subjectAltName } : {}),
+  };
+  return checkIdentity(host.replace(/\.$/, ''), fields) === undefined;
 }
 
 /** Most certificates recorded from one chain (a hostile server may send hundreds). */

@@ -3,7 +3,7 @@
 // survey into a fresh database, 1 then 2 `mailcensus worker` processes, and `mailcensus run --survey --wait`.
 // Measured: domains/s, p50/p99 time per domain, SMTP sessions per distinct IP (from the lab's log), peak RSS
 // per worker (VmHWM), Redis memory, and the CPU the lab itself took. Then the sequential baseline on the same
-// 10,000-domain world (bench/baseline.ts), while the lab is still up.
+// 10,000-domain world (bench/lib/baseline-measure.ts), while the lab is still up.
 //
 // Options (after `npm run bench -- survey`): --sizes 10000,50000  --workers 1,2  --concurrency 100
 // --baseline-sample 300  --no-baseline  --cpu-prof (profile worker 1 and print its hottest functions)
@@ -21,75 +21,19 @@ import { machine, updateSection } from './_report.ts';
 import { cpuSeconds, machineBusySeconds, peakRss, spawnCli, stopAll, waitFor, type Spawned } from './lib/proc.ts';
 import { commandCalls, deletePrefix, openRedis, sampleRedis } from './lib/redis.ts';
 import { summarizeProfile } from './lib/profile.ts';
-import { benchOptions, results, type BenchArgs, type BenchWorld } from './lib/args.ts';
+import { benchOptions, results, type BenchArgs, type BenchWorld, type PipelineResult } from './lib/args.ts';
+import { BENCH_ENV, type LabUp } from './lib/bench-lab.ts';
+import { runBaseline } from './lib/baseline-measure.ts';
 
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const WORLD = { sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpRttMs: 30, seed: 1 } as const;
-
-/** The settings every benchmark worker runs with (stored with the run, so the workers all agree). */
-export const BENCH_ENV: Record<string, string> = {
-  // Politeness limits made non-binding against the lab (it is ours), but still exercised: every DNS query
-  // still takes a Redis token and every SMTP session a Redis per-IP lease.
-  MAILCENSUS_DNS_QPS: '100000',
-  MAILCENSUS_PER_IP_CONCURRENCY: '1',
-  MAILCENSUS_PER_IP_INTERVAL_MS: '10',
-  // Transient unknowns (greylisting, 421, silent hosts, DNS faults: about 2% of a generated world) are final
-  // at once: retrying them is spaced by minutes by design and would measure the retry delay, not the pipeline.
-  MAILCENSUS_TRANSIENT_RETRIES: '0',
-  // DNS timeouts as shipped (2 s, 3 tries): on a machine this loaded a shorter one turned scheduling delays
-  // into `timeout` unknowns, and one shared provider IP's timeout makes hundreds of domains incomplete.
-  MAILCENSUS_DNS_TIMEOUT_MS: '2000',
-  MAILCENSUS_DNS_RETRIES: '2',
-  MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '5000',
-  MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000',
-  MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
-  MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
-  MAILCENSUS_LOG_LEVEL: 'debug',
-};
 
 /**
  * On the internet-like world the banner timeout is the shipped one (30 s): postscreen hosts greet after 6 s and
  * must be waited for, as a real survey would; tarpits (30 s, or never) time out.
  */
 export const INTERNET_ENV: Record<string, string> = { MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '30000' };
-
-export interface PipelineResult {
-  size: number;
-  world: BenchWorld;
-  /** DNS queries the lab answered (or dropped) during the run, per diagnosed domain; null if unknown. */
-  dnsPerDomain: number | null;
-  workers: number;
-  concurrency: number;
-  diagnosed: number;
-  seconds: number;
-  perSecond: number;
-  p50: number | null;
-  p99: number | null;
-  ips: number;
-  sessionsMax: number;
-  sessionsMean: number;
-  /** IPs with more than one session, and how many of them had a failed STARTTLS (the probe's plain-text retry). */
-  sessionsOver1: number;
-  sessionsOver1AfterTls: number;
-  ipsProbed: number;
-  rssMiB: number[];
-  redisOwnMiB: number;
-  redisOwnKeys: number;
-  redisServerGrowthMiB: number;
-  redisServerPeakMiB: number;
-  labCpuShare: number;
-  workerCpuShare: number;
-  machineBusy: number;
-  incomplete: number;
-  unknowns: string;
-  /** 1-minute load average at the start and the end of the run (the machine is shared). */
-  load: [number, number];
-  verdicts: Record<string, number>;
-  topRedis: string;
-  pgCommits: number;
-  profile?: string;
-}
 
 function pct(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -120,19 +64,6 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MAILCENSUS_')) env[k] = v;
   return { ...env, ...extra };
-}
-
-export interface LabUp {
-  dir: string;
-  worldFile: string;
-  domains: string[];
-  env: Record<string, string>;
-  proc: Spawned;
-  stateDir: string;
-  startSeconds: number;
-  /** The lab process and its SMTP shard processes (lab/smtp-shard.ts), for CPU accounting. */
-  pids: number[];
-  world: BenchWorld;
 }
 
 /** The lab DNS server's query count so far (dns-stats.json, rewritten by the lab once a second), or null. */
@@ -428,7 +359,6 @@ export async function run(args: BenchArgs = {}): Promise<void> {
           if (r.profile) console.log(r.profile);
         }
         if (opts.baseline && kind === 'uniform' && size === opts.baselineSize && !results.baseline) {
-          const { runBaseline } = await import('./baseline.ts');
           await runBaseline(lab, opts.baselineSample);
         }
       } finally {

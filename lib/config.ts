@@ -33,7 +33,7 @@ export interface Config {
   clock: Date | null;
   /** PEM file with extra CAs trusted when judging certificate chains (the lab CA in lab mode). */
   extraCaFile: string | null;
-  /** Name we announce in EHLO. @defaultValue the host name */
+  /** Name we announce in EHLO/HELO (MAILCENSUS_EHLO_NAME). @defaultValue 'mailcensus.invalid' (RFC 2606: set a real name in production) */
   ehloName: string;
   /** Contact address announced to probed operators (in the EHLO-time MAIL FROM of the relay test). */
   contact: string;

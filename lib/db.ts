@@ -22,6 +22,7 @@ import { sql } from 'kysely';
 import { migrations } from '../migrations/index.ts';
 import type { Status, Source } from './criteria.ts';
 import type { Verdict } from './verdict.ts';
+import type { Provenance } from './observations.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json = ColumnType<unknown, unknown, unknown>;
@@ -80,8 +81,34 @@ export interface TestMailsTable {
   token: string | null;
   domain: string | null;
   tls: Json | null;
-  raw: Buffer;
+  /** NULL once pruned by the retention job (raw_pruned_at says when). */
+  raw: Buffer | null;
   size: number;
+  header_from: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The result mail sent back: { status: sent|failed|disabled|skipped, to, at, detail }. */
+  result_mail: ColumnType<unknown, unknown, unknown>;
+  raw_pruned_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Why the mail was deliberately not diagnosed (domain_daily_cap, opted_out). */
+  not_diagnosed: ColumnType<string | null, string | null | undefined, string | null>;
+}
+export interface DiagnosisRequestsTable {
+  token: string;
+  /** The domain the requester said they would send from (A-label, lower case). */
+  domain: string;
+  address: string;
+  created_at: Timestamp;
+  /** Where the result mail goes for this token (an address the requester proved, e.g. by the web front). */
+  reply_to: ColumnType<string | null, string | null | undefined, string | null>;
+}
+export interface ResultMailsTable {
+  id: Generated<string>;
+  test_mail_id: string;
+  recipient: string | null;
+  recipient_domain: string | null;
+  status: 'sent' | 'failed' | 'disabled' | 'skipped';
+  reason: string | null;
+  detail: string | null;
+  created_at: Timestamp;
 }
 type StatusCol = ColumnType<Status, Status, Status>;
 export interface DiagnosesTable {
@@ -109,6 +136,8 @@ export interface DiagnosesTable {
   cert_problems: ColumnType<string[], string[] | undefined, string[]>;
   findings: Json;
   observations: Json;
+  /** Test-mail diagnoses only (NULL for scans). */
+  provenance: ColumnType<Provenance | null, Provenance | null | undefined, Provenance | null>;
   rules_version: number;
   judged_at: Timestamp;
   created_at: Timestamp;
@@ -134,6 +163,8 @@ export interface Database {
   ingests: IngestsTable;
   runs: RunsTable;
   test_mails: TestMailsTable;
+  diagnosis_requests: DiagnosisRequestsTable;
+  result_mails: ResultMailsTable;
   diagnoses: DiagnosesTable;
   probed_ips: ProbedIpsTable;
   diagnosis_mx: DiagnosisMxTable;
@@ -228,6 +259,15 @@ function queryResult<R>(result: postgres.RowList<postgres.Row[]>): QueryResult<R
  * of issue 13.) A transaction reserves one connection; once that connection has failed it is never written to
  * again (no ROLLBACK, no release: postgres.js has already taken it back).
  */
+/**
+ * Kysely's compiled parameters (`readonly unknown[]`) as postgres.js's unsafe() wants them: they are the values
+ * Kysely's query builder took from our typed queries, which postgres.js serializes (the one cast, kept here).
+ */
+type UnsafeParameters = NonNullable<Parameters<postgres.Sql['unsafe']>[1]>;
+function parametersOf(compiled: CompiledQuery): UnsafeParameters {
+  return [...compiled.parameters] as UnsafeParameters;
+}
+
 class PostgresJsConnection implements DatabaseConnection {
   #reserved: postgres.ReservedSql | null = null;
   #dead = false;
@@ -259,7 +299,7 @@ class PostgresJsConnection implements DatabaseConnection {
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const target = this.#reserved ?? this.client;
     if (this.#reserved && this.#dead) throw new Error('the connection was lost during the transaction');
-    const pending = target.unsafe(compiled.sql, [...compiled.parameters] as never[]);
+    const pending = target.unsafe(compiled.sql, parametersOf(compiled));
     try {
       return queryResult<R>(await withDeadline(pending, this.timeoutMs));
     } catch (err) {
@@ -283,7 +323,7 @@ class PostgresJsConnection implements DatabaseConnection {
 
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = 1000): AsyncIterableIterator<QueryResult<R>> {
     const target = this.#reserved ?? this.client;
-    const cursor = target.unsafe(compiled.sql, [...compiled.parameters] as never[]).cursor(chunkSize);
+    const cursor = target.unsafe(compiled.sql, parametersOf(compiled)).cursor(chunkSize);
     for await (const rows of cursor) yield { rows: rows as R[] };
   }
 }
@@ -307,7 +347,7 @@ class PostgresJsDriver implements Driver {
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const r = await (connection as PostgresJsConnection).end('commit');
     // Postgres completes COMMIT with a ROLLBACK tag when an earlier statement left the transaction aborted.
-    if ((r as unknown as { rows: { command?: string }[] }).rows?.[0]?.command === 'ROLLBACK') throw new Error('the transaction was rolled back');
+    if ((r.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK') throw new Error('the transaction was rolled back');
   }
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     await (connection as PostgresJsConnection).end('rollback');

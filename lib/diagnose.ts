@@ -10,7 +10,7 @@ import { createResolver, type Resolver } from './dns/resolver.ts';
 import type { RateLimiter } from './dns/rate-limit.ts';
 import { collectDnsObservations, collectIpDnsObservations, type DnsObservations } from './probes/dns.ts';
 import { mxRows } from './checks/mx/mx.ts';
-import { probeSmtp, smtpOptionsFromConfig, type SmtpObservation, type SmtpProbeOptions } from './probes/smtp.ts';
+import { probeSmtp, smtpOptionsFromConfig, type SmtpObservation, type SmtpProbeOptions } from './probes/smtp/index.ts';
 import { createIpGate, type IpGate } from './probes/ip-gate.ts';
 import { createOutboundGate, type OutboundGate } from './net/outbound.ts';
 import type { IpObservation, ScanObservations } from './observations.ts';

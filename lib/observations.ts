@@ -1,7 +1,7 @@
 // What a diagnosis stores as its observations: plain JSON, every lookup and session with its outcome, enough
 // to judge it again without probing (lib/checks/judge.ts). Types only, so every layer can name them.
 import type { DnsObservations, IpDnsObservations } from './probes/dns.ts';
-import type { SmtpObservation } from './probes/smtp.ts';
+import type { SmtpObservation } from './probes/smtp/index.ts';
 import type { SpfTestMailObservation } from './checks/spf/spf.ts';
 import type { DkimTestMailObservation } from './checks/dkim/dkim.ts';
 import type { Lookup } from './dns/observation.ts';

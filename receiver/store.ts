@@ -1,8 +1,8 @@
 // The receiver's queries: one function per query, `db` first (STYLE.md §7). A mail is acknowledged only after
 // insertTestMail has committed, so an accepted mail is never lost (RFC 5321 §6.1: "it MUST NOT lose the
 // message" once it has answered 250 to the end of DATA).
-import { sql, type Generated, type Kysely } from 'kysely';
-import type { Database, Db, TestMailsTable } from '../lib/db.ts';
+import { sql } from 'kysely';
+import type { Db } from '../lib/db.ts';
 
 /** What the receiver saw of one TLS session (null fields when in clear). */
 export interface ReceivedTls {
@@ -52,25 +52,6 @@ export interface TestMailRow extends Omit<NewTestMail, 'resultMail'> {
   notDiagnosed?: string | null;
 }
 
-interface TestMailsExtra extends Omit<TestMailsTable, 'raw'> {
-  raw: Buffer | null;
-  header_from: string | null;
-  result_mail: unknown;
-  raw_pruned_at: Date | null;
-  not_diagnosed: string | null;
-}
-interface ResultMailsTable {
-  id: Generated<string>;
-  test_mail_id: string;
-  recipient: string | null;
-  recipient_domain: string | null;
-  status: ResultMailStatus['status'];
-  reason: string | null;
-  detail: string | null;
-  created_at: Generated<Date>;
-}
-type ReceiverDb = Kysely<Omit<Database, 'test_mails'> & { test_mails: TestMailsExtra; result_mails: ResultMailsTable }>;
-const rdb = (db: Db): ReceiverDb => db as unknown as ReceiverDb;
 
 /** A JSON value for a jsonb column (a bare string parameter would be stored as a JSON string). */
 const jsonb = (v: unknown) => sql`${JSON.stringify(v)}::text::jsonb`;
@@ -90,7 +71,7 @@ export class StoreTimeoutError extends Error {
  */
 export async function insertTestMail(db: Db, m: NewTestMail, timeoutMs = 30_000): Promise<string> {
   let timedOut = false;
-  const work = rdb(db)
+  const work = db
     .transaction()
     .execute(async (trx) => {
       await sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx);
@@ -123,7 +104,7 @@ export async function insertTestMail(db: Db, m: NewTestMail, timeoutMs = 30_000)
   });
   work.then(
     async (id) => {
-      if (timedOut) await rdb(db).deleteFrom('test_mails').where('id', '=', id).execute().catch(() => {});
+      if (timedOut) await db.deleteFrom('test_mails').where('id', '=', id).execute().catch(() => {});
     },
     () => {},
   );
@@ -158,13 +139,13 @@ function toRow(r: Record<string, any>): TestMailRow {
 }
 
 export async function loadTestMail(db: Db, id: string): Promise<TestMailRow | null> {
-  const r = await rdb(db).selectFrom('test_mails').selectAll().where('id', '=', id).executeTakeFirst();
+  const r = await db.selectFrom('test_mails').selectAll().where('id', '=', id).executeTakeFirst();
   return r ? toRow(r) : null;
 }
 
 /** Stored mails that have no diagnosis yet (the sweeper re-enqueues them), oldest first. */
 export async function listUndiagnosedTestMails(db: Db, limit = 1000): Promise<string[]> {
-  const rows = await rdb(db)
+  const rows = await db
     .selectFrom('test_mails as t')
     .leftJoin('diagnoses as d', 'd.test_mail_id', 't.id')
     .select('t.id')
@@ -178,12 +159,12 @@ export async function listUndiagnosedTestMails(db: Db, limit = 1000): Promise<st
 }
 
 export async function setResultMailStatus(db: Db, id: string, status: ResultMailStatus): Promise<void> {
-  await rdb(db).updateTable('test_mails').set({ result_mail: jsonb(status) }).where('id', '=', id).execute();
+  await db.updateTable('test_mails').set({ result_mail: jsonb(status) }).where('id', '=', id).execute();
 }
 
 /** Records the result mail's fate on the mail and as one row of result_mails (what the caps count). */
 export async function recordResultMail(db: Db, id: string, status: ResultMailStatus, recipientDomain: string | null): Promise<void> {
-  await rdb(db).transaction().execute(async (trx) => {
+  await db.transaction().execute(async (trx) => {
     await trx.updateTable('test_mails').set({ result_mail: jsonb(status) }).where('id', '=', id).execute();
     await trx
       .insertInto('result_mails')
@@ -205,7 +186,7 @@ export async function countSentResultMails(db: Db, recipient: string, domain: st
 
 /** Marks a stored mail as deliberately not diagnosed, so the sweeper leaves it alone. */
 export async function setNotDiagnosed(db: Db, id: string, reason: string): Promise<void> {
-  await rdb(db).updateTable('test_mails').set({ not_diagnosed: reason }).where('id', '=', id).execute();
+  await db.updateTable('test_mails').set({ not_diagnosed: reason }).where('id', '=', id).execute();
 }
 
 /** Test-mail diagnoses of `domain` from mails received in the 24 h before `receivedAt` (this mail excluded). */

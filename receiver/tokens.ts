@@ -2,22 +2,10 @@
 // links a mail to a request; the diagnosed domain is always the sender's, so the bare `check@` works too.
 import { randomBytes } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import type { Kysely } from 'kysely';
 import type { Db } from '../lib/db.ts';
 
 /** The local part every test address starts with. */
 export const CHECK_LOCAL = 'check';
-
-export interface DiagnosisRequestsTable {
-  token: string;
-  domain: string;
-  address: string;
-  created_at: Date | string | undefined;
-  /** Where the result mail goes for this token (an address the requester proved, e.g. by the web front). */
-  reply_to?: string | null;
-}
-type RequestsDb = Kysely<{ diagnosis_requests: DiagnosisRequestsTable }>;
-const requests = (db: Db): RequestsDb => db.withTables<{ diagnosis_requests: DiagnosisRequestsTable }>() as unknown as RequestsDb;
 
 // Lower-case base32 without padding (RFC 4648 §6 alphabet, lower-cased): safe in a local part, unambiguous
 // when read aloud, 16 characters = 80 bits.
@@ -104,11 +92,11 @@ export async function createRequest(
   if (replyTo && (!/^[^\s<>@]+@[^\s<>@]+$/.test(replyTo) || !domainOfAddress(replyTo))) throw new Error(`not a mail address: "${replyTo}"`);
   const token = generateToken();
   const address = addressFor(token, ourDomain);
-  await requests(db).insertInto('diagnosis_requests').values({ token, domain: normalized, address, created_at: undefined, ...(replyTo ? { reply_to: replyTo } : {}) }).execute();
+  await db.insertInto('diagnosis_requests').values({ token, domain: normalized, address, created_at: undefined, ...(replyTo ? { reply_to: replyTo } : {}) }).execute();
   return { token, address, domain: normalized };
 }
 
 export async function findRequest(db: Db, token: string): Promise<{ token: string; domain: string; address: string; created_at: Date; reply_to: string | null } | null> {
-  const row = await requests(db).selectFrom('diagnosis_requests').selectAll().where('token', '=', token).executeTakeFirst();
+  const row = await db.selectFrom('diagnosis_requests').selectAll().where('token', '=', token).executeTakeFirst();
   return row ? { ...row, reply_to: row.reply_to ?? null, created_at: new Date(row.created_at as Date) } : null;
 }

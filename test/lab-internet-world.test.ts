@@ -17,9 +17,10 @@ import { generateInternetWorld } from '../lab/generate-internet.ts';
 import { loadWorld } from '../lab/world.ts';
 import { startLab, type Lab } from '../lab/index.ts';
 import type { LabHost, LabWorld } from '../lab/model.ts';
-import { probeSmtp } from '../lib/probes/smtp.ts';
+import { probeSmtp } from '../lib/probes/smtp/index.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
+import { smtpSession, smtpSessionClass } from '../lib/checks/smtp-session.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin', 'mailcensus.mjs');
@@ -194,8 +195,8 @@ for (const [kind, f] of [
   test(`${kind} does not greet within the banner timeout: the checker says unknown (banner timeout)`, async () => {
     const h = ownHost(f);
     const obs = await probeSmtp(h.ip, probeOptions(h));
-    assert.equal(obs.session, 'no_greeting');
-    assert.equal(obs.reason, 'banner_timeout');
+    assert.equal(smtpSessionClass(obs), 'no_greeting');
+    assert.equal(smtpSession(obs).reason, 'banner_timeout');
     const tls = evaluateTlsReceive([{ host: h.name, ip: h.ip, obs }]);
     assert.equal(tls.status, 'unknown', JSON.stringify(tls));
     assert.equal(evaluateOpenRelay([{ ip: h.ip, role: 'mx', host: h.name, obs }]).status, 'unknown');
@@ -221,8 +222,8 @@ test('a tarpit session ends when its client goes away (no timer or session left 
 test('greylisting answers 4xx on RCPT at the first attempt (its TLS is still measured)', async () => {
   const h = ownHost((x) => x.smtp.behavior === 'greylist');
   const obs = await probeSmtp(h.ip, probeOptions(h));
-  assert.equal(obs.session, 'greylisted');
-  assert.equal(obs.reason, 'rcpt_tempfail');
+  assert.equal(smtpSessionClass(obs), 'greylisted');
+  assert.equal(smtpSession(obs).reason, 'rcpt_tempfail');
   const first = obs.relay.attempts[0]!;
   assert.ok(first.rcptReply && first.rcptReply.code >= 400 && first.rcptReply.code < 500, JSON.stringify(first));
   assert.equal(evaluateOpenRelay([{ ip: h.ip, role: 'mx', host: h.name, obs }]).status, 'unknown');

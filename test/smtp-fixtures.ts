@@ -1,6 +1,7 @@
 // Recorded-observation builders for the pure check tests: an SmtpObservation as the probe records it for each
-// kind of session (shapes taken from real runs against lab/worlds/test-smtp-probe.json).
-import { emptyObservation, type CertObservation, type SmtpObservation } from '../lib/probes/smtp.ts';
+// kind of session (shapes taken from real runs against lab/worlds/test-smtp-probe.json). Raw facts only: the
+// session class and relay outcome are judged by lib/checks/smtp-session.ts (asserted in smtp-session.test.ts).
+import { emptyObservation, type CertObservation, type RelayAttempt, type RelayVariant, type SmtpConnectionEnd, type SmtpObservation } from '../lib/probes/smtp/index.ts';
 
 const AT = new Date('2021-06-30T00:00:00Z');
 
@@ -30,6 +31,9 @@ export function cert(over: Partial<CertObservation> = {}): CertObservation {
 
 export function obs(kind: Kind, ip = '127.100.0.1', over: { cert?: Partial<CertObservation>; protocol?: string } = {}): SmtpObservation {
   const o = emptyObservation(ip, 'mx.example.test', 25, AT);
+  const end = (step: SmtpConnectionEnd['step'], what: { code?: number; error?: string } = {}, mode: SmtpConnectionEnd['mode'] = 'full') => {
+    o.connections!.push({ mode, step, code: what.code ?? null, error: what.error ?? null });
+  };
   const reached = () => {
     o.greeting = { code: 220, lines: ['mx.example.test ESMTP'] };
     o.helo = { verb: 'EHLO', reply: { code: 250, lines: ['mx.example.test', 'PIPELINING', 'STARTTLS'] } };
@@ -44,83 +48,60 @@ export function obs(kind: Kind, ip = '127.100.0.1', over: { cert?: Partial<CertO
     o.tls.cert = cert(over.cert);
     o.relay.overTls = true;
   };
-  const refused = (code = 550) => {
-    o.relay.outcome = 'refused';
-    o.relay.reason = `rcpt_${code}`;
-    o.relay.attempts = [{
-      variant: 'plain', mailFrom: 'probe@x', rcptTo: 'relaytest@relay-test.example',
-      mailReply: { code: 250, lines: ['ok'] }, rcptReply: { code, lines: ['relay denied'] }, outcome: 'refused', reason: null,
-    }];
-  };
-  const open = (variant: 'plain' | 'percent_hack' = 'plain') => {
-    o.relay.outcome = 'open';
-    o.relay.reason = `accepts_${variant}`;
-    o.relay.attempts = [{
-      variant, mailFrom: 'probe@x', rcptTo: variant === 'plain' ? 'relaytest@relay-test.example' : `relaytest%relay-test.example@[${ip}]`,
-      mailReply: { code: 250, lines: ['ok'] }, rcptReply: { code: 250, lines: ['ok'] }, outcome: 'accepted', reason: null,
-    }];
+  const attempt = (variant: RelayVariant, rcpt: number): RelayAttempt => ({
+    variant, mailFrom: 'probe@x', rcptTo: variant === 'plain' ? 'relaytest@relay-test.example' : `relaytest%relay-test.example@[${ip}]`,
+    mailReply: { code: 250, lines: ['ok'] }, rcptReply: { code: rcpt, lines: [rcpt === 250 ? 'ok' : 'relay denied'] }, error: null,
+  });
+  const relay = (variant: RelayVariant, rcpt: number, mode: SmtpConnectionEnd['mode'] = 'full') => {
+    o.relay.planned = [variant];
+    o.relay.attempts = [attempt(variant, rcpt)];
+    end('relay', {}, mode);
   };
   const noTls = () => {
     o.helo = { verb: 'EHLO', reply: { code: 250, lines: ['mx.example.test', 'PIPELINING'] } };
     o.extensions = ['PIPELINING'];
     o.tls.offered = false;
-    o.session = 'no_starttls';
-    o.reason = 'starttls_not_offered';
   };
   switch (kind) {
-    case 'ok': reached(); tlsOk(); refused(); break;
-    case 'no_starttls': reached(); noTls(); refused(); break;
+    case 'ok': reached(); tlsOk(); relay('plain', 550); break;
+    case 'no_starttls': reached(); noTls(); relay('plain', 550); break;
     case 'handshake_failed':
       reached();
       o.tls.handshake = 'failed';
+      o.tls.reply = { code: 220, lines: ['2.0.0 Ready to start TLS'] };
       o.tls.error = 'ERR_SSL_WRONG_VERSION_NUMBER';
-      o.session = 'handshake_failed';
-      o.reason = 'tls_error';
-      refused();
+      end('tls', { error: 'tls_error' });
+      // The relay test then reconnects in clear.
+      relay('plain', 550, 'relay_only');
       break;
     case 'starttls_454':
       reached();
       o.tls.handshake = 'refused';
       o.tls.reply = { code: 454, lines: ['4.7.0 TLS not available'] };
-      o.session = 'session_failed';
-      o.reason = 'starttls_454';
-      refused();
+      relay('plain', 550);
       break;
     case 'starttls_502':
       reached();
       o.tls.handshake = 'refused';
       o.tls.reply = { code: 502, lines: ['5.5.1 not implemented'] };
-      o.session = 'handshake_failed';
-      o.reason = 'starttls_502';
-      refused();
+      relay('plain', 550);
       break;
-    case 'unreachable': o.session = 'unreachable'; o.reason = 'connection_refused'; o.relay.reason = 'connection_refused'; break;
-    case 'no_greeting': o.session = 'no_greeting'; o.reason = 'banner_timeout'; o.relay.reason = 'banner_timeout'; break;
+    case 'unreachable': end('connect', { error: 'connection_refused' }); break;
+    case 'no_greeting': end('greeting', { error: 'banner_timeout' }); break;
     case 'greets_421':
       o.greeting = { code: 421, lines: ['4.3.2 Service not available'] };
-      o.session = 'greets_421';
-      o.reason = 'greeting_421';
-      o.relay.reason = 'greeting_421';
+      end('greeting', { code: 421 });
       break;
     case 'greeting_554':
       o.greeting = { code: 554, lines: ['no service'] };
-      o.session = 'session_failed';
-      o.reason = 'greeting_554';
-      o.relay.outcome = 'refused';
-      o.relay.reason = 'greeting_554';
+      end('greeting', { code: 554 });
       break;
-    case 'greylisted':
-      reached(); tlsOk();
-      o.session = 'greylisted';
-      o.reason = 'rcpt_tempfail';
-      o.relay.outcome = 'unknown';
-      o.relay.reason = 'rcpt_450';
-      break;
-    case 'forbidden': o.session = 'forbidden_address'; o.reason = 'forbidden_address'; o.relay.reason = 'forbidden_address'; break;
-    case 'open': reached(); tlsOk(); open(); break;
-    case 'open_no_tls': reached(); noTls(); open(); break;
-    case 'open_percent': reached(); tlsOk(); open('percent_hack'); break;
-    case 'relay_4xx': reached(); tlsOk(); o.relay.outcome = 'unknown'; o.relay.reason = 'rcpt_451'; break;
+    case 'greylisted': reached(); tlsOk(); relay('plain', 450); break;
+    case 'forbidden': o.forbiddenRange = '10.0.0.0/8'; end('policy', { error: 'forbidden_address' }); break;
+    case 'open': reached(); tlsOk(); relay('plain', 250); break;
+    case 'open_no_tls': reached(); noTls(); relay('plain', 250); break;
+    case 'open_percent': reached(); tlsOk(); relay('percent_hack', 250); break;
+    case 'relay_4xx': reached(); tlsOk(); relay('plain', 451); break;
   }
   return o;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createIpGate, createProbeCache } from '../lib/probes/ip-gate.ts';
+import { createIpGate } from '../lib/probes/ip-gate.ts';
 
 /** A fake clock: sleep advances it, so interval tests do not depend on the machine's speed. */
 function fakeClock() {
@@ -104,29 +104,4 @@ test('a failing session releases its slot', async () => {
   const gate = createIpGate({ concurrency: 1, intervalMs: 0 });
   await assert.rejects(gate.run('192.0.2.1', async () => { throw new Error('boom'); }), /boom/);
   assert.equal(await gate.run('192.0.2.1', async () => 7), 7);
-});
-
-test('the probe cache computes each key once and shares the in-flight promise', async () => {
-  const cache = createProbeCache<number>();
-  let calls = 0;
-  const hold = deferred();
-  const compute = async () => {
-    calls++;
-    await hold.promise;
-    return 42;
-  };
-  const all = [cache.get('192.0.2.1', compute), cache.get('192.0.2.1', compute), cache.get('192.0.2.1', compute)];
-  hold.resolve();
-  assert.deepEqual(await Promise.all(all), [42, 42, 42]);
-  assert.equal(await cache.get('192.0.2.1', compute), 42);
-  assert.equal(calls, 1);
-  assert.equal(cache.computed, 1);
-  await cache.get('192.0.2.2', async () => 1);
-  assert.equal(cache.computed, 2);
-});
-
-test('a thrown error is not cached, so a later caller retries', async () => {
-  const cache = createProbeCache<number>();
-  await assert.rejects(cache.get('k', async () => { throw new Error('infrastructure'); }));
-  assert.equal(await cache.get('k', async () => 5), 5);
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config.ts';
-import { smtpOptionsFromConfig } from '../lib/probes/smtp.ts';
+import { smtpOptionsFromConfig } from '../lib/probes/smtp/index.ts';
 
 test('probe options come from the configuration, with the extra CA file read once', () => {
   const dir = mkdtempSync(join(tmpdir(), 'smtp-options-'));

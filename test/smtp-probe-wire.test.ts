@@ -4,8 +4,9 @@ import { createOutboundGate } from '../lib/net/outbound.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp.ts';
+import { assertSafeCommand, probeSmtp, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
+import { relayAttemptOutcome, relayOutcome, smtpSession, smtpSessionClass, type RelayOutcome, type SmtpSessionClass } from '../lib/checks/smtp-session.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
 
 interface Io {
@@ -109,8 +110,13 @@ test('a multi-line greeting is read as one reply', async () => {
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port));
     assert.deepEqual(obs.greeting, { code: 220, lines: ['mx.test ESMTP', 'please be patient', 'ready'] });
-    assert.equal(obs.session, 'no_starttls');
-    assert.equal(obs.relay.outcome, 'refused');
+    // The probe records, the checks judge: no judgement is stored in the observation.
+    assert.deepEqual(obs.connections, [{ mode: 'full', step: 'relay', code: null, error: null }]);
+    for (const k of ['session', 'reason']) assert.ok(!(k in obs), k);
+    assert.ok(!('outcome' in obs.relay) && !('reason' in obs.relay));
+    assert.ok(obs.relay.attempts.every((a) => !('outcome' in a) && !('reason' in a)));
+    assert.equal(smtpSessionClass(obs), 'no_starttls');
+    assert.equal(relayOutcome(obs).outcome, 'refused');
   } finally {
     await s.close();
   }
@@ -124,10 +130,10 @@ test('a server that rejects EHLO is greeted with HELO and counts as offering no 
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port));
     assert.equal(obs.helo?.verb, 'HELO');
-    assert.equal(obs.session, 'no_starttls');
-    assert.equal(obs.reason, 'no_esmtp');
+    assert.equal(smtpSessionClass(obs), 'no_starttls');
+    assert.equal(smtpSession(obs).reason, 'no_esmtp');
     assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'ng');
-    assert.equal(obs.relay.outcome, 'refused');
+    assert.equal(relayOutcome(obs).outcome, 'refused');
   } finally {
     await s.close();
   }
@@ -153,7 +159,7 @@ test('STARTTLS answered 454 (temporary) is unknown, and the relay test still run
     const f = evaluateTlsReceive(mx('127.0.0.1', obs));
     assert.equal(f.status, 'unknown');
     assert.equal(f.reason, 'starttls_454');
-    assert.equal(obs.relay.outcome, 'refused');
+    assert.equal(relayOutcome(obs).outcome, 'refused');
   } finally {
     await s.close();
   }
@@ -179,12 +185,12 @@ test('a failed TLS handshake is NG, and the relay test reconnects in clear', asy
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(obs.session, 'handshake_failed');
+    assert.equal(smtpSessionClass(obs), 'handshake_failed');
     assert.equal(obs.tls.handshake, 'failed');
     assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).reason, 'handshake_failed');
     assert.equal(s.connections(), 2);
     assert.equal(obs.relay.overTls, false);
-    assert.equal(obs.relay.outcome, 'open');
+    assert.equal(relayOutcome(obs).outcome, 'open');
     assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'ng');
   } finally {
     await s.close();
@@ -207,9 +213,9 @@ test('the plain-text fallback after a failed handshake can be switched off', asy
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayFallbackPlain: false }));
-    assert.ok(obs.session === 'handshake_failed' || obs.session === 'session_failed');
+    assert.ok(smtpSessionClass(obs) === 'handshake_failed' || smtpSessionClass(obs) === 'session_failed');
     assert.equal(s.connections(), 1);
-    assert.equal(obs.relay.outcome, 'not_tested');
+    assert.equal(relayOutcome(obs).outcome, 'not_tested');
   } finally {
     await s.close();
   }
@@ -222,8 +228,8 @@ test('a refused sender address leaves the relay test unknown, not refused', asyn
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'quoted'] }));
-    assert.equal(obs.relay.outcome, 'unknown');
-    assert.equal(obs.relay.reason, 'mail_from_553');
+    assert.equal(relayOutcome(obs).outcome, 'unknown');
+    assert.equal(relayOutcome(obs).reason, 'mail_from_553');
     assert.equal(obs.relay.attempts.length, 1);
     assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'unknown');
   } finally {
@@ -239,9 +245,9 @@ test('a 4xx on one relay variant and 5xx on the others is unknown (every attempt
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'percent_hack', 'quoted'] }));
-    assert.deepEqual(obs.relay.attempts.map((a) => a.outcome), ['refused', 'tempfail', 'refused']);
-    assert.equal(obs.relay.outcome, 'unknown');
-    assert.equal(obs.relay.reason, 'rcpt_451');
+    assert.deepEqual(obs.relay.attempts.map((a) => relayAttemptOutcome(a).outcome), ['refused', 'tempfail', 'refused']);
+    assert.equal(relayOutcome(obs).outcome, 'unknown');
+    assert.equal(relayOutcome(obs).reason, 'rcpt_451');
   } finally {
     await s.close();
   }
@@ -254,10 +260,10 @@ test('a 554 greeting means no service: TLS not measured, relay refused', async (
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(obs.session, 'session_failed');
-    assert.equal(obs.reason, 'greeting_554');
+    assert.equal(smtpSessionClass(obs), 'session_failed');
+    assert.equal(smtpSession(obs).reason, 'greeting_554');
     assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
-    assert.equal(obs.relay.outcome, 'refused');
+    assert.equal(relayOutcome(obs).outcome, 'refused');
     assert.equal(s.commands.at(-1), 'QUIT');
   } finally {
     await s.close();
@@ -278,8 +284,8 @@ test('hostile replies are capped: an endless line, an endless multi-line reply, 
     });
     try {
       const obs = await probeSmtp('127.0.0.1', opts(s.port, { maxSessionBytes: 100_000 }));
-      assert.equal(obs.session, 'no_greeting', name);
-      assert.equal(obs.reason, reason, name);
+      assert.equal(smtpSessionClass(obs), 'no_greeting', name);
+      assert.equal(smtpSession(obs).reason, reason, name);
       assert.ok(obs.transcript.every((e) => e.line.length <= 513), name);
     } finally {
       await s.close();
@@ -295,8 +301,8 @@ test('a connection reset after EHLO ends the session as session_failed with the 
   });
   try {
     const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(obs.session, 'session_failed');
-    assert.match(obs.reason ?? '', /^ehlo_connection_(reset|closed)$/);
+    assert.equal(smtpSessionClass(obs), 'session_failed');
+    assert.match(smtpSession(obs).reason ?? '', /^ehlo_connection_(reset|closed)$/);
     assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
   } finally {
     await s.close();
@@ -317,9 +323,9 @@ test('a connect that never completes is unreachable with connect_timeout (inject
     }),
   });
   assert.equal(made, 1);
-  assert.equal(obs.session, 'unreachable');
-  assert.equal(obs.reason, 'connect_timeout');
-  assert.equal(obs.relay.outcome, 'not_tested');
+  assert.equal(smtpSessionClass(obs), 'unreachable');
+  assert.equal(smtpSession(obs).reason, 'connect_timeout');
+  assert.equal(relayOutcome(obs).outcome, 'not_tested');
 });
 
 test('bytes sent before the TLS handshake are discarded, not read as replies (RFC 3207 §5)', async () => {
@@ -388,7 +394,7 @@ test('a server answering every command just before the timeout is cut off by the
     const obs = await probeSmtp('127.0.0.1', opts(s.port, { commandTimeoutMs: 1000, sessionDeadlineMs: 1500, relayVariants: ['plain', 'percent_hack', 'quoted', 'source_route', 'bang_path'] }));
     const took = Date.now() - t0;
     assert.ok(took < 3000, `took ${took} ms`);
-    assert.equal(obs.reason, 'session_deadline');
+    assert.equal(smtpSession(obs).reason, 'session_deadline');
     assert.ok(obs.transcript.some((e) => /session deadline/.test(e.line)));
   } finally {
     await s.close();

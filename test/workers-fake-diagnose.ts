@@ -25,7 +25,7 @@ interface IpObs {
   n: number;
 }
 
-export interface FakeDiagnose extends DiagnoseApi<FakeDeps> {
+export interface FakeDiagnose extends DiagnoseApi<FakeDeps, Dns, IpObs> {
   sessions: Map<string, number>;
   maxConcurrent: Map<string, number>;
   domainsCollected: Map<string, number>;
@@ -64,7 +64,7 @@ export function fakeDiagnose(): FakeDiagnose {
       return { domain, mx: [{ host: `mx.${domain}`, ip }], dnsFail: false } satisfies Dns;
     },
     mxTargets(dns) {
-      return (dns as unknown as Dns).mx;
+      return dns.mx;
     },
     async observeIp(ip, _hosts, deps) {
       return deps.ipGate.run(ip, async () => {
@@ -79,8 +79,8 @@ export function fakeDiagnose(): FakeDiagnose {
       });
     },
     judgeScan(domain, dns, ips, observedAt) {
-      const d = dns as unknown as Dns;
-      const obs = ips as unknown as Record<string, IpObs>;
+      const d = dns;
+      const obs = ips;
       const criteria = Object.fromEntries(CRITERIA.map((c) => [c, finding('ok', 'ok')])) as CriterionFindings;
       const ip = d.mx[0]?.ip;
       const o = ip ? obs[ip] : undefined;

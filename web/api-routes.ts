@@ -9,7 +9,7 @@ import { openApiDocument } from './openapi.ts';
 import { takeRequestQuota } from './quota.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
 import { createWebRequest, domainFromInput, latestDiagnosisId, provenanceOf, requestStatus, runDiagnoses, TOKEN_PATTERN } from './queries.ts';
-import { publicBase, type WebApp } from './server.ts';
+import { publicBase, type WebApp } from './app.ts';
 
 /** The diagnosis as the API returns it: everything `mailcensus show --json` gives but the raw observations. */
 async function diagnosisJson(web: WebApp, id: string): Promise<Record<string, unknown> | null> {

@@ -19,7 +19,7 @@ import { html, page, type Html } from './html.ts';
 import { diagnosisSection, verdictBadge, type DiagnosisJson } from './diagnosis-page.ts';
 import { domainHistory, listRuns, provenanceOf } from './queries.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
-import { REPORT_CSP, type WebApp } from './server.ts';
+import { REPORT_CSP, type WebApp } from './app.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

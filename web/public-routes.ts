@@ -9,7 +9,7 @@ import { pickLang, PUBLIC_TEXT as P, type Lang } from './i18n.ts';
 import { createWebRequest, domainFromInput, provenanceOf, requestStatus, TOKEN_PATTERN, type RequestStatus } from './queries.ts';
 import { diagnosisSection, type DiagnosisJson } from './diagnosis-page.ts';
 import { takeRequestQuota } from './quota.ts';
-import type { WebApp } from './server.ts';
+import type { WebApp } from './app.ts';
 
 function langSwitch(lang: Lang, pathname: string): Html {
   const other: Lang = lang === 'ja' ? 'en' : 'ja';

@@ -6,59 +6,23 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import type { Redis as IORedis } from 'ioredis';
-import type postgres from 'postgres';
-import type pino from 'pino';
-import type { Config } from '../lib/config.ts';
-import type { Db } from '../lib/db.ts';
 import { InputError, messageOf } from '../lib/errors.ts';
-import type { Queues } from '../workers/queues.ts';
 import { SessionStore } from './auth.ts';
 import { html, page } from './html.ts';
 import { registerPublicRoutes } from './public-routes.ts';
 import { registerOperatorRoutes } from './operator-routes.ts';
 import { registerApiRoutes } from './api-routes.ts';
+import { BULL_BOARD_CSP, PAGE_CSP, REPORT_CSP, type WebApp, type WebContext } from './app.ts';
+
+export { BULL_BOARD_CSP, PAGE_CSP, REPORT_CSP, publicBase, type WebApp, type WebContext } from './app.ts';
 
 const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'static');
 const STATIC_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
-
-/** Our pages: scripts and styles from this origin only, no inline code, no framing, forms post here only. */
-export const PAGE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-/** Bull Board's React UI sets inline styles and a <base>; still no inline or foreign scripts, nothing from a CDN. */
-export const BULL_BOARD_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
-  "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
-/** A generated report shown as a page: its own inline CSS and SVG, and no script at all (sandbox). */
-export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; sandbox; frame-ancestors 'none'";
-
-export interface WebContext {
-  db: Db;
-  sql: postgres.Sql;
-  redis: IORedis;
-  queues: Queues;
-  config: Readonly<Config>;
-  logger: pino.Logger;
-}
-
-export interface WebApp {
-  app: FastifyInstance;
-  sessions: SessionStore;
-  ctx: WebContext;
-}
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Which Content-Security-Policy the response gets. @defaultValue 'page' */
-    csp?: 'page' | 'bull-board' | 'report';
-  }
-}
 
 export async function buildServer(ctx: WebContext): Promise<WebApp> {
   const { config } = ctx;
@@ -140,10 +104,4 @@ export async function buildServer(ctx: WebContext): Promise<WebApp> {
   await registerApiRoutes(web);
   await registerOperatorRoutes(web);
   return web;
-}
-
-/** Where the server can be reached, for the links it hands out (the private result URL). */
-export function publicBase(req: FastifyRequest, config: Readonly<Config>): string {
-  if (config.webPublicUrl) return config.webPublicUrl;
-  return `${req.protocol}://${req.host}`;
 }

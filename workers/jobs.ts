@@ -68,13 +68,6 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export const QUEUE_OF: { [N in JobName]: QueueName } = {
-  domain: QUEUES.domains,
-  'probe-ip': QUEUES.probes,
-  'test-mail': QUEUES.control,
-  'scheduled-run': QUEUES.control,
-};
-
 /** Makes any string safe inside a BullMQ job id (no ':'), without two strings mapping to one id. */
 export function idPart(s: string): string {
   // Injective: '%' and ':' are percent-encoded, everything else kept (domains keep their dots).

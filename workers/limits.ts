@@ -92,7 +92,7 @@ type Scripted = IORedis & {
 
 function scripted(redis: IORedis): Scripted {
   const r = redis as Scripted;
-  if (typeof (r as unknown as Record<string, unknown>).mcTakeToken !== 'function') {
+  if (!('mcTakeToken' in redis)) {
     redis.defineCommand('mcTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
     redis.defineCommand('mcAcquireSlot', { numberOfKeys: 2, lua: ACQUIRE_SLOT });
     redis.defineCommand('mcReleaseSlot', { numberOfKeys: 2, lua: RELEASE_SLOT });

@@ -5,7 +5,7 @@ import { Redis as IORedis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../lib/config.ts';
 import { ServiceUnavailableError } from '../lib/errors.ts';
-import { QUEUES, QUEUE_OF, testMailJobId, type JobName, type JobPayloads, type QueueName } from './jobs.ts';
+import { QUEUES, testMailJobId, type JobName, type JobPayloads } from './jobs.ts';
 
 /**
  * A Redis connection. Workers (and anything that must survive a Redis restart) need
@@ -129,11 +129,6 @@ export function openQueues(connection: IORedis, config: Pick<Config, 'queuePrefi
       await Promise.all([domains.close(), probes.close(), control.close()]);
     },
   };
-}
-
-export function queueFor(queues: Queues, name: JobName): Queue {
-  const q: Record<QueueName, Queue> = { domains: queues.domains, probes: queues.probes, control: queues.control } as never;
-  return q[QUEUE_OF[name]];
 }
 
 /** Enqueues a received test mail for the test-mail worker (used by the receiver). Idempotent per mail. */

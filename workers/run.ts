@@ -134,11 +134,6 @@ export function optOutSets(optOut: readonly string[]): { domains: string[]; ips:
   return { domains, ips };
 }
 
-export function isDomainOptedOut(domain: string, optOutDomains: readonly string[]): boolean {
-  const d = domain.toLowerCase();
-  return optOutDomains.some((o) => d === o || d.endsWith(`.${o}`));
-}
-
 /** SQL: survey domain `sd.domain` is not on the opt-out list (itself or a parent domain). */
 function notOptedOut(optOutDomains: readonly string[]) {
   if (optOutDomains.length === 0) return sql`true`;

@@ -100,7 +100,7 @@ export async function processTestMail(
   diagnosis ??= await reload(ctx, diagnosisId);
   const obs = diagnosis.observations as TestMailObservations;
   const provenance = testMailProvenance(obs);
-  await db.updateTable('diagnoses').set({ provenance } as never).where('id', '=', diagnosisId).execute();
+  await db.updateTable('diagnoses').set({ provenance }).where('id', '=', diagnosisId).execute();
 
   // The result mail goes out once: a retried job whose mail was already answered does not answer again.
   let resultMail: ResultMailStatus | null = mail.resultMail;

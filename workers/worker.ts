@@ -16,7 +16,7 @@ import { QUEUES, probeJobId, type DomainJob, type DomainStep, type JobName, type
 import { JOB_OPTIONS, type Queues } from './queues.ts';
 import { redisDnsLimiter, redisIpGate } from './limits.ts';
 import { activeRunIds, completeIfDone, createRun, measurementConfig, optOutSets, topUp, type FeederContext, type RunSettings } from './run.ts';
-import type { DiagnoseApi } from './diagnose-api.ts';
+import type { DiagnoseApi, WorkerDiagnoseApi } from './diagnose-api.ts';
 import type { WorkerContext } from './context.ts';
 
 /** Criteria measured from an MX IP's probe (SMTP session, PTR/FCrDNS, DNSBL): a transient there re-probes. */
@@ -54,7 +54,7 @@ interface RunInfo {
 }
 
 /** Sets up the probe dependencies of a worker: the Redis-shared DNS qps bucket and per-IP gate. */
-export function createProbeDepsFor(diag: DiagnoseApi, config: Readonly<Config>, redis: IORedis, logger: pino.Logger): unknown {
+export function createProbeDepsFor<Deps>(diag: DiagnoseApi<Deps, unknown, unknown>, config: Readonly<Config>, redis: IORedis, logger: pino.Logger): Deps {
   const dnsLimiter = redisDnsLimiter(redis, { prefix: config.queuePrefix, qps: config.dnsQps });
   const ipGate = redisIpGate(redis, {
     prefix: config.queuePrefix,
@@ -80,7 +80,7 @@ export function runStatsKey(prefix: string, runId: number): string {
 }
 
 export function startWorker(
-  ctx: WorkerContext & { queues: Queues; diag: DiagnoseApi; workerRedis?: IORedis },
+  ctx: WorkerContext & { queues: Queues; diag: WorkerDiagnoseApi; workerRedis?: IORedis },
   options: StartOptions = {},
 ): RunningWorker {
   const { db, config, redis, logger, queues, diag } = ctx;
@@ -139,7 +139,7 @@ export function startWorker(
     if (step.phase === 'dns' || step.dns === undefined) {
       const dns = await diag.collectDomain(domain, run.deps);
       const seen = new Set<string>();
-      const targets = diag.mxTargets(dns as never).filter((t) => {
+      const targets = diag.mxTargets(dns).filter((t) => {
         if (run.optOutIps.has(t.ip) || seen.has(t.ip)) return false;
         seen.add(t.ip);
         return true;
@@ -188,8 +188,8 @@ export function startWorker(
     }
 
     const observedAt = run.config.clock ?? new Date();
-    const ips = Object.fromEntries(have) as Record<string, never>;
-    const diagnosis: Diagnosis = diag.judgeScan(domain, step.dns as never, ips, observedAt);
+    const ips: Record<string, unknown> = Object.fromEntries(have);
+    const diagnosis: Diagnosis = diag.judgeScan(domain, step.dns, ips, observedAt);
     const transient = diag.transientUnknowns(diagnosis);
     if (transient.length > 0 && step.attempt < run.config.transientRetries) {
       // Re-probe only the IPs whose own observation is transient (a shared MX that answered is not asked
@@ -198,7 +198,7 @@ export function startWorker(
       for (const [ip, obs] of have) {
         // Judge the domain as if every MX IP had answered like this one: the result reflects this IP alone
         // (judging it without the others would report them as not probed).
-        const alone = diag.judgeScan(domain, step.dns as never, Object.fromEntries(targets.map((t) => [t.ip, obs])) as Record<string, never>, observedAt);
+        const alone = diag.judgeScan(domain, step.dns, Object.fromEntries(targets.map((t) => [t.ip, obs])), observedAt);
         if (ipLevelTransient(alone, diag.transientUnknowns(alone))) nextNeed[ip] = step.attempt + 1;
       }
       const delay = run.config.transientRetryDelayMs * 2 ** step.attempt;

@@ -1,6 +1,5 @@
 // Options of `npm run bench -- [part...] [--option value...]`, and the figures parts share within one
 // invocation (the baseline ratio compares with the pipeline measured in the same run).
-import type { PipelineResult } from '../survey.ts';
 
 export type BenchArgs = Record<string, string | boolean>;
 
@@ -80,3 +79,41 @@ export function setCommandLine(argv: string[]): void {
 }
 
 export const results: { pipeline: PipelineResult[]; baseline: boolean } = { pipeline: [], baseline: false };
+
+/** One measured survey run (bench/survey.ts). */
+export interface PipelineResult {
+  size: number;
+  world: BenchWorld;
+  /** DNS queries the lab answered (or dropped) during the run, per diagnosed domain; null if unknown. */
+  dnsPerDomain: number | null;
+  workers: number;
+  concurrency: number;
+  diagnosed: number;
+  seconds: number;
+  perSecond: number;
+  p50: number | null;
+  p99: number | null;
+  ips: number;
+  sessionsMax: number;
+  sessionsMean: number;
+  /** IPs with more than one session, and how many of them had a failed STARTTLS (the probe's plain-text retry). */
+  sessionsOver1: number;
+  sessionsOver1AfterTls: number;
+  ipsProbed: number;
+  rssMiB: number[];
+  redisOwnMiB: number;
+  redisOwnKeys: number;
+  redisServerGrowthMiB: number;
+  redisServerPeakMiB: number;
+  labCpuShare: number;
+  workerCpuShare: number;
+  machineBusy: number;
+  incomplete: number;
+  unknowns: string;
+  /** 1-minute load average at the start and the end of the run (the machine is shared). */
+  load: [number, number];
+  verdicts: Record<string, number>;
+  topRedis: string;
+  pgCommits: number;
+  profile?: string;
+}

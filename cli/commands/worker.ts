@@ -30,7 +30,7 @@ export function register(program: Command): void {
         const diag = await loadDiagnose();
         const deps = createProbeDepsFor(diag, cfg, services.redis, logger);
         const running = startWorker(
-          { db: services.db, config: cfg, redis: services.redis, workerRedis: services.workerRedis, logger, deps: deps as never, queues: services.queues, diag },
+          { db: services.db, config: cfg, redis: services.redis, workerRedis: services.workerRedis, logger, deps, queues: services.queues, diag },
           { concurrency: opts.concurrency },
         );
         logger.info(

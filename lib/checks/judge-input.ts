@@ -4,7 +4,7 @@ import type { Finding, Source } from '../criteria.ts';
 import { finding } from '../criteria.ts';
 import type { IpDnsObservations, IpObservation, ScanObservations, TestMailObservations, DnsObservations } from '../observations.ts';
 import type { MxRow } from '../diagnosis.ts';
-import type { SmtpObservation } from '../probes/smtp.ts';
+import type { SmtpObservation } from '../probes/smtp/index.ts';
 import { evaluateMx, mxIps, mxKind, mxRows, type MxKind } from './mx/mx.ts';
 import { combineIpFindings } from './reverse-dns/reverse-dns.ts';
 

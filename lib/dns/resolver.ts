@@ -457,5 +457,3 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
 function loadConfigLazily(): Readonly<Config> {
   return config();
 }
-
-export { mailauthResolver } from './mailauth.ts';

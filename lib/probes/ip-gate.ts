@@ -1,8 +1,8 @@
 // Politeness toward the servers we probe, inside one process: a provider's MX serves thousands of domains, so
-// each distinct IP is probed once per run (createProbeCache) and never by more than N sessions at a time with a
-// minimum interval between session starts (createIpGate). The workers' cross-process version (Redis) offers
-// the same two small interfaces, so callers do not care which one they hold.
-import type { SmtpObservation, SmtpProbeOptions } from './smtp.ts';
+// an IP is never probed by more than N sessions at a time, with a minimum interval between session starts
+// (createIpGate; lib/diagnose.ts uses it for `check`). The workers' cross-process version (Redis per-IP
+// leases, workers/limits.ts) offers the same interface, and the workers probe each IP once per run (one
+// probe-ip job per run and IP, workers/jobs.ts).
 
 export interface IpGate {
   /** Runs `fn` when `ip` has a free session slot and the interval since the last start has passed. */
@@ -73,53 +73,4 @@ export function createIpGate(opts: IpGateOptions = {}): IpGate {
       }
     },
   };
-}
-
-export interface ProbeCache<T> {
-  /** The result for `key`: computed once, shared by concurrent and later callers. A rejection is not cached. */
-  get(key: string, compute: () => Promise<T>): Promise<T>;
-  /** How many keys were computed (for tests and run statistics). */
-  readonly computed: number;
-  clear(): void;
-}
-
-export function createProbeCache<T = SmtpObservation>(): ProbeCache<T> {
-  const entries = new Map<string, Promise<T>>();
-  let computed = 0;
-  return {
-    get(key, compute) {
-      let p = entries.get(key);
-      if (!p) {
-        computed++;
-        p = compute();
-        entries.set(key, p);
-        // An infrastructure failure (a thrown error) may be retried by a later caller.
-        p.catch(() => {
-          if (entries.get(key) === p) entries.delete(key);
-        });
-      }
-      return p;
-    },
-    get computed() {
-      return computed;
-    },
-    clear() {
-      entries.clear();
-    },
-  };
-}
-
-/** What the survey calls: an IP probed at most once per run, politely. */
-export type SmtpProber = (ip: string, host: string | null) => Promise<SmtpObservation>;
-
-export function createSmtpProber(deps: {
-  probe: (ip: string, opts: SmtpProbeOptions) => Promise<SmtpObservation>;
-  options: SmtpProbeOptions;
-  gate: IpGate;
-  cache?: ProbeCache<SmtpObservation>;
-}): SmtpProber {
-  const cache = deps.cache ?? createProbeCache<SmtpObservation>();
-  // The first caller's host name is used for SNI; the certificate's names are recorded, so each domain's
-  // checks re-judge the name match for their own MX name (lib/checks/cert-problems/tls-findings.ts).
-  return (ip, host) => cache.get(ip, () => deps.gate.run(ip, () => deps.probe(ip, { ...deps.options, host })));
 }

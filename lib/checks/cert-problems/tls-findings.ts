@@ -1,7 +1,7 @@
 // TLS facts that are findings of their own (ExtraFindings in lib/diagnosis.ts): the protocol versions
 // negotiated and the certificate problems seen. They never change tls_receive (../shared/CRITERIA.md), but
 // reports count them.
-import { certNameMatches, type SmtpObservation } from '../../probes/smtp.ts';
+import { certNameMatches, type SmtpObservation } from '../../probes/smtp/index.ts';
 import type { JudgeInput } from '../judge-input.ts';
 
 export type CertProblem = 'self_signed' | 'expired' | 'wrong_name' | 'untrusted';

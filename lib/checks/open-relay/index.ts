@@ -6,7 +6,7 @@ import { fromMx, type MxProbe } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from '../reasons.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
 import { closedSmtpUnknown } from '../tls-receive/index.ts';
-import type { SmtpObservation } from '../../probes/smtp.ts';
+import type { SmtpObservation } from '../../probes/smtp/index.ts';
 import { evaluateOpenRelay, type RelayProbe } from './open-relay.ts';
 
 const REASONS = {

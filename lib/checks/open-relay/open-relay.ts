@@ -3,7 +3,8 @@
 // counts only if it answers SMTP at all: outbound-only servers (connection refused, no greeting) are common and
 // are skipped, not `unknown`.
 import { finding, type Finding } from '../../criteria.ts';
-import type { SmtpObservation } from '../../probes/smtp.ts';
+import type { SmtpObservation } from '../../probes/smtp/index.ts';
+import { acceptedAttempt, relayOutcome, smtpSession } from '../smtp-session.ts';
 
 export interface RelayProbe {
   ip: string;
@@ -14,7 +15,9 @@ export interface RelayProbe {
 
 /** The sender host did not speak SMTP to us at all: it is an outbound-only server. */
 function silentSender(p: RelayProbe): boolean {
-  return p.role === 'sender' && (p.obs.session === 'unreachable' || p.obs.session === 'no_greeting');
+  if (p.role !== 'sender') return false;
+  const { session } = smtpSession(p.obs);
+  return session === 'unreachable' || session === 'no_greeting';
 }
 
 function where(p: RelayProbe): string {
@@ -30,18 +33,22 @@ export function evaluateOpenRelay(hosts: RelayProbe[], info: { nullMx?: boolean;
     if (hosts.length > 0) return finding('na', 'no_smtp_host', 'the sender does not accept SMTP connections and there is no MX');
     return finding('na', 'no_mx', 'no MX host to test');
   }
-  const open = counted.filter((p) => p.obs.relay.outcome === 'open');
+  const judged = counted.map((p) => ({ p, relay: relayOutcome(p.obs) }));
+  const open = judged.filter((j) => j.relay.outcome === 'open').map((j) => j.p);
   if (open.length > 0) {
     const describe = (p: RelayProbe) => {
-      const a = p.obs.relay.attempts.find((x) => x.outcome === 'accepted');
+      const a = acceptedAttempt(p.obs.relay);
       return `open relay on ${where(p)}${a && a.variant !== 'plain' ? ` (accepted RCPT TO:<${a.rcptTo}>)` : ''}`;
     };
     return finding('ng', 'open_relay', open.map(describe).join('; '));
   }
-  const notRefused = counted.filter((p) => p.obs.relay.outcome !== 'refused');
+  const notRefused = judged.filter((j) => j.relay.outcome !== 'refused');
   if (notRefused.length === 0) {
     return finding('ok', 'relay_refused', `relay refused by ${counted.length === 1 ? where(counted[0]) : `all ${counted.length} hosts`}`);
   }
-  const reasonOf = (p: RelayProbe) => p.obs.relay.reason ?? p.obs.reason ?? p.obs.session;
-  return finding('unknown', reasonOf(notRefused[0]), notRefused.map((p) => `could not test ${where(p)}: ${reasonOf(p)}`).join('; '));
+  const reasonOf = (j: (typeof judged)[number]) => {
+    const s = smtpSession(j.p.obs);
+    return j.relay.reason ?? s.reason ?? s.session;
+  };
+  return finding('unknown', reasonOf(notRefused[0]), notRefused.map((j) => `could not test ${where(j.p)}: ${reasonOf(j)}`).join('; '));
 }

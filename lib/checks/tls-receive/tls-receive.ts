@@ -3,7 +3,8 @@
 // Certificate problems are not judged here (SMTP TLS is opportunistic, RFC 3207 §4.1 / RFC 7435); they are
 // findings of their own (tls-findings.ts).
 import { finding, type Finding } from '../../criteria.ts';
-import type { SmtpObservation } from '../../probes/smtp.ts';
+import type { SmtpObservation } from '../../probes/smtp/index.ts';
+import { smtpSession } from '../smtp-session.ts';
 
 export interface MxProbe {
   host: string;
@@ -26,7 +27,10 @@ export type HostTls = { status: 'ok' | 'ng' | 'unknown'; reason: string };
 /** What one MX session says about receive TLS. */
 export function tlsReceiveOfHost(obs: SmtpObservation): HostTls {
   // Not reachable far enough to see the EHLO keywords: not measured (a failure to measure is never NG).
-  if (!obs.helo || obs.helo.reply.code !== 250) return { status: 'unknown', reason: obs.reason ?? obs.session };
+  if (!obs.helo || obs.helo.reply.code !== 250) {
+    const s = smtpSession(obs);
+    return { status: 'unknown', reason: s.reason ?? s.session };
+  }
   if (!obs.tls.offered) return { status: 'ng', reason: 'no_starttls' };
   switch (obs.tls.handshake) {
     case 'ok':

@@ -1,0 +1,209 @@
+// STARTTLS (RFC 3207): the secure contexts, the handshake over the SMTP socket, and what the certificate says.
+import net from 'node:net';
+import tls from 'node:tls';
+import { X509Certificate, createHash } from 'node:crypto';
+import { ProbeError } from './wire.ts';
+import type { CertObservation, PresentedCert } from './types.ts';
+
+export interface TlsContext {
+  servername: string | null;
+  extraCaPems: string[];
+  timeoutMs: number;
+  now: () => Date;
+}
+
+// One secure context per set of trusted CAs, built once per process: building it parses the ~140 system root
+// certificates, which took 44% of a survey worker's CPU when it was done for every STARTTLS (issue 9 profile).
+const secureContexts = new Map<string, tls.SecureContext>();
+function secureContextFor(extraCaPems: string[]): tls.SecureContext {
+  const key = extraCaPems.join('\n');
+  let sc = secureContexts.get(key);
+  if (sc === undefined) {
+    sc = tls.createSecureContext({
+      // Old servers still speak TLS 1.0; seclevel 0 lets OpenSSL 3 negotiate with them so we can record it.
+      minVersion: 'TLSv1',
+      ciphers: 'DEFAULT:@SECLEVEL=0',
+      // `authorized` then tells whether the chain verifies against the system CAs plus the extra ones.
+      ca: [...tls.rootCertificates, ...extraCaPems],
+    });
+    if (secureContexts.size > 16) secureContexts.clear();
+    secureContexts.set(key, sc);
+  }
+  return sc;
+}
+
+export function startTls(socket: net.Socket, ctx: TlsContext): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const options: tls.ConnectionOptions = {
+      socket,
+      // Certificate problems are recorded, never fatal: SMTP TLS is opportunistic (RFC 3207 §4.1, RFC 7435).
+      rejectUnauthorized: false,
+      // TLS 1.0 and up, seclevel 0, system CAs plus the extra ones: see secureContextFor.
+      secureContext: secureContextFor(ctx.extraCaPems),
+      // Keep `authorized` about the chain only; the name is checked separately (observeCert), so a wrong
+      // name and an untrusted chain are told apart.
+      checkServerIdentity: () => undefined,
+    };
+    // RFC 6066 §3: SNI carries a host name, never an address literal.
+    if (ctx.servername && net.isIP(ctx.servername) === 0) options.servername = ctx.servername;
+    const t = tls.connect(options);
+    t.on('error', () => {});
+    const timer = setTimeout(() => {
+      cleanup();
+      t.destroy();
+      reject(new ProbeError('tls_timeout'));
+    }, ctx.timeoutMs);
+    const onSecure = () => {
+      cleanup();
+      resolve(t);
+    };
+    const onError = (err: NodeJS.ErrnoException) => {
+      cleanup();
+      t.destroy();
+      const code = err.code ?? '';
+      const reason = code === 'ECONNRESET' || code === 'EPIPE' ? 'connection_reset' : 'tls_error';
+      reject(new ProbeError(reason, `${code ? `${code}: ` : ''}${err.message}`.slice(0, 300)));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new ProbeError('tls_error', 'connection closed during the handshake'));
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      t.off('secureConnect', onSecure);
+      t.off('error', onError);
+      t.off('close', onClose);
+    }
+    t.once('secureConnect', onSecure);
+    t.once('error', onError);
+    t.once('close', onClose);
+  });
+}
+
+export function observeCert(t: tls.TLSSocket, ctx: TlsContext): CertObservation | null {
+  const peer = t.getPeerCertificate(false);
+  const x509 = t.getPeerX509Certificate();
+  if (!peer || !x509 || Object.keys(peer).length === 0) return null;
+  const now = ctx.now();
+  const validFrom = new Date(x509.validFrom);
+  const validTo = new Date(x509.validTo);
+  // Self-signed: issued by itself and signed by its own key. (checkIssued would also demand keyCertSign,
+  // which a self-signed server certificate usually lacks.)
+  let selfSigned = false;
+  try {
+    selfSigned = x509.issuer === x509.subject && x509.verify(x509.publicKey);
+  } catch {
+    selfSigned = false;
+  }
+  const checkedName = ctx.servername;
+  const cn = peer.subject?.CN;
+  return {
+    subjectCN: Array.isArray(cn) ? cn.join(', ') : cn ?? null,
+    subjectAltName: peer.subjectaltname ?? null,
+    issuer: x509.issuer.replace(/\n/g, ', '),
+    validFrom: validFrom.toISOString(),
+    validTo: validTo.toISOString(),
+    fingerprint256: x509.fingerprint256,
+    selfSigned,
+    trusted: t.authorized,
+    trustError: t.authorized ? null : String(t.authorizationError ?? 'unknown'),
+    checkedName,
+    nameMatch: checkedName ? certNameMatches(checkedName, { subjectCN: cn ?? null, subjectAltName: peer.subjectaltname ?? null }) : null,
+    checkedAt: now.toISOString(),
+    expired: validTo.getTime() < now.getTime(),
+    notYetValid: validFrom.getTime() > now.getTime(),
+  };
+}
+
+/** What Node's checkServerIdentity reads of a certificate: the subject CN(s) and the subjectAltName string. */
+interface IdentityFields {
+  subject: { CN?: string | string[] };
+  subjectaltname?: string;
+}
+/** tls.checkServerIdentity over just the fields it reads (its type asks for a whole PeerCertificate). */
+const checkIdentity = tls.checkServerIdentity as (hostname: string, cert: IdentityFields) => Error | undefined;
+
+/** Does a certificate with these names cover `host`? RFC 6125 rules, as Node's checkServerIdentity applies them. */
+export function certNameMatches(host: string, cert: { subjectCN: string | string[] | null; subjectAltName: string | null }): boolean {
+  const fields: IdentityFields = {
+    subject: cert.subjectCN ? { CN: cert.subjectCN } : {},
+    ...(cert.subjectAltName !== null ? { subjectaltname: cert.subjectAltName } : {}),
+  };
+  return checkIdentity(host.replace(/\.$/, ''), fields) === undefined;
+}
+
+/** Most certificates recorded from one chain (a hostile server may send hundreds). */
+export const MAX_CHAIN = 10;
+/** Longest subject / issuer kept (a DN can be made arbitrarily long). */
+const MAX_DN = 512;
+// C0/C1 controls and the bidi/line-separator characters clean-text.ts escapes: stripped from stored DNs.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** A DN from a certificate, as one line: RDNs joined with ", ", control characters removed, length capped. */
+function cleanDn(dn: string): string {
+  const line = dn.split('\n').join(', ').replace(CONTROL, '');
+  return line.length > MAX_DN ? `${line.slice(0, MAX_DN)}…` : line;
+}
+
+// An EC key's size is its curve's field size; Node gives only the curve's name.
+const CURVE_BITS: Record<string, number> = {
+  prime256v1: 256, secp256k1: 256, secp384r1: 384, secp521r1: 521, secp224r1: 224, prime192v1: 192,
+  brainpoolP256r1: 256, brainpoolP384r1: 384, brainpoolP512r1: 512,
+};
+
+const hex = (alg: 'sha256' | 'sha512', der: Buffer) => createHash(alg).update(der).digest('hex');
+
+function isoDate(text: string): string {
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text.replace(CONTROL, '').slice(0, 64) : d.toISOString();
+}
+
+/** One certificate (DER) as PresentedCert; null when Node cannot parse it. */
+export function presentedCert(der: Buffer): PresentedCert | null {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(der);
+  } catch {
+    return null;
+  }
+  const key = x509.publicKey;
+  const spki = key.export({ type: 'spki', format: 'der' });
+  const details = key.asymmetricKeyDetails ?? {};
+  const curve = details.namedCurve ?? null;
+  const bits = curve ? CURVE_BITS[curve] ?? null : details.modulusLength ?? null;
+  return {
+    certSha256: hex('sha256', der),
+    certSha512: hex('sha512', der),
+    spkiSha256: hex('sha256', spki),
+    spkiSha512: hex('sha512', spki),
+    subject: cleanDn(x509.subject),
+    issuer: cleanDn(x509.issuer),
+    keyType: key.asymmetricKeyType ?? null,
+    bits,
+    curve,
+    notBefore: isoDate(x509.validFrom),
+    notAfter: isoDate(x509.validTo),
+    // RFC 5280 §3.2 / §6.1: self-issued means subject and issuer are the same name (signature not implied).
+    selfIssued: x509.subject === x509.issuer,
+  };
+}
+
+/**
+ * The chain from getPeerCertificate(true), leaf first, walking issuerCertificate: at most MAX_CHAIN, ending
+ * on a self-issued certificate or a loop. Node completes the chain from the trust store when the server's last
+ * certificate was issued by a CA it knows, so the last element may be a root the server did not send.
+ */
+export function observeChain(t: tls.TLSSocket): PresentedCert[] {
+  const out: PresentedCert[] = [];
+  const seen = new Set<string>();
+  let c: tls.DetailedPeerCertificate | undefined = t.getPeerCertificate(true);
+  while (c && c.raw && out.length < MAX_CHAIN) {
+    const p = presentedCert(c.raw);
+    if (!p || seen.has(p.certSha256)) break;
+    seen.add(p.certSha256);
+    out.push(p);
+    if (p.selfIssued || c.issuerCertificate === c) break;
+    c = c.issuerCertificate;
+  }
+  return out;
+}

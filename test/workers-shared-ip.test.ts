@@ -1,0 +1,114 @@
+// The per-IP-once property on the production path: a survey run through a real worker process (`node
+// bin/mailcensus.mjs worker`), real Postgres and Redis, the lab's DNS and SMTP servers. Eight domains share one
+// MX IP, two of them through a different MX name that resolves to the same address. Each run connects to that
+// IP once (counted by the lab SMTP server) and stores one probe of it (probed_ips); a second run connects once
+// more.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { deleteKeysUnder } from '../workers/queues.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { startLab, type Lab } from '../lab/index.ts';
+import { loadConfig } from '../lib/config.ts';
+import { createLogger } from '../workers/logger.ts';
+import { openServices } from '../workers/setup.ts';
+import { createRun, runProgress } from '../workers/run.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const IP = '127.61.1.1';
+const DIRECT = Array.from({ length: 6 }, (_, i) => `shared-${i + 1}.test`);
+const ALIASED = ['alias-1.test', 'alias-2.test'];
+
+let tdb: TestDatabase;
+let lab: Lab;
+let tmp: string;
+let worker: ChildProcess | null = null;
+
+before(async () => {
+  tdb = await createTestDatabase();
+  tmp = mkdtempSync(path.join(tmpdir(), 'mc-shared-ip-'));
+  const world = {
+    version: 2,
+    name: 'workers-shared-ip',
+    hosts: { s1: { ip: IP, name: 'mx.shared.test' } },
+    records: [
+      { name: 'mx-alias.shared.test', type: 'A', value: IP },
+      ...ALIASED.map((d) => ({ name: d, type: 'MX', value: '10 mx-alias.shared.test' })),
+    ],
+    domains: [...DIRECT.map((name) => ({ name, mx: ['s1'], spf: `v=spf1 ip4:${IP} -all` })), ...ALIASED.map((name) => ({ name }))],
+  };
+  const file = path.join(tmp, 'world.json');
+  writeFileSync(file, JSON.stringify(world));
+  lab = await startLab(file, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(tmp, 'lab') });
+});
+after(async () => {
+  if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+  await lab?.stop();
+  await tdb?.drop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function env(redisUrl: string, prefix: string): Record<string, string> {
+  return {
+    ...lab.env,
+    DATABASE_URL: tdb.url,
+    REDIS_URL: redisUrl,
+    MAILCENSUS_QUEUE_PREFIX: prefix,
+    MAILCENSUS_DKIM_SELECTORS: 's1',
+    MAILCENSUS_DNS_TIMEOUT_MS: '1000',
+    MAILCENSUS_DNS_RETRIES: '0',
+    MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '2000',
+    MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '2000',
+    MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '2000',
+    MAILCENSUS_PER_IP_INTERVAL_MS: '0',
+    MAILCENSUS_WORKER_CONCURRENCY: '8',
+    MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
+    MAILCENSUS_LOG_LEVEL: 'warn',
+  };
+}
+
+async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+test('domains sharing one MX IP (under two MX names) get one SMTP connection per run, in production workers', async () => {
+  const prefix = `mctest-${randomBytes(4).toString('hex')}`;
+  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const { id } = await tdb.db.insertInto('surveys').values({ name: 'shared-ip' }).returning('id').executeTakeFirstOrThrow();
+  await tdb.db.insertInto('survey_domains').values([...DIRECT, ...ALIASED].map((domain) => ({ survey_id: id, domain }))).execute();
+  const e = env(redisUrl, prefix);
+  worker = spawn(process.execPath, [path.join(ROOT, 'bin/mailcensus.mjs'), 'worker'], { cwd: ROOT, env: { ...process.env, ...e }, stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => worker!.on('exit', (code) => resolve(code)));
+  const s = await openServices(loadConfig(e), createLogger({ level: 'silent' }));
+  try {
+    for (const round of [1, 2]) {
+      const before = lab.smtp.connections(IP);
+      const run = await createRun(s, 'shared-ip');
+      assert.equal(run.total, 8);
+      await until(`run ${round} to finish`, async () => (await runProgress(tdb.db, run.runId)).state === 'done', 120_000);
+      assert.equal(lab.smtp.connections(IP) - before, 1, `run ${round}: the shared IP was connected once`);
+      const probed = await tdb.db.selectFrom('probed_ips').select(['ip', 'hostnames']).where('run_id', '=', run.runId).execute();
+      assert.deepEqual(probed.map((p) => p.ip), [IP], `run ${round}: one stored probe of the shared IP`);
+      const diagnosed = await tdb.db.selectFrom('diagnoses').select('domain').where('run_id', '=', run.runId).execute();
+      assert.deepEqual(diagnosed.map((d) => d.domain).sort(), [...ALIASED, ...DIRECT].sort());
+    }
+  } finally {
+    await s.close();
+    worker.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0);
+  const redis = new Redis(redisUrl);
+  await deleteKeysUnder(redis, prefix);
+  await redis.quit();
+});

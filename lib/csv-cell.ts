@@ -33,3 +33,8 @@ export function csvCell(v: unknown): string {
 export function csvRow(cells: unknown[]): string {
   return `${cells.map(csvCell).join(',')}\r\n`;
 }
+
+/** A whole CSV file as the project writes them: UTF-8 with a byte-order mark (Excel) and CRLF line ends (RFC 4180). */
+export function csvFile(header: string[], rows: unknown[][]): string {
+  return '\uFEFF' + [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
+}

@@ -4,7 +4,7 @@ import type { Report } from './aggregate.ts';
 import { CRITERIA, STATUSES } from '../lib/criteria.ts';
 import { VERDICTS } from '../lib/verdict.ts';
 import { CRITERION_LABELS, STATUS_LABELS, verdictLabel, type Lang } from './labels.ts';
-import { toCsv } from './csv.ts';
+import { csvFile as toCsv } from '../lib/csv-cell.ts';
 import type { CohortFigure } from './breakdowns.ts';
 import type { Difference } from './stats.ts';
 

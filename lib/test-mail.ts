@@ -7,7 +7,8 @@
 import type { ProbeDeps } from './diagnose.ts';
 import { collectDomain, mxTargets, observeIp } from './diagnose.ts';
 import { collectIpDnsObservations } from './probes/dns.ts';
-import { mailauthSpfResolver } from './dns/mailauth.ts';
+import { asDnsResolver, mailauthSpfResolver } from './dns/mailauth.ts';
+import type { AuthenticateResult } from 'mailauth';
 import type { Resolver } from './dns/resolver.ts';
 import { lookupOf, type Lookup } from './dns/observation.ts';
 import type { SpfTestMailObservation } from './checks/spf/spf.ts';
@@ -86,10 +87,10 @@ export async function collectTestMailObservations(
     helo: mail.helo ? (toALabels(mail.helo) ?? mail.helo) : undefined,
     sender: mail.mailFrom ? addressToALabels(mail.mailFrom) : undefined,
     mta: opts.mta ?? deps.config.ehloName,
-    resolver: resolver as never,
+    resolver: asDnsResolver(resolver),
     disableArc: true,
     disableBimi: true,
-  } as never)) as unknown as MailauthAuthResult;
+  })) as AuthenticateResult & MailauthAuthResult;
 
   const spfRes = auth.spf || null;
   const spf: SpfTestMailObservation = {

@@ -1,6 +1,7 @@
 // mailauth takes a resolver shaped like `dns.promises.resolve`: `(name, rrtype) => records`, throwing an
 // error whose `code` says why. It treats ENOTFOUND/ENODATA as "absent" (an SPF void lookup, RFC 7208
 // §4.6.4) and anything else as a temporary failure, so our outcomes map onto Node's codes exactly here.
+import type { DNSResolver } from 'mailauth';
 import type { DnsOutcome, MxData, QueryType, Resolver, SoaData } from './resolver.ts';
 
 const CODE_OF: Record<Exclude<DnsOutcome, 'answer'>, string> = {
@@ -14,6 +15,14 @@ const CODE_OF: Record<Exclude<DnsOutcome, 'answer'>, string> = {
 };
 
 export type MailauthResolver = (name: string, rrtype: string) => Promise<unknown[]>;
+
+/**
+ * mailauth's declared resolver type says TXT-shaped answers only (string[][] | string[]); at run time it also
+ * reads MX objects and SOA records, which ours returns (mailauthResolver). The one place that type is narrowed.
+ */
+export function asDnsResolver(r: MailauthResolver): DNSResolver {
+  return (name, rrtype) => r(name, rrtype) as Promise<string[][] | string[]>;
+}
 
 const SUPPORTED = new Set<QueryType>(['A', 'AAAA', 'MX', 'TXT', 'PTR', 'SOA', 'CNAME', 'NS']);
 

@@ -57,6 +57,8 @@ const COMMON: Array<[string, string, string]> = [
   ['sts-custom.test', 'wrongtype', 'policy_missing/policy_wrong_content_type'],
 ];
 const labSeen = new Map<string, string>();
+/** The DNS observations the lab tests collected, by domain: stored in a database by the report test. */
+const labObservations = new Map<string, DnsObservations>();
 const nginxSeen = new Map<string, string>();
 
 test('the finding declares every value with ja/en labels, every reason with labels and a transient flag; connection failures, timeouts and 5xx are transient', () => {
@@ -94,6 +96,7 @@ describe('against the lab policy hosts (lab/worlds/test-v2.json)', () => {
       const dns = await collectDomain(domain, deps);
       const j = judgedTwice(domain, dns);
       labSeen.set(domain, pair(j));
+      labObservations.set(domain, dns);
       assert.equal(pair(j), expect, j.detail);
       if (domain === 'sts-ok.test') {
         assert.equal(j.status, 'ok');
@@ -184,6 +187,7 @@ describe('modes and MX coverage (a lab world of this file)', () => {
       const dns = await collectDomain(domain, deps);
       const j = judgedTwice(domain, dns);
       labSeen.set(domain, pair(j));
+      labObservations.set(domain, dns);
       assert.equal(pair(j), expect, j.detail);
       if (domain === 'uncovered.modes.test') {
         assert.equal(j.status, 'ng');
@@ -309,4 +313,51 @@ test('the same judgement from the lab and from nginx for every behaviour both se
   assert.equal(labSeen.get('none.modes.test'), nginxSeen.get('none'));
   assert.equal(labSeen.get('nohost.modes.test'), nginxSeen.get('nohost'));
   assert.equal(labSeen.get('notxt.modes.test'), nginxSeen.get('notxt'));
+});
+
+test('a report counts every value with its denominator (JSON, HTML, CSV), the legacy column holds it, and a diagnosis stored before the policy was fetched counts as present', async (t) => {
+  if (labObservations.size < 10) return t.skip('needs the lab results');
+  const { createTestDatabase } = await import('./helpers/db.ts');
+  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
+  const { buildReport } = await import('../reports/aggregate.ts');
+  const { yearPeriod } = await import('../reports/period.ts');
+  const { domainRows, createSnapshot } = await import('../reports/queries.ts');
+  const { renderHtml } = await import('../reports/html.ts');
+  const { aggregateCsvs } = await import('../reports/csv.ts');
+  const { sql } = await import('kysely');
+  const db = await createTestDatabase();
+  try {
+    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('sts') RETURNING id`.execute(db.db)).rows;
+    const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', 0, '{}') RETURNING id`.execute(db.db)).rows;
+    for (const [domain, dns] of labObservations) await insertDiagnosis(db.db, judgeScan(domain, dns, {}, AT), { source: 'scan', runId: run.id, surveyId: survey.id });
+    // Observations of before issue 15: the TXT lookup only, no `policy`.
+    const old = JSON.parse(JSON.stringify(labObservations.get('sts-ok.test'))) as DnsObservations & { mtaSts: MtaStsGathered };
+    delete old.mtaSts.policy;
+    const legacy = judgeScan('legacy.test', { ...old, domain: 'legacy.test', input: 'legacy.test' }, {}, AT);
+    assert.deepEqual([legacy.findings.mta_sts.value, legacy.findings.mta_sts.reason], ['present', 'policy_not_recorded']);
+    await insertDiagnosis(db.db, legacy, { source: 'scan', runId: run.id, surveyId: survey.id });
+    const total = labObservations.size + 1;
+
+    const r = await buildReport(db.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const f = r.findings.mta_sts;
+    const n = (v: string) => f[v]?.n ?? 0;
+    assert.deepEqual(
+      { enforce: n('enforce'), enforce_mx_not_covered: n('enforce_mx_not_covered'), testing: n('testing'), testing_mx_not_covered: n('testing_mx_not_covered'), none: n('none'), policy_missing: n('policy_missing'), policy_cert_invalid: n('policy_cert_invalid'), invalid: n('invalid'), absent: n('absent'), unknown: n('unknown'), present: n('present'), not_recorded: n('not_recorded') },
+      { enforce: 1, enforce_mx_not_covered: 1, testing: 1, testing_mx_not_covered: 1, none: 1, policy_missing: 3, policy_cert_invalid: 3, invalid: 2, absent: 1, unknown: 2, present: 1, not_recorded: 0 },
+    );
+    for (const v of Object.keys(f)) assert.equal(f[v].total, total, v);
+    // The legacy column holds the same value as findings.mta_sts (the SQL for analysts reads it).
+    const cols = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM diagnoses WHERE mta_sts IS DISTINCT FROM findings->'mta_sts'->>'value'`.execute(db.db)).rows;
+    assert.equal(cols[0].n, 0);
+    const html = renderHtml(r, null, 'en');
+    assert.match(html, /enforce, an MX not covered/);
+    assert.match(html, /invalid certificate on the policy host/);
+    const csv = aggregateCsvs(r, 'ja')['findings.csv'];
+    assert.match(csv, /mta_sts,MTA-STS,enforce_mx_not_covered,enforce（対象外のMXあり）,1,/);
+    const rows = await db.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'sts_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
+    assert.equal(rows.find((x) => x.domain === 'uncovered.modes.test')?.mta_sts, 'enforce_mx_not_covered');
+    assert.equal(rows.find((x) => x.domain === 'legacy.test')?.mta_sts, 'present');
+  } finally {
+    await db.drop();
+  }
 });

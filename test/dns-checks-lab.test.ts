@@ -40,7 +40,8 @@ const status = (j: DnsJudgement) => Object.fromEntries(Object.entries(j.criteria
 test('a well-configured secure domain is ok on every DNS criterion, with DMARC, MTA-STS and TLS-RPT present', async () => {
   const j = await scan('alpha.test');
   assert.deepEqual(status(j), { dnssec: 'ok:secure', spf: 'ok:spf_valid', dkim: 'ok:key_found', reverse_dns: 'ok:fcrdns', dnsbl: 'ok:not_listed' });
-  assert.deepEqual(j.findings, { dmarcPolicy: 'reject', mtaSts: 'present', tlsRpt: 'present', nullMx: false });
+  // MTA-STS: the TXT record is valid, but without an outbound gate the policy is not fetched (not_measured).
+  assert.deepEqual(j.findings, { dmarcPolicy: 'reject', mtaSts: 'unknown', tlsRpt: 'present', nullMx: false });
 });
 
 test('an unsigned domain is dnssec ng (insecure); DMARC p=none is recorded', async () => {

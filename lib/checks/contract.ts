@@ -6,6 +6,7 @@
 import type { Config } from '../config.ts';
 import type { Criterion, Finding, Source, Status } from '../criteria.ts';
 import type { Resolver } from '../dns/resolver.ts';
+import type { OutboundGate } from '../net/outbound.ts';
 import type { Level } from '../verdict.ts';
 import type { JudgeInput } from './judge-input.ts';
 
@@ -35,7 +36,15 @@ export type CheckScope = 'domain' | 'mx_ip' | 'mail';
 /** The I/O a domain gatherer may use (STYLE.md: I/O as parameters, never imported). */
 export interface GatherDeps {
   resolver: Resolver;
-  config: Pick<Config, 'dkimSelectors' | 'dnsblZones'>;
+  /** `lab`, `httpsPort`, `extraCaFile`: where and how a gatherer that connects (the MTA-STS policy) connects. */
+  config: Pick<Config, 'dkimSelectors' | 'dnsblZones'> & Partial<Pick<Config, 'lab' | 'httpsPort' | 'extraCaFile'>>;
+  /**
+   * The one outbound gate (lib/diagnose.ts ProbeDeps `outbound`): a gatherer connects only through it. Without
+   * one (DNS-only callers), no gatherer connects: what it would have fetched is recorded as not measured.
+   */
+  outbound?: OutboundGate;
+  /** Deadlines of a gatherer's HTTPS fetch (tests shorten them). @defaultValue 15000 / 5000 ms */
+  https?: { deadlineMs?: number; connectTimeoutMs?: number };
 }
 
 /**

@@ -1,25 +1,22 @@
 // The DNS probe of one domain and of one IP: it only collects observations (plain JSON, every lookup with its
 // outcome), running the gatherer of every check in the registry; the checks judge them (lib/checks/judge.ts).
 import net from 'node:net';
-import type { Config } from '../config.ts';
-import type { Resolver } from '../dns/resolver.ts';
 import { normalizeDomain } from '../dns/names.ts';
 import type { MxObservation } from '../checks/mx/mx.ts';
 import { mxIps } from '../checks/mx/mx.ts';
 import type { SpfObservation } from '../checks/spf/spf.ts';
 import type { DkimObservation } from '../checks/dkim/dkim.ts';
 import type { DmarcObservation } from '../checks/dmarc/dmarc.ts';
-import type { MtaStsObservation } from '../checks/mta-sts/mta-sts.ts';
+import type { MtaStsGathered } from '../checks/mta-sts/policy.ts';
+import type { GatherDeps } from '../checks/contract.ts';
 import type { TlsRptObservation } from '../checks/tls-rpt/tls-rpt.ts';
 import { collectDnssec, needsCd, type DnssecObservation } from '../checks/dnssec/dnssec.ts';
 import { collectReverseDns, type ReverseDnsObservation } from '../checks/reverse-dns/reverse-dns.ts';
 import { collectDnsbl, type DnsblObservation } from '../checks/dnsbl/dnsbl.ts';
 import { DOMAIN_GATHERERS } from '../checks/registry.ts';
 
-export interface DnsDeps {
-  resolver: Resolver;
-  config: Pick<Config, 'dkimSelectors' | 'dnsblZones'>;
-}
+/** What the gatherers need (lib/checks/contract.ts GatherDeps), passed through to each of them unchanged. */
+export type DnsDeps = GatherDeps;
 
 export type DnsObservations =
   | { version: 1; input: string; domain: string; valid: false; reason: 'invalid_name' }
@@ -36,7 +33,7 @@ export type DnsObservations =
       spf: SpfObservation;
       dkim: DkimObservation;
       dmarc: DmarcObservation;
-      mtaSts: MtaStsObservation;
+      mtaSts: MtaStsGathered;
       tlsRpt: TlsRptObservation;
       /** What the gatherers of checks added later retrieved, under their keys (lib/checks/registry.ts). */
       [gathered: string]: unknown;

@@ -3,7 +3,7 @@
 // validating unbound, and Postfix's smtpd with RSA-2048, RSA-1024, ECDSA P-256 and leaf-only chains.
 //
 // Every server gets its own temporary directory and its own configuration files (nothing under /etc is read
-// or written), listens only on the 127.60.0.0/16 addresses a test gives it, runs in the foreground as a child
+// or written), listens only on the 127.60.0.0/14 (127.60–127.63) addresses a test gives it, runs in the foreground as a child
 // in its own process group, and is killed (group and all) by `stop()` or when the test process exits. Every
 // wait has a deadline and a failure names the server and shows the tail of its log. Certificates and keys
 // are made with the openssl CLI, DNSSEC keys with dnssec-keygen and signatures with dnssec-signzone, all at
@@ -319,8 +319,9 @@ async function assertPortFree(what: string, ip: string, port: number): Promise<v
   if (busy) throw new Error(`${what}: ${ip}:${port} is already in use (a server left over from an earlier run? see \`ss -ltnp | grep ${ip}\`)`);
 }
 
+/** The harness's loopback space: 127.60.0.0/14 (127.60–127.63; each test file has its own /24 in it). */
 function assertLab(ip: string): void {
-  if (!/^127\.60\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`real-servers: ${ip} is outside 127.60.0.0/16`);
+  if (!/^127\.6[0-3]\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`real-servers: ${ip} is outside 127.60.0.0/14`);
 }
 
 // ---------------------------------------------------------------------------------------------------------

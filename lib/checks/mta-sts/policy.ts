@@ -35,6 +35,8 @@ export interface MtaStsPolicyDeps {
   connectTimeoutMs?: number;
   /** Addresses of the policy host tried, in A-then-AAAA order, while connecting fails. @defaultValue 2 */
   maxAddresses?: number;
+  /** Read the policy host's addresses with checking disabled (the domain is DNSSEC-bogus, CRITERIA.md). @defaultValue false */
+  cd?: boolean;
   now?: () => Date;
 }
 
@@ -48,12 +50,22 @@ export interface MtaStsPolicyObservation {
   fetches: HttpsFetchObservation[];
 }
 
+/**
+ * What the mta_sts gatherer stores under `dns.mtaSts` (lib/checks/mta-sts/index.ts): the TXT lookup and, only
+ * when it holds a valid v=STSv1 record, the policy fetch. `policy`: null when no valid record asked for one;
+ * `not_measured` when the probe had no outbound gate (DNS-only callers) and fetched nothing; absent in
+ * observations stored before the policy was fetched (issue 15), which are judged on their TXT record alone.
+ */
+export interface MtaStsGathered extends MtaStsObservation {
+  policy?: MtaStsPolicyObservation | null | 'not_measured';
+}
+
 const CONNECT_FAILURES: ReadonlySet<HttpsFetchReason | null> = new Set<HttpsFetchReason | null>(['connect_timeout', 'connection_refused', 'network_error', 'forbidden_address']);
 
 export async function retrieveMtaStsPolicy(domain: string, deps: MtaStsPolicyDeps): Promise<MtaStsPolicyObservation> {
   const d = domain.toLowerCase().replace(/\.$/, '');
   const host = `mta-sts.${d}`;
-  const [a, aaaa] = await Promise.all([lookup(deps.resolver, host, 'A'), lookup(deps.resolver, host, 'AAAA')]);
+  const [a, aaaa] = await Promise.all([lookup(deps.resolver, host, 'A', deps.cd ?? false), lookup(deps.resolver, host, 'AAAA', deps.cd ?? false)]);
   const ips = [...(a.outcome === 'answer' ? a.data : []), ...(aaaa.outcome === 'answer' ? aaaa.data : [])].filter((x): x is string => typeof x === 'string');
   const fetches: HttpsFetchObservation[] = [];
   for (const ip of ips.slice(0, Math.max(1, deps.maxAddresses ?? 2))) {

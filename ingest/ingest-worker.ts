@@ -335,8 +335,9 @@ async function main(): Promise<void> {
     // Nothing of a failed ingest is kept (the main thread rolls back and discards the rejects): no last batch.
     let message: WorkerMessage;
     if (err instanceof WorkerInputError) message = { type: 'error', input: true, message: err.message, code: null };
-    else if (err instanceof CsvError) {
-      message = { type: 'error', input: true, message: csvErrorMessage(err, input.file, records.line, input.maxRecordSize), code: err.code };
+    // csv-parse/sync has a CsvError class of its own: tell them by their codes.
+    else if (err instanceof CsvError || (err instanceof Error && /^CSV_/.test(String((err as CsvError).code)))) {
+      message = { type: 'error', input: true, message: csvErrorMessage(err as CsvError, input.file, records.line, input.maxRecordSize), code: (err as CsvError).code };
     } else {
       const e = err as NodeJS.ErrnoException;
       message = { type: 'error', input: false, message: e?.message ?? String(err), code: typeof e?.code === 'string' ? e.code : null };

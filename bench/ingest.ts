@@ -57,7 +57,7 @@ export async function run(): Promise<void> {
     const impls = { old: ingestFileV1 as typeof ingestFile, new: ingestFile };
     const times: Record<'old' | 'new', { first: number[]; again: number[] }> = { old: { first: [], again: [] }, new: { first: [], again: [] } };
     for (const which of ['old', 'new', 'new', 'old'] as const) {
-      await handle.sql`TRUNCATE survey_domains, ingests, surveys RESTART IDENTITY`;
+      await handle.sql`TRUNCATE survey_domains, ingests, surveys RESTART IDENTITY CASCADE`;
       await handle.sql`VACUUM ANALYZE survey_domains`;
       const ingest = impls[which];
       const first = await ingest(handle.sql, { file, survey: 'bench' });

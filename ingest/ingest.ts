@@ -1,22 +1,27 @@
-// Loads a CSV list of domains into a survey: streamed through csv-parse, normalised line by line, written
-// with COPY, all in one transaction, so a failure at line 900,000 leaves the survey exactly as it was (and
-// a survey this ingest created does not exist afterwards).
+// Loads a CSV list of domains into a survey, all in one transaction, so a failure at line 900,000 leaves the
+// survey exactly as it was (and a survey this ingest created does not exist afterwards). The per-line work
+// (read, decode, split, normalise, de-duplicate, COPY text, rejects rows) runs on one worker thread
+// (ingest/ingest-worker.ts); this thread streams its COPY bytes into Postgres and its rows into the rejects CSV.
 //
 // Fates of the lines of the file, which add up exactly:
 //   lines = header (0 or 1) + blank + accepted + duplicates + rejected   (a record spanning several lines
 //   counts at the line it starts on, and its other lines are part of it)
 // accepted = distinct valid domains of the file; added = those not yet in the survey (0 on a re-ingest).
+//
+// De-duplication stays on the worker (in file order, so the rejects CSV lists every line in order and names
+// the first line of each repeat): moving it into Postgres (COPY into a temp table, then INSERT ... SELECT
+// DISTINCT ON) measured 9.4 s of Postgres time for 1,000,000 rows against 4.5 s for the COPY straight into
+// survey_domains (BENCHMARKS.md, ingest), and Postgres is already half of the two CPUs.
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
-import { CsvError } from 'csv-parse';
 import type postgres from 'postgres';
 import { InputError } from '../lib/errors.ts';
-import { normalizeDomain, splitTags, type RejectReason } from './normalize.ts';
-import { detectLayout, type Layout } from './columns.ts';
-import { sniffFile, SJIS_CODEC, type Encoding, type EncodingOption, type LineEnding } from './sniff.ts';
+import type { RejectReason } from './normalize.ts';
+import { sniffFile, SJIS_CODEC, type Encoding, type EncodingOption } from './sniff.ts';
 import { RejectsWriter, rejectsPathFor } from './rejects.ts';
+import type { WorkerCounts, WorkerInput, WorkerMessage } from './ingest-worker.ts';
 
 export interface IngestOptions {
   file: string;
@@ -63,80 +68,28 @@ export interface IngestSummary {
 }
 
 export const DEFAULT_MAX_RECORD_SIZE = 1 << 20;
-const COPY_BATCH = 2000;
-
-/** COPY text format (PostgreSQL "COPY", File Formats): backslash escapes, \N for NULL. */
-function copyText(v: string | null | undefined): string {
-  if (v === null || v === undefined) return '\\N';
-  if (!/[\\\t\n\r\0]/.test(v)) return v;
-  return v.replace(/\0/g, '').replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
-}
-
-function arrayLiteral(items: string[]): string {
-  if (items.length === 0) return '{}';
-  return `{${items.map((t) => `"${t.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
-}
-
-function cell(rec: string[], i: number | undefined): string | null {
-  if (i === undefined) return null;
-  const v = rec[i]?.trim();
-  return v ? v : null;
-}
-
-/** A record with nothing but white space in every field (an empty line, or ",,,"). */
-function isBlank(rec: string[]): boolean {
-  for (const f of rec) if (f.length !== 0 && f.trim() !== '') return false;
-  return true;
-}
-
-function lineBreaks(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 10) n++;
-    else if (c === 13) { n++; if (s.charCodeAt(i + 1) === 10) i++; }
-  }
-  return n;
-}
-
-function csvErrorToInput(err: CsvError, file: string, line: number, max: number): InputError {
-  if (err.code === 'CSV_MAX_RECORD_SIZE') {
-    return new InputError(`${file} line ${line}: record longer than ${max} characters (is this a CSV list of domains?)`);
-  }
-  if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
-    return new InputError(`${file} line ${line}: a quoted field opened on this line is never closed`);
-  }
-  return new InputError(`${file} line ${line}: ${err.message}`);
-}
+const STOP_DEADLINE_MS = 10_000;
 
 /**
- * The records of the file, in batches, parsed by csv-parse on a worker thread (ingest/parse-worker.mjs) so that
- * parsing overlaps with the normalisation and COPY done here. At most a few batches are in flight, so memory
- * stays bounded whatever the file's size; the worker stops with the generator.
+ * Runs the worker over the file and yields its COPY bytes, writing its rejects rows on the way; resolves
+ * `counts` at the end. At most a few batches are in flight, so memory stays bounded whatever the file's size;
+ * the worker stops with the generator (an error, or COPY failing, ends it early).
  */
-async function* recordBatches(file: string, encoding: Encoding, lineEnding: LineEnding, maxRecordSize: number): AsyncGenerator<string[][]> {
-  const worker = new Worker(new URL('./parse-worker.mjs', import.meta.url), {
-    workerData: {
-      file,
-      encoding,
-      codec: SJIS_CODEC,
-      // All three line ends, even mixed in one file (lists concatenated from several sources, or Excel's LF
-      // inside cells of a CRLF file); the one the whole file uses when the pre-scan found a single kind.
-      recordDelimiter: lineEnding === 'mixed' ? ['\r\n', '\n', '\r'] : lineEnding,
-      maxRecordSize,
-    },
-  });
-  type Message =
-    | { type: 'records'; records: string[][] }
-    | { type: 'end' }
-    | { type: 'error'; csv: boolean; code: string | null; message: string };
-  const inbox: Message[] = [];
+async function* workerBatches(
+  input: WorkerInput, rejects: RejectsWriter, done: (counts: WorkerCounts) => void,
+): AsyncGenerator<Uint8Array> {
+  // execArgv: not the parent's `--import tsx`, whose ESM loader, started again inside a worker on Node 20,
+  // now and then hangs the thread at start or at exit (the worker loads its TypeScript itself, see there).
+  const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { workerData: input, execArgv: [] });
+  const inbox: WorkerMessage[] = [];
   let crashed: Error | null = null;
   let wake: (() => void) | null = null;
   const signal = () => { const w = wake; wake = null; w?.(); };
-  worker.on('message', (m: Message) => { inbox.push(m); signal(); });
+  worker.on('message', (m: WorkerMessage) => { inbox.push(m); signal(); });
   worker.on('error', (err) => { crashed = err; signal(); });
-  worker.on('exit', (code) => { if (code !== 0) crashed ??= new Error(`the CSV parser thread exited with code ${code}`); signal(); });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => worker.once('exit', () => { exited = true; resolve(); }));
+  worker.on('exit', (code) => { if (code !== 0) crashed ??= new Error(`the ingest thread exited with code ${code}`); signal(); });
   try {
     for (;;) {
       const m = inbox.shift();
@@ -145,29 +98,32 @@ async function* recordBatches(file: string, encoding: Encoding, lineEnding: Line
         await new Promise<void>((resolve) => { wake = resolve; });
         continue;
       }
-      if (m.type === 'records') {
+      if (m.type === 'batch') {
         worker.postMessage({ type: 'credit' });
-        yield m.records;
+        if (m.rejectRows) {
+          rejects.addRows(m.rejects, m.rejectRows);
+          await rejects.flush();
+        }
+        if (m.copy) yield m.copy;
       } else if (m.type === 'end') {
+        done(m.counts);
         return;
       } else {
-        // Records parsed before the error came first, so the caller's line count names the right line.
-        if (m.csv) throw new CsvError(m.code as ConstructorParameters<typeof CsvError>[0], m.message, {});
+        if (m.input) throw new InputError(m.message);
         throw Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
       }
     }
   } finally {
-    await worker.terminate();
+    // Ask the thread to stop and wait for it to exit by itself: terminate() on Node 20 can hang for good when
+    // it races the thread's own exit while the thread's module loader (tsx) is shutting down. The deadline
+    // only matters if the thread is stuck in a long synchronous step.
+    if (!exited) {
+      worker.postMessage({ type: 'stop' });
+      const deadline = setTimeout(() => void worker.terminate(), STOP_DEADLINE_MS);
+      await exit;
+      clearTimeout(deadline);
+    }
   }
-}
-
-/** Which domain cell a record uses: the first non-empty of the domain, email and url columns. */
-function domainCell(rec: string[], layout: Layout): string {
-  for (const i of layout.domain) {
-    const v = rec[i];
-    if (v !== undefined && v.trim() !== '') return v;
-  }
-  return rec[layout.domain[0]] ?? '';
 }
 
 interface SurveyTarget {
@@ -215,85 +171,20 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
   if (path.resolve(rejectsPath) === path.resolve(file)) throw new InputError(`--rejects ${rejectsPath} is the input file`);
   const rejects = await RejectsWriter.open(rejectsPath);
 
-  let surveyId = 0;
-  // The record stream, turned into COPY text lines; counts and rejects are kept on the way.
-  async function* copyLines(): AsyncGenerator<string> {
-    const seen = new Map<string, number>();
-    let layout: Layout | null = null;
-    let line = 1; // physical line where the next record starts
-    let batch: string[] = [];
-    try {
-      for await (const recs of recordBatches(file, sniffed.encoding, sniffed.lineEnding, maxRecordSize)) for (const rec of recs) {
-        const start = line;
-        let breaks = 0;
-        for (const f of rec) if (f.includes('\n') || f.includes('\r')) breaks += lineBreaks(f);
-        line = start + breaks + 1;
-
-        const blank = isBlank(rec);
-        if (layout === null && blank) {
-          summary.blank++; // blank lines before the header
-          continue;
-        }
-        if (layout === null) {
-          const detected = detectLayout(rec);
-          if (!detected.ok) throw new InputError(`${file}: ${detected.message}`);
-          layout = detected.layout;
-          summary.headerless = layout.headerless;
-          summary.header = layout.header;
-          if (!layout.headerless) continue;
-        }
-        if (blank) {
-          summary.blank++;
-          continue;
-        }
-        summary.read++;
-        const raw = domainCell(rec, layout);
-        const n = normalizeDomain(raw);
-        if (!n.ok) {
-          summary.rejected++;
-          summary.rejectReasons[n.reason] = (summary.rejectReasons[n.reason] ?? 0) + 1;
-          rejects.add(start, n.reason, n.detail, raw);
-        } else {
-          const first = seen.get(n.domain);
-          if (first !== undefined) {
-            summary.duplicates++;
-            rejects.add(start, 'duplicate', `same domain as line ${first}`, raw);
-          } else {
-            seen.set(n.domain, start);
-            summary.accepted++;
-            const input = raw.trim() === n.domain ? null : raw.trim();
-            batch.push(
-              `${surveyId}\t${n.domain}\t${copyText(cell(rec, layout.organization))}\t${copyText(cell(rec, layout.industry))}\t` +
-                `${copyText(arrayLiteral(layout.tags === undefined ? [] : splitTags(rec[layout.tags])))}\t${copyText(input)}\n`,
-            );
-            if (batch.length >= COPY_BATCH) {
-              yield batch.join('');
-              batch = [];
-            }
-          }
-        }
-        if (rejects.pending >= 1000) await rejects.flush();
-      }
-    } catch (err) {
-      if (err instanceof CsvError) throw csvErrorToInput(err, file, line, maxRecordSize);
-      throw err;
-    }
-    summary.lines = line - 1;
-    if (layout === null) throw new InputError(`${file} is empty (no records, only blank space)`);
-    if (summary.read === 0) {
-      throw new InputError(`${file} has no domains${layout.headerless ? '' : ' after the header (line 1)'}`);
-    }
-    if (batch.length) yield batch.join('');
-    await rejects.flush();
-  }
-
+  const input = (surveyId: number): WorkerInput => ({
+    file, encoding: sniffed.encoding, codec: SJIS_CODEC, lineEnding: sniffed.lineEnding, quoted: sniffed.quoted,
+    maxRecordSize, surveyId, copy: !dryRun,
+  });
+  const settle = (c: WorkerCounts) => {
+    Object.assign(summary, c);
+  };
   try {
     if (dryRun) {
-      for await (const _ of copyLines()) { /* counting only */ }
+      for await (const _ of workerBatches(input(0), rejects, settle)) { /* counting only */ }
+      await rejects.flush();
     } else {
       await sql!.begin(async (tx) => {
         const target = await findOrCreateSurvey(tx, survey);
-        surveyId = target.id;
         summary.surveyId = target.id;
         summary.created = target.created;
         // A new survey cannot conflict with anything and the file is already deduplicated: COPY straight
@@ -304,7 +195,8 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
         }
         const table = target.created ? 'survey_domains' : 'ingest_stage';
         const copy = await tx`COPY ${tx(table)} (survey_id, domain, organization, industry, tags, input) FROM STDIN`.writable();
-        await pipeline(Readable.from(copyLines()), copy);
+        await pipeline(Readable.from(workerBatches(input(target.id), rejects, settle), { objectMode: false }), copy);
+        await rejects.flush();
         if (target.created) {
           summary.added = summary.accepted;
         } else {
@@ -319,7 +211,7 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
         const [ing] = await tx<{ id: number }[]>`
           INSERT INTO ingests (survey_id, file, encoding, lines_read, accepted, duplicates, rejected, added,
                                started_at, blank_lines, reject_reasons, rejects_file)
-          VALUES (${surveyId}, ${path.resolve(file)}, ${summary.encoding}, ${summary.read}, ${summary.accepted},
+          VALUES (${target.id}, ${path.resolve(file)}, ${summary.encoding}, ${summary.read}, ${summary.accepted},
                   ${summary.duplicates}, ${summary.rejected}, ${summary.added}, ${started}, ${summary.blank},
                   ${tx.json(summary.rejectReasons as Record<string, number>)}, ${summary.rejectsFile})
           RETURNING id`;

@@ -56,6 +56,12 @@ export class RejectsWriter {
     this.buffer.push(csvRow([line, reason, detail, value]));
   }
 
+  /** Queues rows already written as CSV text (`count` of them, each ending in CRLF), e.g. by the ingest thread. */
+  addRows(text: string, count: number): void {
+    this.rows += count;
+    this.buffer.push(text);
+  }
+
   async flush(): Promise<void> {
     if (this.failed) throw new InputError(`cannot write the rejects file ${this.path}: ${this.failed.message}`);
     if (this.buffer.length === 0) return;

@@ -29,6 +29,11 @@ export interface Sniffed {
   size: number;
   /** 'mixed' also when not known (the scan stopped at an invalid byte). */
   lineEnding: LineEnding;
+  /**
+   * False only when the scan read the whole file and found no double quote (byte 0x22, which is never part of
+   * a multi-byte character in UTF-8 or CP932): then every line is one record and fields split at commas.
+   */
+  quoted: boolean;
   /** Set when the file is not what was asked for but we can still read it, e.g. valid UTF-8 read as sjis. */
   warning?: string;
 }
@@ -93,7 +98,7 @@ export function checkText(head: Buffer, file: string): void {
 /** The line ends of a file: csv-parse is faster told one than asked to accept any of three. */
 export type LineEnding = '\n' | '\r\n' | '\r' | 'mixed';
 
-interface Utf8Scan { valid: boolean; invalidAt: number; nonAscii: boolean; lineEnding: LineEnding }
+interface Utf8Scan { valid: boolean; invalidAt: number; nonAscii: boolean; lineEnding: LineEnding; quoted: boolean }
 
 function count(buf: Buffer, byte: number): number {
   let n = 0;
@@ -105,7 +110,7 @@ async function scanUtf8(file: string): Promise<Utf8Scan> {
   let offset = 0;
   let carry: Buffer = Buffer.alloc(0);
   let nonAscii = false;
-  let lf = 0; let cr = 0; let crlf = 0; let lastWasCr = false;
+  let lf = 0; let cr = 0; let crlf = 0; let lastWasCr = false; let quoted = false;
   const lineEnding = (): LineEnding => (cr === 0 ? '\n' : lf === 0 ? '\r' : cr === crlf && lf === crlf ? '\r\n' : 'mixed');
   for await (const raw of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     const nCr = count(raw, 13);
@@ -116,6 +121,7 @@ async function scanUtf8(file: string): Promise<Utf8Scan> {
       for (let i = raw.indexOf(13); i !== -1; i = raw.indexOf(13, i + 1)) if (raw[i + 1] === 10) crlf++;
     }
     lastWasCr = raw[raw.length - 1] === 13;
+    if (!quoted && raw.includes(34)) quoted = true;
     const chunk = carry.length ? Buffer.concat([carry, raw]) : raw;
     // Keep an incomplete trailing sequence for the next chunk.
     let cut = chunk.length;
@@ -131,12 +137,12 @@ async function scanUtf8(file: string): Promise<Utf8Scan> {
     const body = chunk.subarray(0, cut);
     if (!nonAscii && !isAscii(body)) nonAscii = true;
     const bad = !nonAscii || isUtf8(body) ? -1 : firstInvalidUtf8(body);
-    if (bad !== -1) return { valid: false, invalidAt: offset - carry.length + bad, nonAscii, lineEnding: 'mixed' };
+    if (bad !== -1) return { valid: false, invalidAt: offset - carry.length + bad, nonAscii, lineEnding: 'mixed', quoted: true };
     offset += raw.length;
     carry = chunk.subarray(cut);
   }
-  if (carry.length) return { valid: false, invalidAt: offset - carry.length, nonAscii, lineEnding: 'mixed' };
-  return { valid: true, invalidAt: -1, nonAscii, lineEnding: lineEnding() };
+  if (carry.length) return { valid: false, invalidAt: offset - carry.length, nonAscii, lineEnding: 'mixed', quoted: true };
+  return { valid: true, invalidAt: -1, nonAscii, lineEnding: lineEnding(), quoted };
 }
 
 /** Line (1-based) of the first character CP932 cannot decode, or -1 when the whole file decodes cleanly. */
@@ -190,17 +196,17 @@ export async function sniffFile(file: string, requested: EncodingOption): Promis
   const utf8 = await scanUtf8(file);
   if (requested === 'sjis') {
     return {
-      encoding: 'sjis', detected: false, size, lineEnding: utf8.lineEnding,
+      encoding: 'sjis', detected: false, size, lineEnding: utf8.lineEnding, quoted: utf8.quoted,
       warning: utf8.valid && utf8.nonAscii ? `${file} is valid UTF-8 but was read as Shift_JIS (--encoding sjis); check the names` : undefined,
     };
   }
-  if (utf8.valid) return { encoding: 'utf8', detected: requested === 'auto', size, lineEnding: utf8.lineEnding };
+  if (utf8.valid) return { encoding: 'utf8', detected: requested === 'auto', size, lineEnding: utf8.lineEnding, quoted: utf8.quoted };
   const line = await lineAtByte(file, utf8.invalidAt);
   if (requested === 'utf8') {
     throw new InputError(`${file} line ${line}: not valid UTF-8 (byte ${utf8.invalidAt}); a Shift_JIS file needs --encoding sjis`);
   }
   const sjisBad = await firstUndecodableSjisLine(file);
-  if (sjisBad === -1) return { encoding: 'sjis', detected: true, size, lineEnding: 'mixed' };
+  if (sjisBad === -1) return { encoding: 'sjis', detected: true, size, lineEnding: 'mixed', quoted: true };
   throw new InputError(
     `${file}: cannot tell its encoding (not UTF-8 at line ${line}, not Shift_JIS at line ${sjisBad}); pass --encoding utf8 or --encoding sjis`,
   );

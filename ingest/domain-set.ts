@@ -1,0 +1,91 @@
+// The set of domains an ingest has accepted so far, with the line each was first seen on: the de-duplication
+// of a file. A Map<string, number> of a million domains cost ~25% of an ingest and most of its GC (a million
+// long-lived strings, each a slice keeping its parser chunk alive); this keeps the names as bytes in one
+// growing arena and an open-addressing table of int32 slots, so the heap holds a handful of typed arrays
+// whatever the file's size. Names are normalised domains: ASCII only (one byte per character).
+
+const EMPTY = -1;
+const MAX_ENTRIES = 1 << 28; // far more than any list; bounds the growth
+
+export class DomainSet {
+  /** Slot -> entry index, or EMPTY. Length is a power of two, kept at most half full. */
+  private slots = new Int32Array(1 << 16).fill(EMPTY);
+  private hashes = new Int32Array(1 << 15);
+  private starts = new Int32Array(1 << 15);
+  private lengths = new Uint16Array(1 << 15);
+  private lines = new Int32Array(1 << 15);
+  private arena = new Uint8Array(1 << 20);
+  private used = 0;
+  size = 0;
+
+  /**
+   * Adds `name` first seen on `line`. Returns -1 when it is new, or the line it was first seen on.
+   * `name` must be ASCII and at most 65,535 characters (a normalised domain is at most 253).
+   */
+  add(name: string, line: number): number {
+    const n = name.length;
+    let h = 0x811c9dc5 | 0; // FNV-1a, 32 bits
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    const mask = this.slots.length - 1;
+    for (let s = h & mask, probes = 0; probes <= mask; s = (s + 1) & mask, probes++) {
+      const e = this.slots[s];
+      if (e === EMPTY) {
+        this.insert(s, h, name, line);
+        return -1;
+      }
+      if (this.hashes[e] === h && this.lengths[e] === n && this.equals(e, name)) return this.lines[e];
+    }
+    throw new Error('DomainSet: table full'); // unreachable: the table is kept at most half full
+  }
+
+  private equals(e: number, name: string): boolean {
+    const a = this.arena;
+    for (let i = 0, p = this.starts[e]; i < name.length; i++, p++) if (a[p] !== name.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private insert(slot: number, h: number, name: string, line: number): void {
+    const e = this.size;
+    if (e >= MAX_ENTRIES) throw new Error(`DomainSet: more than ${MAX_ENTRIES} domains`);
+    if (e === this.hashes.length) this.growEntries();
+    if (this.used + name.length > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + name.length));
+      bigger.set(this.arena.subarray(0, this.used));
+      this.arena = bigger;
+    }
+    const a = this.arena;
+    for (let i = 0, p = this.used; i < name.length; i++, p++) a[p] = name.charCodeAt(i);
+    this.hashes[e] = h;
+    this.starts[e] = this.used;
+    this.lengths[e] = name.length;
+    this.lines[e] = line;
+    this.used += name.length;
+    this.size = e + 1;
+    this.slots[slot] = e;
+    if (this.size * 2 > this.slots.length) this.rehash();
+  }
+
+  private growEntries(): void {
+    const n = this.hashes.length * 2;
+    const grow = <T extends Int32Array | Uint16Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.hashes = grow(this.hashes, (k) => new Int32Array(k));
+    this.starts = grow(this.starts, (k) => new Int32Array(k));
+    this.lengths = grow(this.lengths, (k) => new Uint16Array(k));
+    this.lines = grow(this.lines, (k) => new Int32Array(k));
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2).fill(EMPTY);
+    const mask = slots.length - 1;
+    for (let e = 0; e < this.size; e++) {
+      let s = this.hashes[e] & mask;
+      while (slots[s] !== EMPTY) s = (s + 1) & mask;
+      slots[s] = e;
+    }
+    this.slots = slots;
+  }
+}

@@ -17,6 +17,8 @@ import { startReceiver, type Receiver } from '../receiver/server.ts';
 import { deliverResultMail } from '../receiver/result-mail.ts';
 import { createRequest } from '../receiver/tokens.ts';
 import { processTestMail } from '../workers/test-mail.ts';
+import { smtpSession } from '../lib/checks/smtp-session.ts';
+import type { ScanObservations } from '../lib/observations.ts';
 
 const OUR = 'rx.mailcensus.test';
 const logger = pino({ level: 'silent' });
@@ -216,9 +218,8 @@ test('the opt-out list holds for test mails (domain) and for check and survey pr
   assert.equal(dns.queries.length, queries, 'nothing of an opted-out domain is looked up');
   // `check`'s path: the MX resolves to an opted-out IP, so the probe never connects.
   const d = await diagnoseDomain('authd.example', createProbeDeps(config));
-  const smtp = Object.values((d.observations as { ips: Record<string, { smtp: { session: string; reason: string } }> }).ips)[0].smtp;
-  assert.equal(smtp.session, 'forbidden_address');
-  assert.equal(smtp.reason, 'opted_out');
+  const smtp = Object.values((d.observations as ScanObservations).ips)[0].smtp;
+  assert.deepEqual(smtpSession(smtp), { session: 'forbidden_address', reason: 'opted_out' });
   assert.equal(listener.connections, before);
 });
 

@@ -5,7 +5,6 @@
 import type { Resolver } from '../../dns/resolver.ts';
 import { isAbsent, isFact } from '../../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, failureReason, type Lookup } from '../../dns/observation.ts';
-import { mailauthSpfResolver } from '../../dns/mailauth.ts';
 import { finding, type Finding } from '../../criteria.ts';
 
 // RFC 7208 §4.6.4.
@@ -141,8 +140,6 @@ export interface SpfChild {
 export interface SpfObservation {
   domain: string;
   root: SpfNode;
-  /** Derived at collection for convenience; evaluateSpfScan recomputes it from `root`. */
-  summary: SpfAnalysis;
 }
 
 function firstSpf(node: SpfNode): string | null {
@@ -201,7 +198,8 @@ export async function collectSpf(domain: string, resolver: Resolver, opts: { cd?
     return node;
   };
   const root = await expand(domain, []);
-  return { domain, root, summary: analyzeSpf(root) };
+  // Only what the DNS said: the analysis is the check's (analyzeSpf at judging time), never stored as raw.
+  return { domain, root };
 }
 
 export interface SpfAnalysis {
@@ -305,30 +303,6 @@ export interface SpfTestMailObservation {
   comment: string | null;
   record: string | null;
   lookups: { count: number; void: number } | null;
-}
-
-/**
- * Runs mailauth's RFC 7208 check_host() for a test mail through our resolver.
- * @param input.mailFrom the envelope sender (an address, or a bare domain for a null reverse-path's HELO)
- */
-export async function collectSpfTestMail(
-  input: { ip: string; mailFrom: string; helo?: string },
-  resolver: Resolver,
-  opts: { cd?: boolean } = {},
-): Promise<SpfTestMailObservation> {
-  const { spf } = await import('mailauth/lib/spf/index.js');
-  const spfResolver = mailauthSpfResolver(resolver, opts);
-  const res = await spf({ ip: input.ip, sender: input.mailFrom, helo: input.helo, mta: 'mailcensus', resolver: spfResolver as never });
-  const r = res as unknown as { status: { result: string; comment?: string }; rr?: string; lookups?: { count: number; void: number } };
-  return {
-    ip: input.ip,
-    mailFrom: input.mailFrom,
-    helo: input.helo ?? null,
-    result: r.status.result,
-    comment: r.status.comment ?? null,
-    record: r.rr ?? null,
-    lookups: r.lookups ? { count: r.lookups.count, void: r.lookups.void } : null,
-  };
 }
 
 /** Test-mail source (CRITERIA.md): pass → ok; fail/softfail/neutral/none/permerror → ng; temperror → unknown. */

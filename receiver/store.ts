@@ -200,14 +200,20 @@ export async function countRecentDiagnoses(db: Db, domain: string, receivedAt: D
 
 /**
  * The retention setting: raw bytes of mails received before `before` are removed (the diagnosis, envelope and
- * size stay). Returns how many mails were pruned. In batches, so a large backlog does not hold a long lock.
+ * size stay). Only mails already diagnosed (or deliberately not diagnosed) are pruned: a mail waiting for its
+ * diagnosis keeps its bytes, whatever its age (a lab clock in the past, a backlog after an outage), or its
+ * DKIM signatures could never be verified. Returns how many mails were pruned. In batches, so a large backlog
+ * does not hold a long lock.
  */
 export async function pruneRawMails(db: Db, before: Date, batch = 1000): Promise<number> {
   let total = 0;
   for (let i = 0; i < 1000; i++) {
     const r = await sql`
       UPDATE test_mails SET raw = NULL, raw_pruned_at = now()
-       WHERE id IN (SELECT id FROM test_mails WHERE raw IS NOT NULL AND received_at < ${before} ORDER BY id LIMIT ${batch})`.execute(db);
+       WHERE id IN (SELECT t.id FROM test_mails t
+                     WHERE t.raw IS NOT NULL AND t.received_at < ${before}
+                       AND (t.not_diagnosed IS NOT NULL OR EXISTS (SELECT 1 FROM diagnoses d WHERE d.test_mail_id = t.id))
+                     ORDER BY t.id LIMIT ${batch})`.execute(db);
     const n = Number(r.numAffectedRows ?? 0);
     total += n;
     if (n < batch) break;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { SmtpDialog, sendMail } from './test-mail-helpers.ts';
 import { startReceiver, clientKey, headerFromAddress, type Receiver } from '../receiver/server.ts';
-import { loadTestMail } from '../receiver/store.ts';
+import { loadTestMail, setNotDiagnosed } from '../receiver/store.ts';
 
 const OUR = 'rx.mailcensus.test';
 let tdb: TestDatabase;
@@ -144,13 +144,16 @@ test('IPv6 clients are keyed by /64 for the per-client limits; IPv4-mapped ones 
   assert.equal(clientKey('192.0.2.7'), '192.0.2.7');
 });
 
-test('raw mails older than the retention period lose their bytes, keep their row', async () => {
+test('raw mails older than the retention period lose their bytes once diagnosed, keep their row; undiagnosed ones keep them', async () => {
   const rx = await receiver({ clock: new Date('2020-01-01T00:00:00Z'), rawRetentionDays: 30 });
   try {
     const r = await sendMail(rx.port, { from: 'old@sender.example', to: [`check@${OUR}`], data: 'Subject: old\r\n\r\nold body\r\n' });
     assert.equal(r.code, 250);
     const id = ids[ids.length - 1];
     assert.ok((await loadTestMail(tdb.db, id))!.raw.length > 0);
+    await rx.sweep();
+    assert.ok((await loadTestMail(tdb.db, id))!.raw.length > 0, 'not diagnosed yet: the bytes stay');
+    await setNotDiagnosed(tdb.db, id, 'opted_out');
     await rx.sweep();
     const m = await loadTestMail(tdb.db, id);
     assert.equal(m!.raw.length, 0);

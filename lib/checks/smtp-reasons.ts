@@ -1,8 +1,26 @@
 // What the SMTP probe recorded about a failed step (a socket error, a reply code, a timeout) as one of the
 // closed SMTP_FAILURE_REASONS. The probe keeps the raw text (`greeting_554`, `starttls_454`, …) in its
 // observation; checks judge with the closed code and keep the raw text in the detail.
+import type { Finding } from '../criteria.ts';
 import type { SmtpFailureReason } from './reasons.ts';
-import { SMTP_FAILURE_REASONS } from './reasons.ts';
+import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from './reasons.ts';
+import { MX_SET_REASONS } from './mx/index.ts';
+
+/**
+ * Every reason a criterion judged over the MX hosts' SMTP sessions can leave unknown or n/a with: the MX set's,
+ * a host not measured, a session that failed, a DNS failure (tls_receive and open_relay spread it in).
+ */
+export const MX_SESSION_REASONS = {
+  ...MX_SET_REASONS,
+  ...NOT_MEASURED_REASONS,
+  ...SMTP_FAILURE_REASONS,
+  ...DNS_FAILURE_REASONS,
+} as const;
+
+/** An unknown from a session carries what the probe recorded; judge it with the closed SMTP code. */
+export function closedSmtpUnknown(f: Finding, reasons: object): Finding {
+  return f.status === 'unknown' && !Object.hasOwn(reasons, f.reason) ? { ...f, reason: smtpReason(f.reason) } : f;
+}
 
 /** RFC 5321 §4.2.1: the first digit is the class: 4 transient negative, 5 permanent negative. */
 function byClass(code: string, tempfail: SmtpFailureReason, otherwise: SmtpFailureReason): SmtpFailureReason {

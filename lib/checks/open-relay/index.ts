@@ -3,20 +3,15 @@
 import { finding, CRITERION_LABELS } from '../../criteria.ts';
 import { defineCriterion, reason } from '../contract.ts';
 import { fromMx, type MxProbe } from '../judge-input.ts';
-import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from '../reasons.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
-import { closedSmtpUnknown } from '../tls-receive/index.ts';
 import type { SmtpObservation } from '../../probes/smtp/index.ts';
 import { evaluateOpenRelay, type RelayProbe } from './open-relay.ts';
+import { closedSmtpUnknown, MX_SESSION_REASONS } from '../smtp-reasons.ts';
 
 const REASONS = {
   open_relay: reason('accepts mail for a foreign domain from us', '外部ドメイン宛てのメールを中継する'),
   relay_refused: reason('every host refuses to relay', 'すべてのホストが中継を拒否した'),
   no_smtp_host: reason('the sender does not accept SMTP connections and there is no MX', '送信元がSMTPを受け付けず、MXもない'),
-  ...MX_SET_REASONS,
-  ...NOT_MEASURED_REASONS,
-  ...SMTP_FAILURE_REASONS,
-  ...DNS_FAILURE_REASONS,
+  ...MX_SESSION_REASONS,
 } as const;
 
 export const openRelayCheck = defineCriterion({

@@ -1,12 +1,10 @@
 // tls_receive (CRITERIA.md): every reachable MX host offers STARTTLS and completes the handshake (RFC 3207);
 // certificate problems do not count here (SMTP TLS is opportunistic, RFC 7435) but are findings of their own.
-import { CRITERION_LABELS, type Finding } from '../../criteria.ts';
+import { CRITERION_LABELS } from '../../criteria.ts';
 import { defineCriterion, reason } from '../contract.ts';
 import { fromMx } from '../judge-input.ts';
-import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from '../reasons.ts';
-import { smtpReason } from '../smtp-reasons.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
 import { evaluateTlsReceive } from './tls-receive.ts';
+import { closedSmtpUnknown, MX_SESSION_REASONS } from '../smtp-reasons.ts';
 
 const REASONS = {
   starttls: reason('STARTTLS on every MX host', 'すべてのMXでSTARTTLSが使える'),
@@ -14,16 +12,8 @@ const REASONS = {
   handshake_failed: reason('the TLS handshake failed on an MX host', 'TLSハンドシェイクに失敗するMXがある'),
   starttls_refused: reason('STARTTLS refused with 5xx (as good as no TLS)', 'STARTTLSを5xxで拒否した'),
   no_starttls_or_handshake_failed: reason('no STARTTLS on some MX hosts, failed handshakes on others', 'STARTTLS非対応とハンドシェイク失敗のMXがある'),
-  ...MX_SET_REASONS,
-  ...NOT_MEASURED_REASONS,
-  ...SMTP_FAILURE_REASONS,
-  ...DNS_FAILURE_REASONS,
+  ...MX_SESSION_REASONS,
 } as const;
-
-/** An unknown from the session carries what the probe recorded; judge it with the closed SMTP code. */
-export function closedSmtpUnknown(f: Finding, reasons: object): Finding {
-  return f.status === 'unknown' && !Object.hasOwn(reasons, f.reason) ? { ...f, reason: smtpReason(f.reason) } : f;
-}
 
 export const tlsReceiveCheck = defineCriterion({
   id: 'tls_receive',

@@ -2,7 +2,7 @@
 // header-less file whose single column is domains.
 import { normalizeDomain } from './normalize.ts';
 
-export type Field = 'domain' | 'email' | 'url' | 'organization' | 'industry' | 'tags';
+export type Field = 'domain' | 'email' | 'url' | 'organization' | 'industry' | 'tags' | 'selectors';
 
 // Compared after NFKC (full-width letters become ASCII), lower-casing and removing spaces, "_" and "-".
 const NAMES: Record<Field, string[]> = {
@@ -12,6 +12,8 @@ const NAMES: Record<Field, string[]> = {
   organization: ['organization', 'organisation', 'org', 'organizationname', 'organisationname', 'company', 'companyname', '組織', '組織名', '会社', '会社名', '企業', '企業名', '団体名', '法人名', '社名'],
   industry: ['industry', 'sector', '業種', '業界', '業種名'],
   tags: ['tags', 'tag', 'labels', 'label', 'タグ'],
+  // DKIM selectors of the domain (RFC 6376 §3.1), tried first by its scans.
+  selectors: ['selectors', 'selector', 'dkimselectors', 'dkimselector', 'セレクタ', 'セレクター', 'dkimセレクタ'],
 };
 
 const LOOKUP = new Map<string, Field>();
@@ -32,6 +34,7 @@ export interface Layout {
   organization?: number;
   industry?: number;
   tags?: number;
+  selectors?: number;
 }
 
 export type LayoutResult = { ok: true; layout: Layout } | { ok: false; message: string };
@@ -48,7 +51,7 @@ export function detectLayout(first: string[]): LayoutResult {
   if (domain.length > 0) {
     return {
       ok: true,
-      layout: { headerless: false, header: fields, domain, organization: found.organization, industry: found.industry, tags: found.tags },
+      layout: { headerless: false, header: fields, domain, organization: found.organization, industry: found.industry, tags: found.tags, selectors: found.selectors },
     };
   }
   // A header-less list: one column whose first value is already a domain (and no header name anywhere).

@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { parse, CsvError, type Options as CsvOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
-import { normalizeDomain, splitTags, type RejectReason } from './normalize.ts';
+import { normalizeDomain, splitSelectors, splitTags, type RejectReason } from './normalize.ts';
 import { detectLayout, type Layout } from './columns.ts';
 import { csvRow } from '../lib/csv-cell.ts';
 import { DomainSet } from './domain-set.ts';
@@ -167,6 +167,14 @@ class Records {
       this.rejects.push(csvRow([start, n.reason, n.detail, raw]));
       return;
     }
+    // The optional DKIM selectors column: a value that is no selector rejects the line, as a bad domain does.
+    const sel = layout.selectors === undefined ? null : splitSelectors(rec[layout.selectors]);
+    if (sel?.bad != null) {
+      c.rejected++;
+      c.rejectReasons.invalid_selector = (c.rejectReasons.invalid_selector ?? 0) + 1;
+      this.rejects.push(csvRow([start, 'invalid_selector', `${JSON.stringify(sel.bad)} is not a DKIM selector (RFC 6376 §3.1)`, rec[layout.selectors!] ?? '']));
+      return;
+    }
     const first = this.seen.add(n.domain, start);
     if (first !== -1) {
       c.duplicates++;
@@ -179,7 +187,8 @@ class Records {
     const input = trimmed === n.domain ? null : trimmed;
     this.copy.push(
       `${this.prefix}${n.domain}\t${copyText(cell(rec, layout.organization))}\t${copyText(cell(rec, layout.industry))}\t` +
-        `${copyText(arrayLiteral(layout.tags === undefined ? [] : splitTags(rec[layout.tags])))}\t${copyText(input)}\n`,
+        `${copyText(arrayLiteral(layout.tags === undefined ? [] : splitTags(rec[layout.tags])))}\t${copyText(input)}\t` +
+        `${copyText(arrayLiteral(sel?.selectors ?? []))}\n`,
     );
   }
 

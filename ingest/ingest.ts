@@ -194,15 +194,15 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
           await tx`CREATE TEMP TABLE ingest_stage (LIKE survey_domains INCLUDING DEFAULTS) ON COMMIT DROP`;
         }
         const table = target.created ? 'survey_domains' : 'ingest_stage';
-        const copy = await tx`COPY ${tx(table)} (survey_id, domain, organization, industry, tags, input) FROM STDIN`.writable();
+        const copy = await tx`COPY ${tx(table)} (survey_id, domain, organization, industry, tags, input, dkim_selectors) FROM STDIN`.writable();
         await pipeline(Readable.from(workerBatches(input(target.id), rejects, settle), { objectMode: false }), copy);
         await rejects.flush();
         if (target.created) {
           summary.added = summary.accepted;
         } else {
           const res = await tx`
-            INSERT INTO survey_domains (survey_id, domain, organization, industry, tags, input)
-            SELECT survey_id, domain, organization, industry, tags, input FROM ingest_stage
+            INSERT INTO survey_domains (survey_id, domain, organization, industry, tags, input, dkim_selectors)
+            SELECT survey_id, domain, organization, industry, tags, input, dkim_selectors FROM ingest_stage
             ON CONFLICT (survey_id, domain) DO NOTHING`;
           summary.added = res.count;
         }

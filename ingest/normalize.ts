@@ -20,11 +20,12 @@ export type RejectReason =
   | 'name_too_long' // RFC 1035 §2.3.4 / RFC 2181 §11: at most 255 octets on the wire, 253 in text
   | 'hyphen' // RFC 952 / RFC 1123 §2.1: a label neither starts nor ends with a hyphen
   | 'single_label' // "localhost", "jp": not a registrable mail domain
-  | 'numeric_tld'; // RFC 3696 §2: a top-level label is never all-numeric
+  | 'numeric_tld' // RFC 3696 §2: a top-level label is never all-numeric
+  | 'invalid_selector'; // the `selectors` column names something that is no DKIM selector (RFC 6376 §3.1)
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'empty', 'multiline', 'ip_literal', 'invalid_character', 'invalid_idn', 'empty_label',
-  'label_too_long', 'name_too_long', 'hyphen', 'single_label', 'numeric_tld',
+  'label_too_long', 'name_too_long', 'hyphen', 'single_label', 'numeric_tld', 'invalid_selector',
 ];
 
 export type Normalized =
@@ -152,3 +153,10 @@ export function splitTags(cell: string | undefined): string[] {
   }
   return out;
 }
+
+/**
+ * DKIM selectors of a cell (the `selectors` column): separated by spaces, commas or semicolons, each an RFC 6376
+ * §3.1 selector; `bad` is the first entry that is none (the line goes to the rejects file, reason
+ * `invalid_selector`, as a bad domain does).
+ */
+export { parseSelectorList as splitSelectors } from '../lib/checks/dkim/dkim.ts';

@@ -40,6 +40,8 @@ export interface SurveyDomainsTable {
   tags: ColumnType<string[], string[] | undefined, string[]>;
   input: string | null;
   added_at: Timestamp;
+  /** DKIM selectors the list gives for the domain (ingest column `selectors`), tried first by its scans. */
+  dkim_selectors: ColumnType<string[], string[] | undefined, string[]>;
 }
 export interface IngestsTable {
   id: Generated<number>;
@@ -157,6 +159,14 @@ export interface DiagnosisMxTable {
   ip: string | null;
 }
 
+/** Selectors of aligned, verifying DKIM signatures of received test mails, per signing domain (lib/checks/dkim/remember.ts). */
+export interface DkimSelectorsSeenTable {
+  domain: string;
+  selector: string;
+  first_seen: Timestamp;
+  last_seen: Timestamp;
+}
+
 export interface Database {
   surveys: SurveysTable;
   survey_domains: SurveyDomainsTable;
@@ -168,6 +178,7 @@ export interface Database {
   diagnoses: DiagnosesTable;
   probed_ips: ProbedIpsTable;
   diagnosis_mx: DiagnosisMxTable;
+  dkim_selectors_seen: DkimSelectorsSeenTable;
 }
 
 export type Db = Kysely<Database>;

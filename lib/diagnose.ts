@@ -15,6 +15,7 @@ import { createIpGate, type IpGate } from './probes/ip-gate.ts';
 import { createOutboundGate, type OutboundGate } from './net/outbound.ts';
 import type { IpObservation, ScanObservations } from './observations.ts';
 import { judgeScan } from './checks/judge.ts';
+import type { DomainHints } from './checks/contract.ts';
 
 export { judgeScan, rejudge, transientUnknowns } from './checks/judge.ts';
 export type { IpObservation, ScanObservations };
@@ -59,8 +60,9 @@ export function createProbeDeps(
   };
 }
 
-export async function collectDomain(domain: string, deps: ProbeDeps): Promise<DomainDnsObservations> {
-  return collectDnsObservations(domain, deps);
+/** `opts.dkimSelectors`: the domain's known DKIM selectors (survey list, earlier test mails), tried first. */
+export async function collectDomain(domain: string, deps: ProbeDeps, opts: DomainHints = {}): Promise<DomainDnsObservations> {
+  return collectDnsObservations(domain, deps, opts);
 }
 
 /** The distinct MX IPs of a domain with the MX names that point at each, in preference order. */
@@ -82,8 +84,8 @@ export async function observeIp(ip: string, hostNames: string[], deps: ProbeDeps
 }
 
 /** Convenience for `mailcensus check` and the sequential baseline: one domain, start to finish, in-process. */
-export async function diagnoseDomain(domain: string, deps: ProbeDeps, observedAt: Date = deps.config.clock ?? new Date()): Promise<Diagnosis> {
-  const dns = await collectDomain(domain, deps);
+export async function diagnoseDomain(domain: string, deps: ProbeDeps, observedAt: Date = deps.config.clock ?? new Date(), hints: DomainHints = {}): Promise<Diagnosis> {
+  const dns = await collectDomain(domain, deps, hints);
   const targets = mxTargets(dns);
   const byIp = new Map<string, string[]>();
   for (const t of targets) byIp.set(t.ip, [...(byIp.get(t.ip) ?? []), t.host]);

@@ -10,4 +10,5 @@ export const migrations: Record<string, Migration> = {
   '20261129000700_test_mail_requests': await import('./20261129000700_test_mail_requests.ts'),
   '20261201000100_test_mail_security': await import('./20261201000100_test_mail_security.ts'),
   '20261202000100_check_registry': await import('./20261202000100_check_registry.ts'),
+  '20261202000300_dkim_selectors': await import('./20261202000300_dkim_selectors.ts'),
 };

@@ -7,6 +7,7 @@ import type { ProbeDeps } from '../lib/diagnose.ts';
 import type { DnsObservations } from '../lib/probes/dns.ts';
 import type { IpObservation } from '../lib/observations.ts';
 import type { DnsLimiter, IpGate } from './limits.ts';
+import type { DomainHints } from '../lib/checks/contract.ts';
 
 /**
  * The probes and the judge, over their dependencies (`Deps`), a domain's DNS observations (`Dns`) and one IP's
@@ -14,7 +15,8 @@ import type { DnsLimiter, IpGate } from './limits.ts';
  */
 export interface DiagnoseApi<Deps = ProbeDeps, Dns = DnsObservations, IpObs = IpObservation> {
   createProbeDeps(config: Config, opts?: { dnsLimiter?: DnsLimiter; ipGate?: IpGate }): Deps;
-  collectDomain(domain: string, deps: Deps): Promise<Dns>;
+  /** `hints.dkimSelectors`: the domain job's known DKIM selectors, tried first. */
+  collectDomain(domain: string, deps: Deps, hints?: DomainHints): Promise<Dns>;
   mxTargets(dns: Dns): { host: string; ip: string }[];
   observeIp(ip: string, hostNames: string[], deps: Deps): Promise<IpObs>;
   judgeScan(domain: string, dns: Dns, ips: Record<string, IpObs>, observedAt: Date): Diagnosis;

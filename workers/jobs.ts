@@ -8,6 +8,11 @@ export interface DomainJob {
   runId: number;
   surveyId: number;
   domain: string;
+  /**
+   * DKIM selectors to try first (the survey list's `selectors` column, then those seen in the domain's test
+   * mails; lib/checks/dkim/remember.ts jobSelectors). Absent: none known.
+   */
+  dkimSelectors?: string[];
   /** The job's progress, kept in its data (job.updateData) so a job that waits resumes where it was. */
   step?: DomainStep;
 }

@@ -17,6 +17,7 @@ import type { Config } from '../lib/config.ts';
 import { RULES_VERSION } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import { domainJobId, type DomainJob } from './jobs.ts';
+import { MAX_SEEN_TRIED, jobSelectors } from '../lib/checks/dkim/remember.ts';
 import { JOB_OPTIONS, type Queues } from './queues.ts';
 
 const PACKAGE_VERSION: string = (() => {
@@ -246,8 +247,12 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
     const endKey = `${prefix}:mc:feed-end:${runId}`;
     // Each pass reads at most `room` rows; bounded also in count (a sweep restarts at most once per call).
     for (let pass = 0; room > 0 && pass < 10_000; pass++) {
-      const res = await sql<{ domain: string }>`
-        SELECT sd.domain FROM survey_domains sd
+      const res = await sql<{ domain: string; listed: string[]; seen: string[] }>`
+        SELECT sd.domain, sd.dkim_selectors AS listed,
+               -- DKIM selectors seen in the domain's test mails, most recent first (bounded: remember.ts).
+               ARRAY(SELECT s.selector FROM dkim_selectors_seen s WHERE s.domain = sd.domain
+                      ORDER BY s.last_seen DESC, s.selector LIMIT ${MAX_SEEN_TRIED}) AS seen
+          FROM survey_domains sd
         WHERE sd.survey_id = ${run.survey_id} AND sd.domain > ${cursor}
           -- A run surveys the list as it was when the run was created (its total): domains ingested later
           -- wait for the next run instead of racing the run's completion.
@@ -273,11 +278,14 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
         await ctx.db.updateTable('runs').set({ feed_cursor: '' }).where('id', '=', runId).execute();
         continue;
       }
-      const jobs = rows.map((r) => ({
-        name: 'domain' as const,
-        data: { runId, surveyId: run.survey_id, domain: r.domain } satisfies DomainJob,
-        opts: { ...JOB_OPTIONS.domain, jobId: domainJobId(runId, r.domain) },
-      }));
+      const jobs = rows.map((r) => {
+        const dkimSelectors = jobSelectors(r.listed, r.seen);
+        return {
+          name: 'domain' as const,
+          data: { runId, surveyId: run.survey_id, domain: r.domain, ...(dkimSelectors ? { dkimSelectors } : {}) } satisfies DomainJob,
+          opts: { ...JOB_OPTIONS.domain, jobId: domainJobId(runId, r.domain) },
+        };
+      });
       await ctx.queues.domains.addBulk(jobs);
       cursor = rows[rows.length - 1].domain;
       // After addBulk: a crash in between re-adds the same ids next time, which is a no-op.

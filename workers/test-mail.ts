@@ -11,6 +11,7 @@ import { composeResultMail, deliverResultMail, type DiagnosisView } from '../rec
 import { mxRows } from '../lib/checks/mx/mx.ts';
 import { collectDomain, transientUnknowns } from '../lib/diagnose.ts';
 import type { Diagnosis } from '../lib/diagnosis.ts';
+import { rememberDkimSelectors } from '../lib/checks/dkim/remember.ts';
 
 export interface ProcessTestMailResult {
   diagnosisId: string | null;
@@ -95,6 +96,8 @@ export async function processTestMail(
     const r = await insertDiagnosis(db, diagnosis, { source: 'test-mail', testMailId: mail.id });
     diagnosisId = r.id;
     inserted = r.inserted;
+    // The selectors its aligned, verifying signatures used: later scans of the domain try them first.
+    if (inserted) await rememberDkimSelectors(db, observations.dkim, mail.receivedAt);
     logger.info({ testMailId: mail.id, diagnosisId, domain, verdict: diagnosis.verdict.verdict }, 'test mail diagnosed');
   }
   diagnosis ??= await reload(ctx, diagnosisId);

@@ -137,7 +137,7 @@ export function startWorker(
 
     let step: DomainStep = job.data.step ?? { phase: 'dns', attempt: 0, waits: 0, startedAt: Date.now() };
     if (step.phase === 'dns' || step.dns === undefined) {
-      const dns = await diag.collectDomain(domain, run.deps);
+      const dns = await diag.collectDomain(domain, run.deps, job.data.dkimSelectors ? { dkimSelectors: job.data.dkimSelectors } : {});
       const seen = new Set<string>();
       const targets = diag.mxTargets(dns).filter((t) => {
         if (run.optOutIps.has(t.ip) || seen.has(t.ip)) return false;

@@ -63,13 +63,17 @@ export function register(program: Command): void {
     .argument('<domain>', 'the domain to check (U-label or A-label)')
     .option('--json', 'print the observations, statuses and verdict as JSON')
     .option('--lang <lang>', 'language of the table: ja or en (default: from LANG)')
+    .option('--selectors <list>', 'DKIM selectors of the domain to try first (comma or space separated), as the survey list\'s selectors column')
     .action(
-      action(async (domainArg: string, opts: { json?: boolean; lang?: string }) => {
+      action(async (domainArg: string, opts: { json?: boolean; lang?: string; selectors?: string }) => {
         const { InputError } = await import('../../lib/errors.ts');
         const lang = opts.lang ?? (/^ja/i.test(process.env.LC_ALL || process.env.LANG || '') ? 'ja' : 'en');
         if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${opts.lang}"`);
         const { normalizeDomain } = await import('../../lib/dns/names.ts');
         if (!normalizeDomain(domainArg)) throw new InputError(`not a valid domain name: "${domainArg}"`);
+        const { parseSelectorList } = await import('../../lib/checks/dkim/dkim.ts');
+        const given = parseSelectorList(opts.selectors);
+        if (given.bad !== null) throw new InputError(`--selectors: "${given.bad}" is not a DKIM selector (RFC 6376 §3.1: letters, digits, hyphens, dots)`);
         const { config } = await import('../../lib/config.ts');
         const { VERDICT_LABELS } = await import('../../lib/verdict.ts');
         const { createProbeDeps, diagnoseDomain } = await import('../../lib/diagnose.ts');
@@ -83,7 +87,7 @@ export function register(program: Command): void {
           process.stderr.write(`mailcensus: ${normalizeDomain(domainArg)} is on the opt-out list (MAILCENSUS_OPT_OUT): not checked\n`);
           return 1;
         }
-        const d = await diagnoseDomain(domainArg, deps);
+        const d = await diagnoseDomain(domainArg, deps, undefined, given.selectors.length > 0 ? { dkimSelectors: given.selectors } : {});
         const obs = d.observations as import('../../lib/diagnose.ts').ScanObservations;
         const rows: CheckRow[] = [];
         for (const c of CHECKS) {

@@ -53,7 +53,13 @@ export interface GatherDeps {
  */
 export interface DomainGatherer<O = unknown> {
   key: string;
-  retrieve(domain: string, deps: GatherDeps, opts: { cd: boolean }): Promise<O>;
+  retrieve(domain: string, deps: GatherDeps, opts: { cd: boolean } & DomainHints): Promise<O>;
+}
+
+/** What the survey already knows of one domain, passed to its gatherers (all optional; each bounded by the gatherer). */
+export interface DomainHints {
+  /** DKIM selectors to try first: the survey list's `selectors` column, then those its test mails were signed with. */
+  dkimSelectors?: readonly string[];
 }
 
 interface CheckBase<R extends string> {

@@ -41,7 +41,9 @@ export const CHECKS: readonly Check[] = [
  * The version of the rules the registry implements: bump it when any check or the verdict judges differently,
  * so re-judged diagnoses record which rules judged them (`diagnoses.rules_version`).
  */
-export const RULES_VERSION = 1;
+// 2: DKIM in scans, the wildcard test (CRITERIA.md "DKIM in scans: wildcards"): a `_domainkey` that exists only
+// through a DNS wildcard is no evidence of DKIM (observations made before the test judge as under 1).
+export const RULES_VERSION = 2;
 
 /** A set of rules: the checks and the version they are recorded under. Re-judging can take another one. */
 export interface Rules {

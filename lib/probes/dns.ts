@@ -14,6 +14,7 @@ import { collectDnssec, needsCd, type DnssecObservation } from '../checks/dnssec
 import { collectReverseDns, type ReverseDnsObservation } from '../checks/reverse-dns/reverse-dns.ts';
 import { collectDnsbl, type DnsblObservation } from '../checks/dnsbl/dnsbl.ts';
 import { DOMAIN_GATHERERS } from '../checks/registry.ts';
+import type { DomainHints } from '../checks/contract.ts';
 
 /** What the gatherers need (lib/checks/contract.ts GatherDeps), passed through to each of them unchanged. */
 export type DnsDeps = GatherDeps;
@@ -43,7 +44,7 @@ export type IpDnsObservations =
   | { version: 1; ip: string; valid: false; reason: 'invalid_ip' }
   | { version: 1; ip: string; valid: true; reverseDns: ReverseDnsObservation; dnsbl: DnsblObservation };
 
-export async function collectDnsObservations(input: string, deps: DnsDeps): Promise<DnsObservations> {
+export async function collectDnsObservations(input: string, deps: DnsDeps, hints: DomainHints = {}): Promise<DnsObservations> {
   const domain = normalizeDomain(input);
   if (!domain) return { version: 1, input, domain: String(input), valid: false, reason: 'invalid_name' };
   const { resolver, config } = deps;
@@ -52,7 +53,7 @@ export async function collectDnsObservations(input: string, deps: DnsDeps): Prom
   const dnssec = await collectDnssec(domain, resolver);
   const cd = needsCd(dnssec);
   const gatherers = DOMAIN_GATHERERS.filter((g) => g.key !== 'dnssec');
-  const gathered = await Promise.all(gatherers.map((g) => g.retrieve(domain, deps, { cd })));
+  const gathered = await Promise.all(gatherers.map((g) => g.retrieve(domain, deps, { ...hints, cd })));
   const obs: Record<string, unknown> = {};
   gatherers.forEach((g, i) => (obs[g.key] = gathered[i]));
   return { version: 1, input, domain, valid: true, cd, dnssec, ...obs } as Extract<DnsObservations, { valid: true }>;

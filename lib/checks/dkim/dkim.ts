@@ -1,8 +1,11 @@
 // DKIM (RFC 6376). Scan source: we cannot know a domain's selectors, so we ask whether `_domainkey.<domain>`
 // exists (an empty non-terminal answers NOERROR when any selector lives below it; RFC 8020 makes NXDOMAIN
-// mean nothing below) and probe a list of common selectors, parsing each key found. Test-mail source:
-// mailauth verifies the received message; evaluateDkimTestMail judges its results.
-import { createPublicKey } from 'node:crypto';
+// mean nothing below, which ends the search at once), try the selectors we know of the domain first (the
+// survey list's `selectors` column, the selectors its test mails were signed with), then a list of common
+// selectors, parsing each key found. When no key turns up, a random label under `_domainkey` tells a real
+// `_domainkey` node from a DNS wildcard's artefact (CRITERIA.md "DKIM in scans: wildcards"; internet.nl#1025).
+// Test-mail source: mailauth verifies the received message; evaluateDkimTestMail judges its results.
+import { createPublicKey, randomBytes } from 'node:crypto';
 import type { Resolver } from '../../dns/resolver.ts';
 import { isFact } from '../../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
@@ -18,6 +21,52 @@ export interface DkimObservation {
   /** TXT of `_domainkey.<domain>`: NOERROR (answer or NODATA) means the node exists. */
   domainkey: Lookup;
   selectors: DkimSelectorObservation[];
+  /**
+   * The selectors known for this domain (survey list, earlier test mails), tried before the common ones; when
+   * one of them holds a usable key the common list is not asked. Absent: none known (and in old observations).
+   */
+  given?: string[];
+  /**
+   * TXT of `<random>._domainkey.<domain>`, asked only when `_domainkey` exists and no probed selector holds a
+   * usable key: NXDOMAIN means `_domainkey` is real; an answer means a wildcard makes every name exist.
+   * Absent when not needed, and in observations made before the test (they judge as before).
+   */
+  wildcard?: { label: string; txt: Lookup };
+}
+
+/** At most this many known selectors are tried per domain (they come first, before the common list). */
+export const MAX_GIVEN_SELECTORS = 10;
+
+// RFC 6376 §3.1: selector = sub-domain *( "." sub-domain ), sub-domain as in RFC 5321 (letters, digits,
+// hyphens inside). Each label at most 63 octets (RFC 1035 §2.3.4); the whole selector at most 63 here, so
+// `<selector>._domainkey.<domain>` stays a valid name for any domain we survey up to 179 octets.
+const SELECTOR = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** A selector as we store and query it (lower case), or null if it is none (RFC 6376 §3.1). */
+export function normalizeSelector(raw: string): string | null {
+  const s = raw.normalize('NFKC').trim().toLowerCase();
+  return s.length > 0 && s.length <= 63 && SELECTOR.test(s) ? s : null;
+}
+
+/**
+ * A cell (or option) listing selectors: separated by white space, commas or semicolons (full-width ones and
+ * the Japanese comma too). `bad`: the first entry that is no selector, for the rejects file.
+ */
+export function parseSelectorList(cell: string | undefined): { selectors: string[]; bad: string | null } {
+  const selectors: string[] = [];
+  if (!cell) return { selectors, bad: null };
+  for (const part of cell.normalize('NFKC').split(/[\s,;、]+/)) {
+    if (part === '') continue;
+    const s = normalizeSelector(part);
+    if (!s) return { selectors, bad: part };
+    if (!selectors.includes(s)) selectors.push(s);
+  }
+  return { selectors, bad: null };
+}
+
+/** The random label of the wildcard test: 16 hex digits from the CSPRNG (unpredictable, so no zone can answer it on purpose). */
+export function randomDkimLabel(): string {
+  return randomBytes(8).toString('hex');
 }
 
 export interface DkimKey {
@@ -72,20 +121,59 @@ export function parseDkimKey(selector: string, record: string): DkimKey {
   }
 }
 
-export async function collectDkim(domain: string, selectors: readonly string[], resolver: Resolver, opts: { cd?: boolean } = {}): Promise<DkimObservation> {
+export interface CollectDkimOptions {
+  cd?: boolean;
+  /** Selectors known for this domain, tried first (invalid ones and repeats dropped, at most MAX_GIVEN_SELECTORS). */
+  given?: readonly string[];
+  /** The random label's source (tests); @defaultValue randomDkimLabel */
+  randomLabel?: () => string;
+}
+
+/** The known selectors as they are asked: valid, lower case, each once, bounded in count. */
+export function givenSelectors(given: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const g of given ?? []) {
+    const s = typeof g === 'string' ? normalizeSelector(g) : null;
+    if (s && !out.includes(s)) out.push(s);
+    if (out.length >= MAX_GIVEN_SELECTORS) break;
+  }
+  return out;
+}
+
+function hasUsableKey(found: DkimSelectorObservation[]): boolean {
+  return keysUnder(found).some((k) => k.valid);
+}
+
+export async function collectDkim(domain: string, selectors: readonly string[], resolver: Resolver, opts: CollectDkimOptions = {}): Promise<DkimObservation> {
   const cd = opts.cd ?? false;
+  const given = givenSelectors(opts.given);
   const domainkey = await lookup(resolver, `_domainkey.${domain}`, 'TXT', cd);
-  // RFC 8020: under an NXDOMAIN nothing exists, so the selectors need not be asked.
-  const probe = domainkey.outcome === 'nxdomain' ? [] : selectors;
-  const found = await Promise.all(
-    probe.map(async (selector) => ({ selector, txt: await lookup(resolver, `${selector}._domainkey.${domain}`, 'TXT', cd) })),
-  );
-  return { domain, domainkey, selectors: found };
+  const obs: DkimObservation = { domain, domainkey, selectors: [], ...(given.length > 0 ? { given } : {}) };
+  // RFC 8020: under an NXDOMAIN nothing exists, so no selector (known, common or random) need be asked.
+  if (domainkey.outcome === 'nxdomain') return obs;
+  const ask = (list: readonly string[]) =>
+    Promise.all(list.map(async (selector) => ({ selector, txt: await lookup(resolver, `${selector}._domainkey.${domain}`, 'TXT', cd) })));
+  // The known selectors first: a usable key there proves DKIM, and the common list is not asked.
+  if (given.length > 0) {
+    obs.selectors.push(...(await ask(given)));
+    if (hasUsableKey(obs.selectors)) return obs;
+  }
+  obs.selectors.push(...(await ask(selectors.filter((s) => !given.includes(s.toLowerCase())))));
+  // The wildcard test (CRITERIA.md): only when the node's existence is what would decide.
+  if ((domainkey.outcome === 'answer' || domainkey.outcome === 'nodata') && !hasUsableKey(obs.selectors)) {
+    const label = (opts.randomLabel ?? randomDkimLabel)();
+    obs.wildcard = { label, txt: await lookup(resolver, `${label}._domainkey.${domain}`, 'TXT', cd) };
+  }
+  return obs;
 }
 
 /** Every key record found under the probed selectors, parsed. */
 export function dkimKeys(obs: DkimObservation): DkimKey[] {
-  return obs.selectors.flatMap((s) =>
+  return keysUnder(obs.selectors);
+}
+
+function keysUnder(selectors: DkimSelectorObservation[]): DkimKey[] {
+  return selectors.flatMap((s) =>
     txtRecords(s.txt)
       // A TXT under a selector that is no key (a stray SPF or verification record) is not a DKIM key.
       .filter((r) => /(^|;)\s*(v\s*=\s*DKIM1|p\s*=)/i.test(r))
@@ -94,19 +182,35 @@ export function dkimKeys(obs: DkimObservation): DkimKey[] {
 }
 
 /**
- * Scan source (CRITERIA.md): ok if a key is found under a probed selector or `_domainkey` exists (NOERROR);
- * ng if `_domainkey` is NXDOMAIN and no probed selector has a key; unknown on DNS failure.
+ * Scan source (CRITERIA.md): ok if a key is found under a probed selector or `_domainkey` exists (NOERROR)
+ * and is no wildcard artefact (a random label under it is NXDOMAIN); ng if `_domainkey` is NXDOMAIN, or
+ * exists only through a wildcard, and no probed selector has a key; unknown on DNS failure.
  */
 export function evaluateDkimScan(obs: DkimObservation): Finding {
   const keys = dkimKeys(obs);
   const valid = keys.filter((k) => k.valid);
   if (valid.length > 0) {
-    return finding('ok', 'key_found', valid.map((k) => `${k.selector}: ${k.keyType}${k.bits ? ` ${k.bits} bits` : ''}${k.testing ? ' (t=y)' : ''}`).join(', '));
+    const given = new Set(obs.given ?? []);
+    const known = valid.some((k) => given.has(k.selector)) ? ' (a known selector of the domain)' : '';
+    return finding('ok', 'key_found', valid.map((k) => `${k.selector}: ${k.keyType}${k.bits ? ` ${k.bits} bits` : ''}${k.testing ? ' (t=y)' : ''}`).join(', ') + known);
   }
   const dk = obs.domainkey;
   if (dk.outcome === 'answer' || dk.outcome === 'nodata') {
     const unusable = keys.length > 0 ? `; unusable keys: ${keys.map((k) => `${k.selector} ${k.problem}`).join(', ')}` : '';
-    return finding('ok', 'domainkey_exists', `_domainkey.${obs.domain} exists (selectors not among those probed)${unusable}`);
+    const w = obs.wildcard;
+    // Observations made before the wildcard test judge as they did then.
+    if (!w || w.txt.outcome === 'nxdomain') {
+      const tested = w ? `; ${w.label}._domainkey.${obs.domain} is NXDOMAIN, so no wildcard` : '';
+      return finding('ok', 'domainkey_exists', `_domainkey.${obs.domain} exists (selectors not among those probed)${tested}${unusable}`);
+    }
+    if (w.txt.outcome === 'answer' || w.txt.outcome === 'nodata') {
+      return finding(
+        'ng',
+        'domainkey_wildcard',
+        `_domainkey.${obs.domain} exists, but so does the random ${w.label}._domainkey.${obs.domain} (${w.txt.outcome === 'answer' ? 'an answer' : 'NODATA'}): a DNS wildcard, not evidence of DKIM; no key under the probed selectors${unusable}`,
+      );
+    }
+    return unknownFrom(w.txt, 'DKIM wildcard test');
   }
   const failed = obs.selectors.find((s) => !isFact(s.txt.outcome));
   if (dk.outcome === 'nxdomain') {

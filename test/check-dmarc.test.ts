@@ -215,6 +215,15 @@ test('a report counts them, and gives the verdict shares over mail domains too (
       assert.deepEqual([m.verdicts[v].n, m.verdicts[v].total], [e, n - 2], v);
     }
     assert.ok(counted.reduce((s, c) => s + c.n, 0) === n - 2);
+    // HTML: non-mail domains on a line of their own, then the mail-domain verdicts with their denominator; CSV too.
+    const { renderHtml } = await import('../reports/html.ts');
+    const { aggregateCsvs } = await import('../reports/csv.ts');
+    const html = renderHtml(r, null, 'en');
+    assert.match(html, /Non-mail domains \(null or no MX and v=spf1 -all\): <b>2<\/b>/);
+    assert.match(html, new RegExp(`Verdicts over mail domains \\(denominator: ${n - 2} domains\\)`));
+    assert.match(renderHtml(r, null, 'ja'), /メール不使用ドメイン/);
+    const csv = aggregateCsvs(r, 'en')['verdicts_mail_domains.csv'];
+    assert.match(csv, new RegExp(`^safe,Safe,${m.verdicts.safe.n},${n - 2},`, 'm'));
   } finally {
     await t.drop();
   }

@@ -79,6 +79,9 @@ test('authorisation lookups that fail give unknown with the DNS reason (transien
   assert.deepEqual([no.status, no.reason], ['ng', 'unauthorized_destination']);
   const yes = dmarcReportsCheck.evaluate(input(own(rec, [{ reportDomain: 'r.example', txt: txt('d.test._report._dmarc.r.example', 'other', 'v=DMARC1; rua=mailto:x@y.example') }])));
   assert.deepEqual([yes.status, yes.reason, yes.value], ['ok', 'reports_authorized', ['rua:authorized', 'ruf:absent']]);
+  // An authorisation name beyond 253 octets is never sent: the resolver records invalid_name, judged unknown.
+  const long = dmarcReportsCheck.evaluate(input(own(rec, [{ reportDomain: 'r.example', txt: L('x._report._dmarc.r.example', 'TXT', 'error', [], { reason: 'invalid_name' }) }])));
+  assert.deepEqual([long.status, long.reason], ['unknown', 'invalid_name']);
   // Observations from before the lookups: external destinations are not guessed.
   const old = dmarcReportsCheck.evaluate(input(own(`${rec}; ruf=mailto:f@d.test`)));
   assert.deepEqual([old.reason, old.value], ['not_recorded', ['rua:unknown', 'ruf:internal']]);

@@ -40,6 +40,8 @@ export interface Figures {
   domains: number;
   diagnoses: number;
   verdicts: FigureMap<Verdict>;
+  /** The verdicts over mail domains: all domains but the non-mail ones (`domains` is the denominator). */
+  verdicts_mail_domains: { domains: number; verdicts: FigureMap<Verdict> };
   criteria: Record<Criterion, FigureMap<Status>>;
   spf_dkim: FigureMap<q.SpfDkim>;
   tls_send_or_receive_ng: Figure;
@@ -131,6 +133,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
   const criteria = {} as Record<Criterion, FigureMap<Status>>;
   for (const c of CRITERIA) criteria[c] = figures(await q.criterionStatusShares(trx, tally, c, total));
   const verdicts = figures(await q.verdictShares(trx, tally, total));
+  const mail = await q.verdictSharesMailDomains(trx, tally);
   return {
     period: {
       kind: period.kind,
@@ -142,6 +145,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
     domains: total,
     diagnoses: await q.diagnosesInPeriod(trx, scope),
     verdicts,
+    verdicts_mail_domains: { domains: mail.domains, verdicts: figures(mail.verdicts) },
     criteria,
     spf_dkim: figures(await q.spfDkimShares(trx, tally, total)),
     tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, tally, total)),

@@ -24,6 +24,11 @@ export function aggregateCsvs(r: Report, lang: Lang): Record<string, string> {
   const f: Figures = r;
   return {
     'verdicts.csv': toCsv(['verdict', 'label', ...FIGURE_COLUMNS], VERDICT_ORDER.map((v) => [v, verdictLabel(v, lang), ...figureCells(f.verdicts[v])])),
+    // Over mail domains only (all but the non_mail ones): `total` is that denominator.
+    // (absent from a report.json written before it existed).
+    ...(f.verdicts_mail_domains
+      ? { 'verdicts_mail_domains.csv': toCsv(['verdict', 'label', ...FIGURE_COLUMNS], VERDICT_ORDER.map((v) => [v, verdictLabel(v, lang), ...figureCells(f.verdicts_mail_domains.verdicts[v])])) }
+      : {}),
     'criteria.csv': toCsv(
       ['criterion', 'label', 'status', 'status_label', ...FIGURE_COLUMNS],
       CRITERIA.flatMap((c) =>

@@ -222,6 +222,7 @@ ${kpis}
 <section><h2>1. ${T.overall[lang]}</h2>
 <div class="figure-row"><figure>${charts?.verdicts ?? ''}<figcaption>${T.overall[lang]}${P(lang, `n=${r.domains}`)}</figcaption></figure></div>
 ${figureTable(VERDICT_ORDER.map((k) => ({ label: verdictLabel(k, lang), color: VERDICT_COLORS[k], f: v[k] })), lang, hasPrev)}
+${mailDomainVerdicts(r, lang, hasPrev)}
 <p class="note">${T.roundingNote[lang]}</p></section>
 <section><h2>2. ${T.perCriterion[lang]}</h2>
 <figure>${charts?.criteria ?? ''}<figcaption>${ja ? `各項目のOK／NG／測定不能／対象外の割合${P(lang, `分母: 全${r.domains}ドメイン`)}` : `OK / NG / unknown / N/A per check (denominator: all ${r.domains} domains)`}</figcaption></figure>
@@ -265,4 +266,15 @@ function page(lang: Lang, body: string): string {
 <title>${title}</title><style>${fonts}</style><style>${CSS}</style></head>
 <body><main>${body}</main></body></html>
 `;
+}
+
+/** Non-mail domains on a line of their own, then the verdicts over mail domains with their denominator. */
+function mailDomainVerdicts(r: Report, lang: Lang, hasPrev: boolean): string {
+  const ja = lang === 'ja';
+  const nm = r.findings.non_mail?.non_mail;
+  const m = r.verdicts_mail_domains;
+  if (!nm || !m) return '';
+  const line = `<p class="non-mail">${ja ? 'メール不使用ドメイン（null MX／MXなし＋v=spf1 -all）' : 'Non-mail domains (null or no MX and v=spf1 -all)'}: <b>${nm.n}</b>${P(lang, `${pct(nm)}, ${ja ? `分母: 全${r.domains}ドメイン` : `of all ${r.domains} domains`}`)}</p>`;
+  const caption = `<h3>${ja ? `メールドメインのみの評価${P(lang, `分母: ${m.domains}ドメイン`)}` : `Verdicts over mail domains (denominator: ${m.domains} domains)`}</h3>`;
+  return `${line}${caption}${figureTable(VERDICT_ORDER.map((k) => ({ label: verdictLabel(k, lang), color: VERDICT_COLORS[k], f: m.verdicts[k] })), lang, hasPrev)}`;
 }

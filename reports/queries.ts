@@ -12,6 +12,7 @@ import { CRITERIA, STATUSES } from '../lib/criteria.ts';
 import { VERDICTS, type Verdict } from '../lib/verdict.ts';
 import type { FindingCheck } from '../lib/checks/contract.ts';
 import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
+import { nonMailCheck } from '../lib/checks/non-mail/index.ts';
 
 /** A count with its denominator. `pct` is rounded half-up to an integer, as the release prints it; null when total = 0. */
 export interface Share {
@@ -165,6 +166,20 @@ export async function domainsCounted(db: Db, t: Tally): Promise<number> {
 export async function verdictShares(db: Db, t: Tally, total: number): Promise<Record<Verdict, Share>> {
   const list = await rows(db, sql`SELECT verdict::text AS key, sum(n)::int AS n FROM ${t.relation} AS r GROUP BY 1`);
   return shares(list, VERDICTS, total);
+}
+
+/**
+ * The verdicts over mail domains only: every counted domain except those the `non_mail` finding classifies
+ * `non_mail` (null or no MX and `v=spf1 -all`; test-mail diagnoses and unknown ones count as mail domains).
+ * Its denominator is that number of domains, returned with the shares.
+ */
+export async function verdictSharesMailDomains(db: Db, t: Tally): Promise<{ domains: number; verdicts: Record<Verdict, Share> }> {
+  const list = await rows(
+    db,
+    sql`SELECT verdict::text AS key, sum(n)::int AS n FROM ${t.relation} AS r WHERE ${ref(findingColumn(nonMailCheck))} IS DISTINCT FROM 'non_mail' GROUP BY 1`,
+  );
+  const domains = list.reduce((s, r) => s + int(r.n), 0);
+  return { domains, verdicts: shares(list, VERDICTS, domains) };
 }
 
 /** How many domains are ok / ng / unknown / na on this criterion? */

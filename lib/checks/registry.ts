@@ -12,12 +12,13 @@ import { reverseDnsCheck } from './reverse-dns/index.ts';
 import { dnssecCheck } from './dnssec/index.ts';
 import { dnsblCheck } from './dnsbl/index.ts';
 import { mxCheck } from './mx/index.ts';
-import { dmarcPolicyCheck } from './dmarc/index.ts';
+import { dmarcPolicyCheck, dmarcSubdomainPolicyCheck, dmarcFlagsCheck, dmarcReportsCheck } from './dmarc/index.ts';
 import { mtaStsCheck } from './mta-sts/index.ts';
 import { tlsRptCheck } from './tls-rpt/index.ts';
 import { tlsVersionsCheck } from './tls-versions/index.ts';
 import { certProblemsCheck } from './cert-problems/index.ts';
 import { dkimKeyCheck } from './dkim-key/index.ts';
+import { nonMailCheck } from './non-mail/index.ts';
 
 export const CHECKS: readonly Check[] = [
   openRelayCheck,
@@ -30,11 +31,15 @@ export const CHECKS: readonly Check[] = [
   dnsblCheck,
   mxCheck,
   dmarcPolicyCheck,
+  dmarcSubdomainPolicyCheck,
+  dmarcFlagsCheck,
+  dmarcReportsCheck,
   mtaStsCheck,
   tlsRptCheck,
   tlsVersionsCheck,
   certProblemsCheck,
   dkimKeyCheck,
+  nonMailCheck,
 ];
 
 /**

@@ -319,9 +319,10 @@ async function assertPortFree(what: string, ip: string, port: number): Promise<v
   if (busy) throw new Error(`${what}: ${ip}:${port} is already in use (a server left over from an earlier run? see \`ss -ltnp | grep ${ip}\`)`);
 }
 
-/** The harness's loopback space: 127.60.0.0/14 (127.60–127.63; each test file has its own /24 in it). */
+/** The harness's loopback space: 127.60.0.0/14 (127.60–127.63; each test file has its own /24 in it)… */
 function assertLab(ip: string): void {
-  if (!/^127\.6[0-3]\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`real-servers: ${ip} is outside 127.60.0.0/14`);
+  // …and 127.64.0.0/16, the DMARC test's (test/dmarc-real-servers.test.ts: NSD 127.64.0.54, unbound 127.64.0.53).
+  if (!/^127\.6[0-4]\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`real-servers: ${ip} is outside 127.60.0.0/14 and 127.64.0.0/16`);
 }
 
 // ---------------------------------------------------------------------------------------------------------

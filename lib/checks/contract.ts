@@ -5,6 +5,7 @@
 // lists the checks; collection, judging, storage, re-judging, `check`/`show`, reports and CSV loop over it.
 import type { Config } from '../config.ts';
 import type { Criterion, Finding, Source, Status } from '../criteria.ts';
+import { CRITERION_LABELS, SOURCES } from '../criteria.ts';
 import type { Resolver } from '../dns/resolver.ts';
 import type { OutboundGate } from '../net/outbound.ts';
 import type { Level } from '../verdict.ts';
@@ -101,8 +102,12 @@ export interface FindingCheck<R extends string = string> extends CheckBase<R> {
 
 export type Check = CriterionCheck | FindingCheck;
 
-/** A check as its folder writes it: `judge` may return any Finding; the contract checks its reason. */
-type Definition<C extends Check> = Omit<C, 'kind' | 'evaluate'> & { judge(input: JudgeInput): Finding & { value?: string | string[] } };
+/**
+ * A check as its folder writes it: `judge` may return any Finding (the contract checks its reason); `sources`
+ * defaults to both, and a criterion's label is the one lib/criteria.ts gives it.
+ */
+type Definition<C extends Check> = Omit<C, 'kind' | 'evaluate' | 'sources' | 'label'> &
+  Partial<Pick<C, 'sources' | 'label'>> & { judge(input: JudgeInput): Finding & { value?: string | string[] } };
 
 /** Thrown when a check returns a reason code its table does not declare (the tests run every check on every stored observation). */
 export class UndeclaredReasonError extends Error {}
@@ -114,12 +119,12 @@ function narrowed<R extends string>(id: string, reasons: Reasons<R>, f: Finding 
 
 export function defineCriterion<R extends string>(def: Definition<CriterionCheck<R>>): CriterionCheck<R> {
   const { judge, ...rest } = def;
-  return { ...rest, kind: 'criterion', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
+  return { sources: SOURCES, label: CRITERION_LABELS[def.id], ...rest, kind: 'criterion', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
 }
 
-export function defineFinding<R extends string>(def: Definition<FindingCheck<R>>): FindingCheck<R> {
+export function defineFinding<R extends string>(def: Definition<FindingCheck<R>> & { label: Label }): FindingCheck<R> {
   const { judge, ...rest } = def;
-  return { ...rest, kind: 'finding', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
+  return { sources: SOURCES, ...rest, kind: 'finding', evaluate: (input) => narrowed(def.id, def.reasons, judge(input)) };
 }
 
 /** Builds a reason table; `t` marks the codes whose unknown may pass on a retry. */

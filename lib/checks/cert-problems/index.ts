@@ -9,7 +9,6 @@ export const certProblemsCheck = defineFinding({
   label: { ja: '証明書の問題（MX）', en: 'Certificate problems (MX)' },
   rule: 'For every completed TLS handshake with an MX host: self-signed, expired, not valid for the MX name (RFC 6125), or not trusted for another reason.',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   column: 'cert_problems',
   values: ['self_signed', 'expired', 'wrong_name', 'untrusted'],
   valueLabels: {

@@ -57,7 +57,6 @@ export const dkimKeyCheck = defineFinding({
   label: { ja: 'DKIM鍵の強度', en: 'DKIM key strength' },
   rule: 'The weakest DKIM key of the domain: RSA of at least 2048 bits or Ed25519 is strong, 1024–2047 bits weak (RFC 8301 §3.2 SHOULD), under 1024 bits too short (MUST NOT be used).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   values: ['strong', 'weak', 'invalid', 'not_found', 'unknown'],
   valueLabels: {
     strong: { ja: '十分（RSA 2048ビット以上・Ed25519）', en: 'strong (RSA ≥ 2048 bits, Ed25519)' },

@@ -4,15 +4,12 @@
 import { defineCriterion, reason } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectDkim, evaluateDkimScan, evaluateDkimTestMail } from './dkim.ts';
-import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const dkimCheck = defineCriterion({
   id: 'dkim',
   level: 'needs_improvement',
-  label: CRITERION_LABELS.dkim,
   rule: 'Scan: a DKIM key under one of the probed selectors (the domain\'s known selectors, from the survey list and its test mails, first; then the common ones), or _domainkey.<domain> exists (NOERROR) and a random label under it is NXDOMAIN (else a wildcard answers, internet.nl#1025); RFC 8020 makes an NXDOMAIN _domainkey mean no selector at all and ends the search. Test mail: a DKIM signature whose d= is the domain or a parent verifies (RFC 6376 §6).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   reasons: {
     key_found: reason('a DKIM key under a probed selector', '調べたセレクタにDKIM鍵がある'),
     domainkey_exists: reason('_domainkey exists (selectors not among those probed)', '_domainkeyが存在する（セレクタは未確認）'),

@@ -49,7 +49,6 @@ export const dmarcPolicyCheck = defineFinding({
   label: { ja: 'DMARCポリシー', en: 'DMARC policy' },
   rule: 'The p= of the _dmarc TXT record of the domain, or of its organizational domain (RFC 7489 §6.3, §6.6.3); several records or no valid p= is invalid.',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   column: 'dmarc_policy',
   values: ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown'],
   valueLabels: POLICY_LABELS,
@@ -72,7 +71,6 @@ export const dmarcSubdomainPolicyCheck = defineFinding({
   label: { ja: 'DMARCサブドメインポリシー', en: 'DMARC subdomain policy' },
   rule: 'The sp= of the applied DMARC record, or its p= when it has none (RFC 7489 §6.3); for a record found at the organizational domain this is the policy receivers apply to the domain itself (§6.6.3).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   values: ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown'],
   valueLabels: POLICY_LABELS,
   reasons: {
@@ -98,7 +96,6 @@ export const dmarcFlagsCheck = defineFinding({
   label: { ja: 'DMARCの適用範囲', en: 'DMARC coverage' },
   rule: 'pct= below 100 applies the policy to only part of the failing mail (RFC 7489 §6.3, pct_partial); inherited: the domain has no record and its organizational domain\'s applies (§6.6.3).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   values: ['pct_partial', 'inherited', 'absent', 'invalid', 'unknown'],
   valueLabels: {
     pct_partial: { ja: 'pctが100未満（一部のみ適用）', en: 'pct below 100 (partly applied)' },
@@ -143,7 +140,6 @@ export const dmarcReportsCheck = defineFinding({
   label: { ja: 'DMARCレポート送付先', en: 'DMARC report addresses' },
   rule: 'rua and ruf of the applied DMARC record, each: absent, internal (same organizational domain), authorized (external, and <domain>._report._dmarc.<report domain> has a v=DMARC1 TXT, RFC 7489 §7.1) or unauthorized; at most 4 external report domains are looked up.',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   values: [...REPORT_KINDS.flatMap((k) => REPORT_VALUES.map((v) => `${k}:${v}`)), 'no_policy'],
   valueLabels: {
     ...Object.fromEntries(

@@ -5,15 +5,12 @@ import { overJudgedIps } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS } from '../reasons.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
 import { evaluateDnsbl } from './dnsbl.ts';
-import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const dnsblCheck = defineCriterion({
   id: 'dnsbl',
   level: 'review',
-  label: CRITERION_LABELS.dnsbl,
   rule: 'No MX IP (scan) or client IP (test mail) is listed in a configured DNS blocklist (an A record in 127.0.0.0/24, RFC 5782 §2.1).',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   reasons: {
     not_listed: reason('listed in no zone', 'どのリストにも載っていない'),
     listed: reason('listed', 'リストに載っている'),

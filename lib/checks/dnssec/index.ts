@@ -3,15 +3,12 @@
 import { defineCriterion, reason } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectDnssec, evaluateDnssec } from './dnssec.ts';
-import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const dnssecCheck = defineCriterion({
   id: 'dnssec',
   level: 'review',
-  label: CRITERION_LABELS.dnssec,
   rule: 'The validating resolver sets AD on the SOA of the domain (RFC 4035 §3.2.3); SERVFAIL that succeeds with CD is bogus (§3.2.2).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   reasons: {
     secure: reason('signed and validated (AD)', '署名が検証された（AD）'),
     insecure: reason('not signed, or no chain of trust', '署名がない、または信頼の連鎖がない'),

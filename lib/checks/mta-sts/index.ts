@@ -135,7 +135,6 @@ export const mtaStsCheck = defineFinding({
   rule:
     'A single v=STSv1 TXT record at _mta-sts.<domain> with a valid id= (RFC 8461 §3.1); its policy at https://mta-sts.<domain>/.well-known/mta-sts.txt served as text/plain with a valid certificate and no redirect (§3.3), parsing per §3.2; its mode (enforce, testing, none) is the value, with every MX host matched against the policy mx patterns (§4.1).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   column: 'mta_sts',
   values: MTA_STS_VALUES,
   valueLabels: VALUE_LABELS,

@@ -19,7 +19,6 @@ export const mxCheck = defineFinding({
   label: { ja: 'MX', en: 'MX' },
   rule: 'The MX set: usable hosts (ok), null or no MX (n/a, the domain receives no mail), a broken set (NG), DNS failure (unknown).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   values: ['mx', 'implicit', 'null', 'none', 'unknown', 'invalid'],
   valueLabels: {
     mx: { ja: 'MXあり', en: 'MX records' },

@@ -1,6 +1,6 @@
 // open_relay (CRITERIA.md): no MX host, and for a test mail no SMTP-speaking sending host, accepts RCPT TO for a
 // foreign domain from us (RFC 5321 §3.6 / RFC 2505). The probe never sends DATA.
-import { finding, CRITERION_LABELS } from '../../criteria.ts';
+import { finding } from '../../criteria.ts';
 import { defineCriterion, reason } from '../contract.ts';
 import { fromMx, type MxProbe } from '../judge-input.ts';
 import type { SmtpObservation } from '../../probes/smtp/index.ts';
@@ -17,10 +17,8 @@ const REASONS = {
 export const openRelayCheck = defineCriterion({
   id: 'open_relay',
   level: 'danger',
-  label: CRITERION_LABELS.open_relay,
   rule: 'NG if the sending host or any MX host accepts RCPT TO for a domain it does not serve (2xx) from us, in any of five address forms; OK if every one refuses (5xx). An outbound-only sender (no SMTP) is skipped.',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   reasons: REASONS,
   judge(input) {
     const mx = input.mx;

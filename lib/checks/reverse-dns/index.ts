@@ -5,15 +5,12 @@ import { overJudgedIps } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS } from '../reasons.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
 import { evaluateReverseDns } from './reverse-dns.ts';
-import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const reverseDnsCheck = defineCriterion({
   id: 'reverse_dns',
   level: 'needs_improvement',
-  label: CRITERION_LABELS.reverse_dns,
   rule: 'Every MX IP (scan) or the client IP (test mail) has a PTR whose name resolves back to the same IP (forward-confirmed reverse DNS, RFC 8601 §3 iprev).',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   reasons: {
     fcrdns: reason('the PTR name resolves back to the IP', 'PTR名が同じIPに解決される'),
     no_ptr: reason('no PTR record', 'PTRレコードがない'),

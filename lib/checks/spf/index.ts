@@ -3,15 +3,12 @@
 import { defineCriterion, reason } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectSpf, evaluateSpfScan, evaluateSpfTestMail } from './spf.ts';
-import { CRITERION_LABELS } from '../../criteria.ts';
 
 export const spfCheck = defineCriterion({
   id: 'spf',
   level: 'needs_improvement',
-  label: CRITERION_LABELS.spf,
   rule: 'Scan: exactly one well-formed v=spf1 record, at most 10 DNS-querying terms and 2 void lookups over it and its includes (RFC 7208 §4.6.4), and not +all. Test mail: check_host() passes for the client IP and MAIL FROM (RFC 7208 §2.6).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   reasons: {
     spf_valid: reason('one well-formed SPF record within the limits', '正しいSPFレコードが1つある'),
     no_spf_record: reason('no SPF record', 'SPFレコードがない'),

@@ -1,6 +1,5 @@
 // tls_receive (CRITERIA.md): every reachable MX host offers STARTTLS and completes the handshake (RFC 3207);
 // certificate problems do not count here (SMTP TLS is opportunistic, RFC 7435) but are findings of their own.
-import { CRITERION_LABELS } from '../../criteria.ts';
 import { defineCriterion, reason } from '../contract.ts';
 import { fromMx } from '../judge-input.ts';
 import { evaluateTlsReceive } from './tls-receive.ts';
@@ -18,10 +17,8 @@ const REASONS = {
 export const tlsReceiveCheck = defineCriterion({
   id: 'tls_receive',
   level: 'needs_improvement',
-  label: CRITERION_LABELS.tls_receive,
   rule: 'Every reachable MX host offers STARTTLS and completes the TLS handshake (RFC 3207); a 5xx to STARTTLS counts as no TLS, a 454 as not measured. Null or no MX: n/a.',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   reasons: REASONS,
   judge(input) {
     const mx = input.mx;

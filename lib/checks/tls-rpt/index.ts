@@ -8,7 +8,6 @@ export const tlsRptCheck = defineFinding({
   label: { ja: 'TLS-RPT', en: 'TLS-RPT' },
   rule: 'Exactly one v=TLSRPTv1 TXT record at _smtp._tls.<domain> whose rua= lists mailto: or https: destinations (RFC 8460 §3).',
   scope: 'domain',
-  sources: ['scan', 'test-mail'],
   column: 'tls_rpt',
   values: ['present', 'absent', 'invalid', 'unknown'],
   valueLabels: RECORD_VALUE_LABELS,

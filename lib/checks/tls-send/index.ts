@@ -1,6 +1,6 @@
 // tls_send (CRITERIA.md): the test mail reached us over TLS although we offered STARTTLS. A scan cannot see how
 // a domain sends, so it is `unknown` (not_measured) there and the scan verdict ignores it (lib/verdict.ts).
-import { finding, type Finding, CRITERION_LABELS } from '../../criteria.ts';
+import { finding, type Finding } from '../../criteria.ts';
 import type { ReceivedTls } from '../../observations.ts';
 import { defineCriterion, reason } from '../contract.ts';
 
@@ -14,10 +14,8 @@ export function evaluateTlsSend(tls: ReceivedTls): Finding {
 export const tlsSendCheck = defineCriterion({
   id: 'tls_send',
   level: 'needs_improvement',
-  label: CRITERION_LABELS.tls_send,
   rule: 'Test mail only: the mail arrived over TLS (our receiver offers STARTTLS, RFC 3207); in clear is NG. A scan cannot measure it.',
   scope: 'mail',
-  sources: ['scan', 'test-mail'],
   reasons: {
     tls: reason('the mail arrived over TLS', 'TLSで送信された'),
     cleartext: reason('the mail arrived in clear although STARTTLS was offered', 'STARTTLSを提示したのに平文で送信された'),

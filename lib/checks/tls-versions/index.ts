@@ -9,7 +9,6 @@ export const tlsVersionsCheck = defineFinding({
   label: { ja: 'TLSバージョン（MX）', en: 'TLS versions (MX)' },
   rule: 'The protocol versions of every completed TLS handshake with an MX host (RFC 8446, RFC 5246), and for a test mail the version it arrived with.',
   scope: 'mx_ip',
-  sources: ['scan', 'test-mail'],
   column: 'tls_versions',
   values: [],
   valueLabels: { no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' } },

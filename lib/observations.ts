@@ -44,29 +44,33 @@ export interface DmarcTestMailObservation {
   comment: string | null;
 }
 
+/** The SMTP envelope and session facts of a received test mail, as the receiver stored them. */
+export interface TestMailEnvelope {
+  clientIp: string;
+  helo: string | null;
+  mailFrom: string | null;
+  headerFrom: string | null;
+  rcptTo: string[];
+  token: string | null;
+  size: number;
+  tls: ReceivedTls;
+}
+
 export interface TestMailObservations {
   version: 1;
   kind: 'test-mail';
   testMailId: string;
   domain: string;
   receivedAt: string;
-  mail: {
-    clientIp: string;
-    helo: string | null;
-    mailFrom: string | null;
-    headerFrom: string | null;
-    rcptTo: string[];
-    token: string | null;
+  mail: TestMailEnvelope & {
     /** The domain named in `mailcensus request` for this token, if the token was known. */
     requestDomain: string | null;
-    size: number;
-    tls: ReceivedTls;
   };
   /**
    * SPF, DKIM and DMARC of the message as mailauth computed them over the received bytes with our resolver.
-   * These are computations, not raw facts: `authDns` holds the DNS answers they were computed from, so SPF
-   * and DMARC can be computed again from them (lib/checks/spf/recompute.ts) and DKIM's per-signature crypto
-   * results stand as the measurement of the message.
+   * These are computations, not raw facts: `authDns` holds the DNS answers they were computed from (the DKIM
+   * key finding reads the keys from it), and DKIM's per-signature crypto results stand as the measurement
+   * of the message.
    */
   spf: SpfTestMailObservation;
   dkim: DkimTestMailObservation;

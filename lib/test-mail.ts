@@ -15,27 +15,19 @@ import type { SpfTestMailObservation } from './checks/spf/spf.ts';
 import { dkimTestMailObservation, evaluateDkimTestMail } from './checks/dkim/dkim.ts';
 import { addressToALabels, toALabels } from './dns/names.ts';
 import { concurrencyLimit } from './concurrency.ts';
-import type { DmarcTestMailObservation, Provenance, ReceivedTls, TestMailObservations } from './observations.ts';
+import type { DmarcTestMailObservation, Provenance, TestMailEnvelope, TestMailObservations } from './observations.ts';
 
 export { judgeTestMail } from './checks/judge.ts';
 export { PROVENANCES } from './observations.ts';
 export type { DmarcTestMailObservation, Provenance, TestMailObservations };
 
 /** The stored test mail as the collection needs it (receiver/store.ts `TestMailRow` satisfies it). */
-export interface ReceivedTestMail {
+export interface ReceivedTestMail extends TestMailEnvelope {
   id: string;
   receivedAt: Date;
-  clientIp: string;
-  helo: string | null;
-  mailFrom: string | null;
-  headerFrom: string | null;
-  rcptTo: string[];
-  token: string | null;
   /** The diagnosed domain (A-label): MAIL FROM domain, or From: domain for a null reverse-path. */
   domain: string | null;
-  tls: ReceivedTls;
   raw: Buffer;
-  size: number;
 }
 
 /** RFC 7208 §4.6.4 bounds SPF at 10 + 2 lookups and a few per include; DKIM adds one per verified signature. */

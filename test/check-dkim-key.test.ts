@@ -23,7 +23,7 @@ after(async () => {
 function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: string }> {
   const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
   return new Promise((resolve) => {
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--lang', lang], { env, timeout: 60_000 }, (err, stdout) =>
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--lang', lang], { env, timeout: 180_000 }, (err, stdout) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
     );
   });
@@ -32,7 +32,7 @@ function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: str
 async function strength(domain: string): Promise<{ value: unknown; reason: string; detail?: string }> {
   const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
   const out = await new Promise<string>((resolve, reject) =>
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
   );
   return JSON.parse(out).findings.dkim_key;
 }
@@ -71,7 +71,7 @@ test('a report counts it with its denominator, from the stored diagnoses, with n
     const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', 3, '{}') RETURNING id`.execute(t.db)).rows;
     for (const domain of ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim.test']) {
       const out = await new Promise<string>((resolve, reject) =>
-        execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+        execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
       );
       const obs = JSON.parse(out).observations;
       await insertDiagnosis(t.db, judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run.id, surveyId: survey.id });

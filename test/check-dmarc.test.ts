@@ -30,7 +30,7 @@ const out = new Map<string, Out>();
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
   return new Promise((resolve) => {
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, ...args], { env, timeout: 180_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -40,7 +40,7 @@ function check(domain: string, extra: string[] = []): Promise<CheckJson> {
   const env: Record<string, string | undefined> = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
   delete env.MAILCENSUS_DKIM_SELECTORS;
   return new Promise((resolve, reject) =>
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json', ...extra], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json', ...extra], { env, timeout: 180_000 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as CheckJson),
     ),
   );

@@ -86,7 +86,7 @@ test('a changed rule re-judges exactly the diagnoses it concerns, records the ne
 
 test('`mailcensus rejudge --run` with the shipped rules restores every judgement', async () => {
   const out = await new Promise<string>((resolve, reject) =>
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'rejudge', '--run', String(runId)], { env: { ...process.env, DATABASE_URL: t.url }, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'rejudge', '--run', String(runId)], { env: { ...process.env, DATABASE_URL: t.url }, timeout: 180_000 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
     ),
   );

@@ -52,7 +52,7 @@ export function postfixUnavailable(): string | false {
 
 function run(bin: string, args: string[], opts: { cwd?: string; input?: string; timeoutMs?: number } = {}): string {
   try {
-    return execFileSync(bin, args, { cwd: opts.cwd, input: opts.input, timeout: opts.timeoutMs ?? 20_000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    return execFileSync(bin, args, { cwd: opts.cwd, input: opts.input, timeout: opts.timeoutMs ?? 90_000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
     throw new Error(`${path.basename(bin)} ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).toString().slice(-2000)}`);

@@ -54,7 +54,18 @@ export interface GatherDeps {
  */
 export interface DomainGatherer<O = unknown> {
   key: string;
-  retrieve(domain: string, deps: GatherDeps, opts: { cd: boolean } & DomainHints): Promise<O>;
+  /**
+   * Keys of gatherers whose observations this one reads (DANE reads the MX hosts): it starts when they are
+   * done and gets them in `opts.gathered`. Each must be a gatherer listed before it in the registry.
+   */
+  after?: readonly string[];
+  retrieve(domain: string, deps: GatherDeps, opts: GatherOptions): Promise<O>;
+}
+
+export interface GatherOptions extends DomainHints {
+  cd: boolean;
+  /** The observations of the gatherers named in `after`, under their keys (empty without `after`). */
+  gathered?: Readonly<Record<string, unknown>>;
 }
 
 /** What the survey already knows of one domain, passed to its gatherers (all optional; each bounded by the gatherer). */

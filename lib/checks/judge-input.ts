@@ -43,6 +43,11 @@ export interface JudgeInput {
   ipDns: Record<string, IpDnsObservations>;
   /** The received test mail; null for a scan. */
   mail: TestMailObservations | null;
+  /**
+   * When the diagnosis observed (the scan's clock, the test mail's arrival): what time-dependent rules
+   * (a certificate that expires soon) judge against, never the wall clock, so a re-judge gives the same answer.
+   */
+  observedAt: Date;
 }
 
 function mxSet(dns: DnsObservations, ips: Record<string, IpObservation>, invalid: Finding | null): MxSet {
@@ -62,15 +67,25 @@ function invalidOf(dns: DnsObservations): Finding | null {
   return dns.valid ? null : finding('unknown', 'invalid_name', `not a valid domain name: ${JSON.stringify(dns.input)}`);
 }
 
-export function scanInput(domain: string, dns: DnsObservations, ips: Record<string, IpObservation>): JudgeInput {
+/** The latest SMTP session start among the observations: the observation time when none is given. */
+function latestSession(ips: Record<string, IpObservation>): Date {
+  let t = Number.NaN;
+  for (const o of Object.values(ips)) {
+    const s = o.smtp ? Date.parse(o.smtp.startedAt) : Number.NaN;
+    if (!Number.isNaN(s) && !(s <= t)) t = s;
+  }
+  return new Date(t);
+}
+
+export function scanInput(domain: string, dns: DnsObservations, ips: Record<string, IpObservation>, observedAt: Date = latestSession(ips)): JudgeInput {
   const invalid = invalidOf(dns);
   const ipDns: Record<string, IpDnsObservations> = {};
   for (const [ip, o] of Object.entries(ips)) ipDns[ip] = o.dns;
   const judgedIps = dns.valid ? mxIps(dns.mx) : [];
-  return { source: 'scan', domain: dns.valid ? dns.domain : domain, dns, invalid, mx: mxSet(dns, ips, invalid), ips, judgedIps, ipDns, mail: null };
+  return { source: 'scan', domain: dns.valid ? dns.domain : domain, dns, invalid, mx: mxSet(dns, ips, invalid), ips, judgedIps, ipDns, mail: null, observedAt };
 }
 
-export function testMailInput(obs: TestMailObservations): JudgeInput {
+export function testMailInput(obs: TestMailObservations, observedAt: Date = new Date(obs.receivedAt)): JudgeInput {
   if (obs?.kind !== 'test-mail' || obs.version !== 1) throw new Error("stored observations are not a version-1 test mail's");
   const invalid = invalidOf(obs.dns);
   return {
@@ -83,6 +98,7 @@ export function testMailInput(obs: TestMailObservations): JudgeInput {
     judgedIps: [obs.mail.clientIp],
     ipDns: { [obs.mail.clientIp]: obs.client },
     mail: obs,
+    observedAt,
   };
 }
 

@@ -31,12 +31,12 @@ function judge(input: JudgeInput, observations: ScanObservations | TestMailObser
 
 /** Pure: a scan diagnosis from its observations, judged with the current rules. */
 export function judgeScan(domain: string, dns: DnsObservations, ips: Record<string, IpObservation>, observedAt: Date, rules: Rules = CURRENT_RULES): Diagnosis {
-  return judge(scanInput(domain, dns, ips), { version: 1, kind: 'scan', dns, ips }, observedAt, rules);
+  return judge(scanInput(domain, dns, ips, observedAt), { version: 1, kind: 'scan', dns, ips }, observedAt, rules);
 }
 
 /** Pure: the test-mail diagnosis from its observations, judged with the current rules. */
 export function judgeTestMail(obs: TestMailObservations, observedAt: Date = new Date(obs.receivedAt), rules: Rules = CURRENT_RULES): Diagnosis {
-  return judge(testMailInput(obs), obs, observedAt, rules);
+  return judge(testMailInput(obs, observedAt), obs, observedAt, rules);
 }
 
 /** Pure: a stored diagnosis judged again with the current rules, or the ones given (no probing). */

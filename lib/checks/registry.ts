@@ -19,6 +19,8 @@ import { tlsVersionsCheck } from './tls-versions/index.ts';
 import { certProblemsCheck } from './cert-problems/index.ts';
 import { dkimKeyCheck } from './dkim-key/index.ts';
 import { nonMailCheck } from './non-mail/index.ts';
+import { tlsCertCheck, tlsKeyCheck } from './tls-cert/index.ts';
+import { daneCheck } from './dane/index.ts';
 
 export const CHECKS: readonly Check[] = [
   openRelayCheck,
@@ -40,6 +42,9 @@ export const CHECKS: readonly Check[] = [
   certProblemsCheck,
   dkimKeyCheck,
   nonMailCheck,
+  tlsCertCheck,
+  tlsKeyCheck,
+  daneCheck,
 ];
 
 /**
@@ -75,7 +80,12 @@ export function checkById(id: string): Check | undefined {
 /** The domain gatherers, each once; the DNSSEC one first (it decides whether the others read with CD). */
 export const DOMAIN_GATHERERS: readonly DomainGatherer[] = (() => {
   const seen = new Map<string, DomainGatherer>();
-  for (const c of CHECKS) if (c.gather && !seen.has(c.gather.key)) seen.set(c.gather.key, c.gather);
+  for (const c of CHECKS) {
+    if (!c.gather || seen.has(c.gather.key)) continue;
+    // A gatherer reads only observations gathered before it (lib/probes/dns.ts runs them in this order).
+    for (const k of c.gather.after ?? []) if (!seen.has(k)) throw new Error(`gatherer ${c.gather.key} needs ${k}, which no check before it gathers`);
+    seen.set(c.gather.key, c.gather);
+  }
   return [...seen.values()];
 })();
 

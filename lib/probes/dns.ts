@@ -53,7 +53,21 @@ export async function collectDnsObservations(input: string, deps: DnsDeps, hints
   const dnssec = await collectDnssec(domain, resolver);
   const cd = needsCd(dnssec);
   const gatherers = DOMAIN_GATHERERS.filter((g) => g.key !== 'dnssec');
-  const gathered = await Promise.all(gatherers.map((g) => g.retrieve(domain, deps, { ...hints, cd })));
+  // All at once, except that a gatherer with `after` waits for the ones it reads (the registry checks that
+  // they come before it, so this cannot wait on itself).
+  const running = new Map<string, Promise<unknown>>([['dnssec', Promise.resolve(dnssec)]]);
+  for (const g of gatherers) {
+    const needs = g.after ?? [];
+    running.set(
+      g.key,
+      needs.length === 0
+        ? g.retrieve(domain, deps, { ...hints, cd })
+        : Promise.all(needs.map((k) => running.get(k))).then((values) =>
+            g.retrieve(domain, deps, { ...hints, cd, gathered: Object.fromEntries(needs.map((k, i) => [k, values[i]])) }),
+          ),
+    );
+  }
+  const gathered = await Promise.all(gatherers.map((g) => running.get(g.key)));
   const obs: Record<string, unknown> = {};
   gatherers.forEach((g, i) => (obs[g.key] = gathered[i]));
   return { version: 1, input, domain, valid: true, cd, dnssec, ...obs } as Extract<DnsObservations, { valid: true }>;

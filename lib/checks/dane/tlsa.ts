@@ -6,22 +6,10 @@ import type { Resolver } from '../../dns/resolver.ts';
 import { isAbsent, isFact } from '../../dns/resolver.ts';
 import { lookup, failureReason, type Lookup } from '../../dns/observation.ts';
 import type { Status } from '../../criteria.ts';
+import type { PresentedCert } from '../../probes/smtp/types.ts';
 
-/** One certificate of a presented chain, as observations store it (lib/net/presented-cert.ts computes it). Hashes hex lower case; chains leaf first. */
-export interface PresentedCert {
-  certSha256: string;
-  certSha512: string;
-  spkiSha256: string;
-  spkiSha512: string;
-  subject: string;
-  issuer: string;
-  keyType: string | null;
-  bits: number | null;
-  curve: string | null;
-  notBefore: string;
-  notAfter: string;
-  selfIssued: boolean;
-}
+/** One certificate of a presented chain, as the SMTP probe records it (lib/probes/smtp/types.ts). Hashes hex lower case; chains leaf first. */
+export type { PresentedCert };
 
 /** A TLSA record (RFC 6698 §2.1); `data` is the certificate association data, hex lower case. */
 export interface TlsaRecord {

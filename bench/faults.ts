@@ -14,7 +14,7 @@ import { openDatabase, migrateSchema, type DbHandle } from '../lib/db.ts';
 import { startLab, type Lab } from '../lab/index.ts';
 import { generateWorld } from '../lab/generate.ts';
 import { loadConfig } from '../lib/config.ts';
-import { CRITERIA } from '../lib/criteria.ts';
+import { CRITERIA, type Criterion } from '../lib/criteria.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
@@ -61,8 +61,7 @@ async function comparable(db: DbHandle, runId: number): Promise<Map<string, stri
   const rows = await db.db.selectFrom('diagnoses').selectAll().where('run_id', '=', runId).execute();
   const m = new Map<string, string>();
   for (const r of rows) {
-    const row = r as unknown as Record<string, string>;
-    const v = [r.verdict, ...CRITERIA.map((c) => `${row[c]}/${row[`${c}_reason`]}`)].join(' ');
+    const v = [r.verdict, ...CRITERIA.map((c) => `${r[c]}/${r[`${c}_reason` as `${Criterion}_reason`]}`)].join(' ');
     m.set(r.domain, m.has(r.domain) ? `${m.get(r.domain)} DUPLICATE` : v);
   }
   return m;

@@ -221,10 +221,10 @@ async function measureRun(
     let ipsProbed = 0;
     let unknowns = '';
     try {
-      [row] = (await db`
+      [row] = await db<(typeof row)[]>`
         SELECT r.started_at AS started, max(d.created_at) AS last, count(d.*)::int AS n,
                count(*) FILTER (WHERE d.verdict = 'incomplete')::int AS incomplete
-        FROM runs r JOIN diagnoses d ON d.run_id = r.id WHERE r.id = ${runId} GROUP BY r.started_at`) as unknown as (typeof row)[];
+        FROM runs r JOIN diagnoses d ON d.run_id = r.id WHERE r.id = ${runId} GROUP BY r.started_at`;
       for (const v of await db`SELECT verdict, count(*)::int AS n FROM diagnoses WHERE run_id = ${runId} GROUP BY verdict ORDER BY verdict`) {
         verdicts[v.verdict as string] = v.n as number;
       }

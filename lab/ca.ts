@@ -150,7 +150,7 @@ function spkiDer(keyPem: string): Buffer {
 
 /** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING's value. */
 function keyIdentifier(spki: Buffer): string {
-  const asn = forge.asn1.fromDer(spki.toString('binary'), { decodeBitStrings: false } as unknown as boolean);
+  const asn = forge.asn1.fromDer(spki.toString('binary'), { decodeBitStrings: false });
   const bits = (asn.value as forge.asn1.Asn1[])[1].value as string;
   return createHash('sha1').update(Buffer.from(bits.slice(1), 'binary')).digest('binary');
 }
@@ -209,8 +209,8 @@ function buildCert(o: {
       value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, false, signer.keyId)]),
     }]),
   ]);
-  (cert as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid = sigOid;
-  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  cert.siginfo.algorithmOid = sigOid;
+  const tbs = forge.pki.getTBSCertificate(cert);
   const parts = tbs.value as forge.asn1.Asn1[];
   parts[2] = algorithmIdentifier(sigOid);
   parts[6] = asn1.fromDer(spki.toString('binary'));

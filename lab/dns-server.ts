@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
-import type { Answer, Packet, Question } from 'dns-packet';
+import type { Answer, EncodableOpt, Packet, Question } from 'dns-packet';
 import { createHash, X509Certificate } from 'node:crypto';
 import type { DnssecState, LabDomain, LabHost, LabTlsa, LabWorld } from './model.ts';
 import { dkimRecordFor, labDkimRecord } from './dkim-keys.ts';
@@ -229,7 +229,7 @@ export class LabZoneIndex {
         type: 'TLSA',
         ttl: TTL,
         data: { usage: t.usage, selector: t.selector, matchingType: t.matching, certificate: tlsaData(t, presented) },
-      } as unknown as Answer);
+      });
     }
   }
 
@@ -256,7 +256,7 @@ export class LabZoneIndex {
           type: 'TLSA',
           ttl: TTL,
           data: { usage: Number(u), selector: Number(sel), matchingType: Number(m), certificate: Buffer.from(hex!, 'hex') },
-        } as unknown as Answer);
+        });
         break;
       }
     }
@@ -367,13 +367,13 @@ export function answerQuery(index: LabZoneIndex, msg: Buffer, transport: 'udp' |
   const wantsAd = dnssecOk || (q.flags & FLAG_AD) !== 0; // RFC 6840 §5.7-5.8
 
   const reply = (rcode: number, r: { answers?: Answer[]; authorities?: Answer[]; ad?: boolean; ede?: { code: number; text: string } } = {}): Outcome => {
-    const additionals: Answer[] = [];
+    const additionals: (Answer | EncodableOpt)[] = [];
     if (opt) {
       const options = r.ede
         ? [{ code: OPTION_EDE, data: Buffer.concat([Buffer.from([r.ede.code >> 8, r.ede.code & 255]), Buffer.from(r.ede.text)]) }]
         : [];
       // RFC 3225 §3: the DO bit is copied into the response.
-      additionals.push({ name: '.', type: 'OPT', udpPayloadSize: OUR_UDP_PAYLOAD, extendedRcode: rcode >> 4, flags: dnssecOk ? EDNS_DO : 0, options } as unknown as Answer);
+      additionals.push({ name: '.', type: 'OPT', udpPayloadSize: OUR_UDP_PAYLOAD, extendedRcode: rcode >> 4, flags: dnssecOk ? EDNS_DO : 0, options });
     }
     const flags = baseFlags | (rcode & 0xf) | (r.ad ? FLAG_AD : 0);
     const packet = { type: 'response' as const, id: q.id, flags, questions: q.questions, answers: r.answers ?? [], authorities: r.authorities ?? [], additionals };

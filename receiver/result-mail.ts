@@ -157,7 +157,7 @@ async function sendVia(target: DeliveryTarget, socket: Socket, to: string, messa
     connectionTimeout: timeout,
     greetingTimeout: timeout,
     socketTimeout: timeout,
-  } as never);
+  });
   let secure = false;
   // The session as a whole is bounded too: a server that drips one byte per socketTimeout cannot hold it.
   const killer = setTimeout(() => connection.close(), timeout * 3);

@@ -176,6 +176,16 @@ class WindowCounter {
   }
 }
 
+/**
+ * What closeSession uses of smtp-server's per-client SMTPConnection; its typings give `connections` as a
+ * `Set<any>` and do not declare the connection class.
+ */
+interface SessionConnection {
+  id: string;
+  send(code: number, text: string): void;
+  close(): void;
+}
+
 interface MailState {
   token: string | null;
 }
@@ -202,7 +212,8 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
 
   const storeSlot = concurrencyLimit(opts.maxConcurrentStores ?? 2);
   const closeSession = (id: string, line: string) => {
-    for (const c of (server as unknown as { connections: Set<{ id: string; send(code: number, text: string): void; close(): void }> }).connections) {
+    const connections: Set<SessionConnection> = server.connections;
+    for (const c of connections) {
       if (c.id !== id) continue;
       c.send(Number(line.slice(0, 3)), line.slice(4));
       c.close();

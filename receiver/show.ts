@@ -2,14 +2,31 @@
 // mail status when it came from a test mail.
 import { sql } from 'kysely';
 import type { Db } from '../lib/db.ts';
-import { CRITERIA, type Criterion, type Finding } from '../lib/criteria.ts';
+import { CRITERIA, type Criterion, type CriterionFindings, type Finding, type Source } from '../lib/criteria.ts';
+import type { Verdict } from '../lib/verdict.ts';
 import type { DiagnosisView } from './result-mail.ts';
 import type { ResultMailStatus } from './store.ts';
+
+/** One stored diagnosis as `show --json` prints it; the web pages and the API take it from here too. */
+export interface StoredDiagnosisJson {
+  id: string;
+  source: Source;
+  domain: string;
+  observedAt: string;
+  verdict: Verdict;
+  verdictReasons: unknown;
+  criteria: CriterionFindings;
+  findings: unknown;
+  rulesVersion: number;
+  judgedAt: string;
+  testMail: Record<string, unknown> | null;
+  observations: unknown;
+}
 
 export async function loadDiagnosisView(
   db: Db,
   id: string,
-): Promise<{ view: DiagnosisView; json: Record<string, unknown>; resultMail: ResultMailStatus | null } | null> {
+): Promise<{ view: DiagnosisView; json: StoredDiagnosisJson; resultMail: ResultMailStatus | null } | null> {
   const row = await db.selectFrom('diagnoses').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) return null;
   const criteria = {} as Record<Criterion, Finding>;
@@ -44,7 +61,7 @@ export async function loadDiagnosisView(
     verdictReasons: vr.reasons ?? [],
     ignored: vr.ignored ?? [],
   };
-  const json = {
+  const json: StoredDiagnosisJson = {
     id: String(row.id),
     source: row.source,
     domain: row.domain,

@@ -170,7 +170,7 @@ function attachDeltas(cur: unknown, prev: unknown): void {
   const c = cur as Record<string, unknown>;
   if ('n' in c && 'total' in c && 'pct' in c && 'wilson' in c) {
     const p = prev as Figure | undefined;
-    const f = c as unknown as Figure;
+    const f = cur as Figure; // the shape was checked on the line above
     f.previous_n = p ? p.n : 0;
     f.previous_pct = p ? p.pct : null;
     f.delta = f.pct !== null && p && p.pct !== null ? f.pct - p.pct : null;

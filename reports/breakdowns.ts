@@ -239,13 +239,10 @@ export interface TrendPoint {
   change: Difference | null;
 }
 
-export interface TrendSeries {
-  /** `verdict` or a criterion name. */
-  metric: string;
-  /** The verdict, or the criterion's status. */
-  value: string;
-  points: TrendPoint[];
-}
+/** One share over the periods: of a verdict, or of one status of a criterion. */
+export type TrendSeries =
+  | { metric: 'verdict'; value: Verdict; points: TrendPoint[] }
+  | { metric: Criterion; value: Status; points: TrendPoint[] };
 
 export interface Trend {
   kind: 'year' | 'fiscal-year' | 'run';
@@ -269,16 +266,13 @@ function point(label: string, n: number, total: number, bounds: Bounds | null, p
 /** The series of every verdict share and every criterion status share over the periods, in order. */
 export function buildTrend(kind: Trend['kind'], periods: { label: string; from: string; to: string; counts: Counts }[]): Trend {
   const series: TrendSeries[] = [];
-  const add = (metric: string, value: string, get: (c: Counts) => number, bounds: (c: Counts) => Bounds | null) => {
-    const points: TrendPoint[] = [];
-    periods.forEach((p, i) => {
+  const pointsOf = (get: (c: Counts) => number, bounds: (c: Counts) => Bounds | null): TrendPoint[] =>
+    periods.map((p, i) => {
       const prev = i > 0 ? { n: get(periods[i - 1]!.counts), total: periods[i - 1]!.counts.total } : null;
-      points.push(point(p.label, get(p.counts), p.counts.total, bounds(p.counts), prev));
+      return point(p.label, get(p.counts), p.counts.total, bounds(p.counts), prev);
     });
-    series.push({ metric, value, points });
-  };
-  for (const v of VERDICTS) add('verdict', v, (c) => c.verdicts[v], (c) => verdictBounds(c, v));
-  for (const cr of CRITERIA) for (const s of STATUSES) add(cr, s, (c) => c.criteria[cr][s], (c) => statusBounds(c, cr, s));
+  for (const v of VERDICTS) series.push({ metric: 'verdict', value: v, points: pointsOf((c) => c.verdicts[v], (c) => verdictBounds(c, v)) });
+  for (const cr of CRITERIA) for (const s of STATUSES) series.push({ metric: cr, value: s, points: pointsOf((c) => c.criteria[cr][s], (c) => statusBounds(c, cr, s)) });
   return {
     kind,
     periods: periods.map((p) => ({ label: p.label, from: p.from, to: p.to, domains: p.counts.total, rules_versions_other: p.counts.other_rules })),

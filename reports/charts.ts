@@ -48,9 +48,8 @@ let installed = false;
 function installTextMetrics(): void {
   if (installed) return;
   installed = true;
-  // vega exports textMetrics at runtime; its typings do not declare it.
-  const metrics = (vega as unknown as { textMetrics: { width: (item: any, text?: unknown) => number } }).textMetrics;
-  metrics.width = (item: any, text?: unknown) => {
+  // vega exports textMetrics at runtime; types/vega.d.ts declares it.
+  vega.textMetrics.width = (item: any, text?: unknown) => {
     const t = text ?? item.text;
     const size = item.fontSize ?? 11;
     const lines = Array.isArray(t) ? t.map(String) : [t == null ? '' : String(t)];
@@ -331,7 +330,7 @@ export function trendSpec(r: Report, lang: Lang): TopLevelSpec | null {
   for (const s of t.series.filter((x) => x.metric === 'verdict')) {
     for (const p of s.points) {
       if (p.total === 0) continue;
-      values.push({ period: p.label, verdict: verdictLabel(s.value as never, lang), share: p.n / p.total, low: p.wilson!.low / 100, high: p.wilson!.high / 100 });
+      values.push({ period: p.label, verdict: verdictLabel(s.value, lang), share: p.n / p.total, low: p.wilson!.low / 100, high: p.wilson!.high / 100 });
     }
   }
   if (values.length === 0) return null;

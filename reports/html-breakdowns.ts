@@ -43,7 +43,7 @@ function trendSection(r: Report, lang: Lang, chart: string | null): string {
   const head = `<tr><th>${ja ? '指標' : 'Share'}</th>${t.periods.map((p) => `<th>${esc(p.label)}${P(lang, `n=${p.domains}`)}</th>`).join('')}</tr>`;
   const body = wanted
     .map((s) => {
-      const label = s.metric === 'verdict' ? verdictLabel(s.value as never, lang) : `${CRITERION_LABELS[s.metric as keyof typeof CRITERION_LABELS][lang]} NG`;
+      const label = s.metric === 'verdict' ? verdictLabel(s.value, lang) : `${CRITERION_LABELS[s.metric][lang]} NG`;
       return `<tr><td>${esc(label)}</td>${s.points
         .map((p) => `<td>${p.total === 0 ? '—' : `<b>${p.pct}%</b> <span class="muted">(${p.n})</span>`}${p.change ? `<br><small>${diff(p.change, lang)}</small>` : ''}</td>`)
         .join('')}</tr>`;

@@ -1,6 +1,10 @@
 // The period a report covers and the previous period it is compared with. Dates are calendar dates in the
 // report's time zone (default Asia/Tokyo: the release counts "2021年1月〜12月" in Japan); the bounds handed to
 // SQL are the half-open [from 00:00, day after `to` 00:00) in that zone, converted by Postgres.
+import dayjs, { type Dayjs } from 'dayjs';
+import customParseFormat from 'dayjs/plugin/customParseFormat.js';
+import timezone from 'dayjs/plugin/timezone.js';
+import utc from 'dayjs/plugin/utc.js';
 import { InputError } from '../lib/errors.ts';
 
 export type PeriodKind = 'year' | 'fiscal-year' | 'range';
@@ -15,15 +19,20 @@ export interface Period {
   year: number | null;
 }
 
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+// Calendar dates are dayjs values at UTC midnight: a date's arithmetic never crosses a DST change. Time zones
+// (dayjs.tz) come in only where a date becomes an instant, in periodBounds.
+dayjs.extend(utc);
+dayjs.extend(timezone);
+dayjs.extend(customParseFormat);
+
+const DATE_FORMAT = 'YYYY-MM-DD';
+/** Japan's fiscal year starts on April 1 (会計年度, Public Finance Act art. 11). */
+const FISCAL_YEAR_START = '04-01';
 
 /** Parses YYYY-MM-DD strictly (2021-02-30 is an error, not March 2nd). */
-export function parseDate(raw: string, option: string): Date {
-  const m = DATE.exec(raw.trim());
-  const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
-  if (!m || !d || d.getUTCFullYear() !== Number(m[1]) || d.getUTCMonth() !== Number(m[2]) - 1 || d.getUTCDate() !== Number(m[3])) {
-    throw new InputError(`${option} must be a date YYYY-MM-DD, got "${raw}"`);
-  }
+function parseDay(raw: string, option: string): Dayjs {
+  const d = dayjs.utc(raw.trim(), DATE_FORMAT, true);
+  if (!d.isValid()) throw new InputError(`${option} must be a date YYYY-MM-DD, got "${raw}"`);
   return d;
 }
 
@@ -32,27 +41,25 @@ function parseYear(raw: string, option: string): number {
   return Number(raw);
 }
 
-const iso = (d: Date) => d.toISOString().slice(0, 10);
-const addDays = (d: Date, n: number) => new Date(d.getTime() + n * 86_400_000);
-function addMonths(d: Date, n: number): Date {
-  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, d.getUTCDate()));
-}
-const isFirstOfMonth = (d: Date) => d.getUTCDate() === 1;
-const isLastOfMonth = (d: Date) => addDays(d, 1).getUTCDate() === 1;
+const iso = (d: Dayjs) => d.format(DATE_FORMAT);
+const isFirstOfMonth = (d: Dayjs) => d.date() === 1;
+const isLastOfMonth = (d: Dayjs) => d.date() === d.daysInMonth();
 
 export function yearPeriod(year: number): Period {
-  return { kind: 'year', from: `${year}-01-01`, to: `${year}-12-31`, year };
+  const start = dayjs.utc(`${String(year).padStart(4, '0')}-01-01`, DATE_FORMAT, true);
+  return { kind: 'year', from: iso(start), to: iso(start.endOf('year')), year };
 }
 
 /** Japan's fiscal year: April 1 to March 31 of the next year, named by the year it starts in. */
 export function fiscalYearPeriod(year: number): Period {
-  return { kind: 'fiscal-year', from: `${year}-04-01`, to: `${year + 1}-03-31`, year };
+  const start = dayjs.utc(`${String(year).padStart(4, '0')}-${FISCAL_YEAR_START}`, DATE_FORMAT, true);
+  return { kind: 'fiscal-year', from: iso(start), to: iso(start.add(1, 'year').subtract(1, 'day')), year };
 }
 
 export function rangePeriod(from: string, to: string): Period {
-  const f = parseDate(from, '--from');
-  const t = parseDate(to, '--to');
-  if (t < f) throw new InputError(`--to (${to}) is before --from (${from})`);
+  const f = parseDay(from, '--from');
+  const t = parseDay(to, '--to');
+  if (t.isBefore(f)) throw new InputError(`--to (${to}) is before --from (${from})`);
   return { kind: 'range', from: iso(f), to: iso(t), year: null };
 }
 
@@ -73,35 +80,52 @@ export function periodFromOptions(o: { year?: string; fiscalYear?: string; from?
 export function previousPeriod(p: Period): Period {
   if (p.kind === 'year') return yearPeriod(p.year! - 1);
   if (p.kind === 'fiscal-year') return fiscalYearPeriod(p.year! - 1);
-  const f = parseDate(p.from, 'from');
-  const t = parseDate(p.to, 'to');
+  const f = parseDay(p.from, 'from');
+  const t = parseDay(p.to, 'to');
+  const before = f.subtract(1, 'day');
   if (isFirstOfMonth(f) && isLastOfMonth(t)) {
-    const months = (t.getUTCFullYear() - f.getUTCFullYear()) * 12 + t.getUTCMonth() - f.getUTCMonth() + 1;
-    const pf = addMonths(f, -months);
-    return { kind: 'range', from: iso(pf), to: iso(addDays(f, -1)), year: null };
+    const months = t.add(1, 'day').diff(f, 'month');
+    return { kind: 'range', from: iso(f.subtract(months, 'month')), to: iso(before), year: null };
   }
-  const days = Math.round((t.getTime() - f.getTime()) / 86_400_000) + 1;
-  return { kind: 'range', from: iso(addDays(f, -days)), to: iso(addDays(f, -1)), year: null };
+  const days = t.diff(f, 'day') + 1;
+  return { kind: 'range', from: iso(f.subtract(days, 'day')), to: iso(before), year: null };
 }
 
 /** The exclusive end date (the day after `to`), the upper bound handed to SQL. */
 export function endExclusive(p: Period): string {
-  return iso(addDays(parseDate(p.to, 'to'), 1));
+  return iso(parseDay(p.to, 'to').add(1, 'day'));
+}
+
+/**
+ * The period as instants: [`from` 00:00, the day after `to` 00:00) in `timeZone`, an IANA name. A day in a
+ * DST zone is 23 or 25 hours long at the changes (America/New_York, 2021-03-14: 05:00Z to 04:00Z next day).
+ */
+export function periodBounds(p: Period, timeZone: string): { start: Date; endExclusive: Date } {
+  const at = (date: string) => {
+    try {
+      return dayjs.tz(date, DATE_FORMAT, timeZone).toDate();
+    } catch {
+      // Intl (through dayjs) throws a RangeError for a name it does not know.
+      throw new InputError(`--timezone: unknown time zone "${timeZone}" (use an IANA name such as Asia/Tokyo or UTC)`);
+    }
+  };
+  return { start: at(iso(parseDay(p.from, 'from'))), endExclusive: at(endExclusive(p)) };
 }
 
 /** A human label: "2021年1月〜2021年12月" / "January–December 2021", or the dates. */
 export function periodLabel(p: Period, lang: 'ja' | 'en'): string {
-  const [fy, fm] = p.from.split('-').map(Number);
-  const [ty, tm] = p.to.split('-').map(Number);
-  const wholeMonths = isFirstOfMonth(parseDate(p.from, 'from')) && isLastOfMonth(parseDate(p.to, 'to'));
+  const f = parseDay(p.from, 'from');
+  const t = parseDay(p.to, 'to');
+  const wholeMonths = isFirstOfMonth(f) && isLastOfMonth(t);
   if (lang === 'ja') {
-    if (p.kind === 'fiscal-year') return `${p.year}年度（${fy}年${fm}月〜${ty}年${tm}月）`;
-    if (wholeMonths) return `${fy}年${fm}月〜${ty}年${tm}月`;
+    const month = (d: Dayjs) => d.format('YYYY[年]M[月]');
+    if (p.kind === 'fiscal-year') return `${p.year}年度（${month(f)}〜${month(t)}）`;
+    if (wholeMonths) return `${month(f)}〜${month(t)}`;
     return `${p.from}〜${p.to}`;
   }
-  const month = (y: number, m: number) => new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-GB', { month: 'long', timeZone: 'UTC' }) + ` ${y}`;
-  if (p.kind === 'fiscal-year') return `fiscal year ${p.year} (${month(fy, fm)} – ${month(ty, tm)})`;
-  if (wholeMonths) return `${month(fy, fm)} – ${month(ty, tm)}`;
+  const month = (d: Dayjs) => d.format('MMMM YYYY');
+  if (p.kind === 'fiscal-year') return `fiscal year ${p.year} (${month(f)} – ${month(t)})`;
+  if (wholeMonths) return `${month(f)} – ${month(t)}`;
   return `${p.from} – ${p.to}`;
 }
 
@@ -161,9 +185,9 @@ export function parsePeriodSpec(raw: string, option: string): Span {
   if (fy) return fiscalYearPeriod(Number(fy[1]));
   const r = /^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$/.exec(s);
   if (r) {
-    const f = parseDate(r[1]!, option);
-    const t = parseDate(r[2]!, option);
-    if (t < f) throw new InputError(`${option} ${raw}: the end is before the start`);
+    const f = parseDay(r[1]!, option);
+    const t = parseDay(r[2]!, option);
+    if (t.isBefore(f)) throw new InputError(`${option} ${raw}: the end is before the start`);
     return { kind: 'range', from: r[1]!, to: r[2]!, year: null };
   }
   throw new InputError(`${option} must be YYYY, fyYYYY, YYYY-MM-DD..YYYY-MM-DD or run:ID, got "${raw}"`);

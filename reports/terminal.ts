@@ -42,7 +42,7 @@ function breakdownLines(r: Report, lang: Lang): string {
     out += `\n  ${ja ? '経年推移' : 'Trend'} (${r.trend.periods.map((p) => `${p.label} n=${p.domains}`).join(', ')})\n`;
     for (const s of r.trend.series.filter((x) => x.metric === 'verdict')) {
       const pts = s.points.map((p) => (p.pct === null ? '—' : `${p.pct}%${p.change?.distinguishable ? '*' : ''}`)).join(' → ');
-      out += `  ${pad(verdictLabel(s.value as never, lang), 26)}${pts}\n`;
+      out += `  ${pad(verdictLabel(s.value, lang), 26)}${pts}\n`;
     }
     out += `  ${ja ? '* 前期間との差が0と区別できる（Newcombe 95%）' : '* change from the period before distinguishable from zero (Newcombe 95%)'}\n`;
   }

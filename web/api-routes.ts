@@ -15,7 +15,7 @@ import { publicBase, type WebApp } from './app.ts';
 async function diagnosisJson(web: WebApp, id: string): Promise<Record<string, unknown> | null> {
   const loaded = await loadDiagnosisView(web.ctx.db, id);
   if (!loaded) return null;
-  const { observations: _omit, ...rest } = loaded.json as Record<string, unknown>;
+  const { observations: _omit, ...rest } = loaded.json;
   void _omit;
   return { ...rest, provenance: await provenanceOf(web.ctx.db, id), resultMail: loaded.resultMail };
 }

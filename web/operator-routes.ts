@@ -16,7 +16,7 @@ import type { Verdict } from '../lib/verdict.ts';
 import { loadDiagnosisView } from '../receiver/show.ts';
 import { cookieOptions, passwordMatches, secretEquals, SESSION_COOKIE, type Session } from './auth.ts';
 import { html, page, type Html } from './html.ts';
-import { diagnosisSection, verdictBadge, type DiagnosisJson } from './diagnosis-page.ts';
+import { diagnosisSection, verdictBadge } from './diagnosis-page.ts';
 import { domainHistory, listRuns, provenanceOf } from './queries.ts';
 import { progressView, type ProgressSamples } from './progress.ts';
 import { REPORT_CSP, type WebApp } from './app.ts';
@@ -329,7 +329,7 @@ ${rows.map((r) => html`<tr><td><a href="/ops/diagnoses/${r.id}">${fmtDate(r.obse
       if (!/^\d{1,19}$/.test(raw)) throw new InputError(`not a diagnosis id: ${raw}`);
       const loaded = await loadDiagnosisView(ctx.db, raw);
       if (!loaded) return send(reply, 404, opsPage('Not found', html`<h1>No diagnosis ${raw}</h1>`, req.opsSession));
-      const d = { ...(loaded.json as unknown as DiagnosisJson), provenance: await provenanceOf(ctx.db, raw) };
+      const d = { ...loaded.json, provenance: await provenanceOf(ctx.db, raw) };
       return send(reply, 200, opsPage(`Diagnosis ${raw}`, html`<h1>Diagnosis ${raw} (${d.source})</h1>
 <p><a href="/ops/domains?domain=${d.domain}">History of ${d.domain}</a></p>
 ${diagnosisSection(d, 'en')}`, req.opsSession, ['live.js']));
@@ -492,7 +492,7 @@ ${list.map((x) => html`<tr><td>${x.survey}</td><td><code>${x.cron}</code></td><t
         options: { uiConfig: { boardTitle: 'mailcensus queues' } },
       });
       adapter.setBasePath('/ops/queues');
-      await board.register(adapter.registerPlugin() as never, { prefix: '/ops/queues' });
+      await board.register(adapter.registerPlugin(), { prefix: '/ops/queues' });
     });
   });
 

@@ -7,7 +7,7 @@ import { loadDiagnosisView } from '../receiver/show.ts';
 import { html, page, type Html } from './html.ts';
 import { pickLang, PUBLIC_TEXT as P, type Lang } from './i18n.ts';
 import { createWebRequest, domainFromInput, provenanceOf, requestStatus, TOKEN_PATTERN, type RequestStatus } from './queries.ts';
-import { diagnosisSection, type DiagnosisJson } from './diagnosis-page.ts';
+import { diagnosisSection } from './diagnosis-page.ts';
 import { takeRequestQuota } from './quota.ts';
 import type { WebApp } from './app.ts';
 
@@ -56,7 +56,7 @@ ${st.state === 'waiting' || st.state === 'received' ? html`<noscript><meta http-
   }
   const loaded = await loadDiagnosisView(web.ctx.db, st.diagnosisId);
   if (!loaded) return html`<p>${P.notFound[lang]}</p>`;
-  const d = { ...(loaded.json as unknown as DiagnosisJson), provenance: await provenanceOf(web.ctx.db, st.diagnosisId) };
+  const d = { ...loaded.json, provenance: await provenanceOf(web.ctx.db, st.diagnosisId) };
   return html`<h1>${P.title[lang]}</h1>
 ${live}
 ${st.mail?.domain && st.mail.domain !== st.domain ? html`<p class="note">${P.otherDomain[lang]}</p>` : ''}

@@ -17,7 +17,7 @@ export function createLogger(options: LoggerOptions = {}): pino.Logger {
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.pretty) {
     const dest = options.destination ?? 2;
-    return pino(base, pretty({ destination: dest as never, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l' }));
+    return pino(base, pretty({ destination: dest, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l' }));
   }
   const dest = options.destination;
   if (dest === undefined || typeof dest === 'number') return pino(base, pino.destination({ fd: dest ?? 2, sync: true }));

@@ -24,7 +24,7 @@ export async function addSchedule(queues: Queues, survey: string, cron: string, 
   const id = schedulerId(survey);
   try {
     await queues.control.upsertJobScheduler(
-      id as never,
+      id,
       { pattern: cron, ...(tz ? { tz } : {}) },
       { name: 'scheduled-run', data: { survey }, opts: { ...JOB_OPTIONS['scheduled-run'] } },
     );

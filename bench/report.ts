@@ -12,6 +12,9 @@ import { openDatabase, migrateSchema } from '../lib/db.ts';
 import { computeReport, writeFromReport } from '../reports/write.ts';
 import { yearPeriod } from '../reports/period.ts';
 import { machine, updateSection } from './_report.ts';
+import { sql as ksql } from 'kysely';
+import { reportSetColumns } from '../reports/queries.ts';
+import * as latestMigration from '../migrations/20261202000500_report_latest.ts';
 import type { BenchArgs } from './lib/args.ts';
 
 /** Listed survey domains; each survey run diagnoses about 95% of them. */
@@ -141,7 +144,7 @@ export async function generate(sql: postgres.Sql, surveyId: number): Promise<num
     const start = RUN_STARTS[r]!;
     const [run] = await sql`INSERT INTO runs (survey_id, state, config, created_at) VALUES (${surveyId}, 'done', '{"bench":true}'::jsonb, ${start}) RETURNING id`;
     // The run's 95% of the list, diagnosed over four weeks.
-    stored += await insertDiagnoses(
+    const scans = await insertDiagnoses(
       sql,
       `SELECT 'scan'::diagnosis_source AS source, 'd' || i || '.bench.jp' AS domain, ${surveyId} AS survey_id, ${run.id} AS run_id,
               NULL::bigint AS test_mail_id, NULL::text AS provenance, ${r + 1} AS draw, i,
@@ -149,6 +152,7 @@ export async function generate(sql: postgres.Sql, surveyId: number): Promise<num
          FROM generate_series(1, ${DOMAINS}) AS i
         WHERE abs(hashint4(i * 101 + ${r})) % 100 < 95`,
     );
+    stored += scans;
     // The half year's test mails (received mail, raw pruned), then their diagnoses.
     const from = r * perHalfYear + 1;
     const to = Math.min(testMails, (r + 1) * perHalfYear);
@@ -156,7 +160,7 @@ export async function generate(sql: postgres.Sql, surveyId: number): Promise<num
     const half = `timestamptz '${start}' + (j - ${from}) * ${(182 * 86400) / perHalfYear} * interval '1 second'`;
     await sql.unsafe(`INSERT INTO test_mails (id, received_at, client_ip, rcpt_to, domain, raw, size)
                       SELECT j, ${half}, '127.0.0.1', ARRAY['check@bench.jp'], NULL, NULL, 0 FROM generate_series(${from}, ${to}) AS j`);
-    stored += await insertDiagnoses(
+    const mails = await insertDiagnoses(
       sql,
       `SELECT 'test-mail'::diagnosis_source AS source,
               CASE WHEN i <= ${DOMAINS} THEN 'd' || i || '.bench.jp' ELSE 't' || (i - ${DOMAINS}) || '.example.jp' END AS domain,
@@ -167,6 +171,7 @@ export async function generate(sql: postgres.Sql, surveyId: number): Promise<num
                               ELSE ${DOMAINS} + 1 + abs(hashint4(j * 5)) % ${Math.max(1, Math.floor(testMails / 3))} END AS i
                  FROM generate_series(${from}, ${to}) AS j) t`,
     );
+    stored += mails;
     console.log(`  generated ${stored.toLocaleString('en')} diagnoses (${start.slice(0, 7)} done)`);
   };
   // Two lanes on the pool's two connections, each a run at a time (the runs' rows stay together on disk).
@@ -213,7 +218,13 @@ function backendCpuMs(pids: number[]): number | null {
  * once, by running the previous and the current reports code alternately, three times each, in one process on
  * one database of this benchmark (2026-11-29, load average 2.5–3.1).
  */
-const CHANGES = `Before → after (issue 9: what limited the report and what fixing it gained; the two versions alternating 3× in one process on one 1,000,000-diagnosis database, medians; load average 2.5–3.1):
+/** The world, in words, for BENCHMARKS.md. */
+const WORLD = `${TOTAL.toLocaleString('en')} diagnoses generated in SQL: ${DOMAINS.toLocaleString('en')} listed survey domains, two survey runs a year 2019–2023 each diagnosing about 95% of them, test-mail diagnoses of listed and other domains over the same years for the rest; statuses, verdicts and the registry's findings (jsonb) vary, a domain mostly keeping its configuration from one diagnosis to the next`;
+
+/** What was changed for issue 18 and what it gained (measured as the lines above say). */
+const CHANGES = `Issue 18 (what limited the report at 10,000,000 diagnoses and what changed): TODO`;
+
+const EARLIER = `Earlier, issue 9 (1,000,000 diagnoses: 400,000 domains in 2020 and 2021, 200,000 a third time): before → after (issue 9: what limited the report and what fixing it gained; the two versions alternating 3× in one process on one 1,000,000-diagnosis database, medians; load average 2.5–3.1):
 
 | | figures, wall | Postgres CPU (both connections) |
 |---|---:|---:|
@@ -267,45 +278,77 @@ export async function run(args: BenchArgs = {}): Promise<{ name: string; lines: 
     await Promise.all([sql`SELECT pg_sleep(0.05)`, sql`SELECT pg_sleep(0.05)`]);
     const backends = (await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'`).map((r) => r.pid);
     const load = loadavg()[0].toFixed(1);
-    // The machine is shared: the report is computed RUNS times and the median is the figure (the spread and
-    // the backend CPU time say how much the other load weighed).
-    const walls: number[] = [];
-    const cpus: number[] = [];
-    let report: Awaited<ReturnType<typeof computeReport>> | null = null;
+    const request = { period: yearPeriod(REPORT_YEAR), source: null, survey: 'bench' } as const;
+    type Version = 'before' | 'after';
+    const setVersion = (v: Version) => (v === 'before' ? latestMigration.createLegacyFunctions(handle!.db) : latestMigration.createLatestFunctions(handle!.db));
+    // The machine is shared: the previous report_diagnoses() ("before", the index left in place: it does not
+    // use it) and the current one alternate RUNS times each in this process, and the medians are the figures
+    // (the spread and the backend CPU time say how much the other load weighed).
+    const walls: Record<Version, number[]> = { before: [], after: [] };
+    const cpus: Record<Version, number[]> = { before: [], after: [] };
+    const reports: Partial<Record<Version, Awaited<ReturnType<typeof computeReport>>>> = {};
     for (let i = 0; i < RUNS; i++) {
-      const cpu0 = backendCpuMs(backends);
-      const t = Date.now();
-      report = await computeReport(handle.db, { period: yearPeriod(2021), source: null, survey: 'bench' });
-      walls.push(Date.now() - t);
-      const cpu1 = backendCpuMs(backends);
-      if (cpu0 !== null && cpu1 !== null) cpus.push(cpu1 - cpu0);
+      for (const v of ['before', 'after'] as const) {
+        await setVersion(v);
+        const cpu0 = backendCpuMs(backends);
+        const t = Date.now();
+        reports[v] = await computeReport(handle.db, request);
+        walls[v].push(Date.now() - t);
+        const cpu1 = backendCpuMs(backends);
+        if (cpu0 !== null && cpu1 !== null) cpus[v].push(cpu1 - cpu0);
+        console.log(`  ${v}: ${((Date.now() - t) / 1000).toFixed(2)} s`);
+      }
     }
+    const report = reports.after!;
+    // Every figure the same either way (the report object but its generation time).
+    const strip = (r: typeof report) => JSON.stringify({ ...r, generated_at: null });
+    if (strip(reports.before!) !== strip(report)) throw new Error('bench report: the figures differ between the previous and the current report_diagnoses()');
+    // Where the time goes: the current period's snapshot statement, as EXPLAIN (ANALYZE, BUFFERS) shows it, in both versions.
+    const scope = { from: `${REPORT_YEAR}-01-01`, toExclusive: `${REPORT_YEAR + 1}-01-01`, timezone: 'Asia/Tokyo', source: null, survey: 'bench' };
+    const plans: Record<string, string> = {};
+    for (const v of ['before', 'after'] as const) {
+      await setVersion(v);
+      plans[v] = await handle.db.transaction().execute(async (trx) => {
+        await ksql`SET LOCAL work_mem = '256MB'`.execute(trx);
+        await ksql`SET LOCAL jit = off`.execute(trx);
+        const { rows } = await ksql<{ 'QUERY PLAN': string }>`EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM ${reportSetColumns(scope)} AS s`.execute(trx);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+    }
+    await setVersion('after');
+    console.log(`EXPLAIN before:\n${plans.before}\nEXPLAIN after:\n${plans.after}`);
     const t2 = Date.now();
-    await writeFromReport(report!, { out, formats: ['json', 'html'], lang: 'ja' });
+    await writeFromReport(report, { out, formats: ['json', 'html'], lang: 'ja' });
     const render = Date.now() - t2;
     // What printing adds: the same report as PDF through headless Chromium (start-up included), when it is there.
     const t3 = Date.now();
-    const pdf = await writeFromReport(report!, { out, formats: ['pdf'], lang: 'ja' }).then(
+    const pdf = await writeFromReport(report, { out, formats: ['pdf'], lang: 'ja' }).then(
       () => `${((Date.now() - t3) / 1000).toFixed(2)} s`,
       (err: Error) => `not measured (${err.message.split('\n')[0]})`,
     );
-    if (report!.domains === 0 || !report!.previous || report!.coverage.survey_domains?.total !== DOMAINS) {
-      throw new Error(`expected ${DOMAINS} domains, all of them listed, and a previous period; got ${report!.domains}`);
+    if (report.domains === 0 || !report.previous || report.coverage.survey_domains?.total !== DOMAINS) {
+      throw new Error(`expected domains, a previous period and ${DOMAINS} listed domains; got ${report.domains}`);
     }
     const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-    const figures = median(walls);
+    const figures = median(walls.after);
+    const cpu = (v: Version) => (cpus[v].length ? `; Postgres CPU time of the report's two connections ${secs(median(cpus[v]))}` : '');
     lines.push(
-      `report --survey bench --year 2021 over ${n.toLocaleString('en')} diagnoses (${report!.domains.toLocaleString('en')} domains counted, ${report!.diagnoses.toLocaleString('en')} diagnoses in the period, 2020 compared, ${DOMAINS.toLocaleString('en')} listed survey domains): ` +
-        `**figures ${secs(figures)}** (median of ${RUNS}: ${walls.map(secs).join(', ')}${cpus.length ? `; Postgres CPU time of the report's two connections ${secs(median(cpus))}` : ''}) + JSON/HTML with charts ${secs(render)} = ${secs(figures + render)}`,
+      `report --survey bench --year ${REPORT_YEAR} over ${n.toLocaleString('en')} diagnoses (${report.domains.toLocaleString('en')} domains counted, ${report.diagnoses.toLocaleString('en')} diagnoses in the period, ${REPORT_YEAR - 1} compared (${report.previous.domains.toLocaleString('en')} domains), ${DOMAINS.toLocaleString('en')} listed survey domains): ` +
+        `**figures ${secs(figures)}** (median of ${RUNS}: ${walls.after.map(secs).join(', ')}${cpu('after')}) + JSON/HTML with charts ${secs(render)} = ${secs(figures + render)}`,
+    );
+    lines.push(
+      `the same report with the previous report_diagnoses() (one DISTINCT ON over the period's diagnoses with all their columns), alternating with the current one in this process: ${secs(median(walls.before))} (median of ${RUNS}: ${walls.before.map(secs).join(', ')}${cpu('before')}): ` +
+        `**${(median(walls.before) / figures).toFixed(1)}× faster**, every figure identical (the two report objects compared)`,
     );
     lines.push(`PDF of the same report (charts, HTML and headless Chromium with its start-up): ${pdf}`);
-    console.log(lines.slice(-2).join('\n'));
+    console.log(lines.slice(-3).join('\n'));
     lines.push(`target < 5 s for the aggregation: ${figures < 5000 ? 'met' : 'NOT met in this run'} (${secs(figures)})`);
-    lines.push(`machine: ${machine()}; load average before: ${load} (the figures time is wall-clock on a shared machine: the Postgres CPU time is the part that does not depend on the other load)`);
+    lines.push(`machine: ${machine()}; load average before: ${load}, after: ${loadavg()[0].toFixed(1)} (the figures time is wall-clock on a shared machine: the Postgres CPU time is the part that does not depend on the other load)`);
     console.log(lines.slice(-2).join('\n'));
+    const explain = (v: Version) => `<details><summary>EXPLAIN (ANALYZE, BUFFERS) of the current period's snapshot statement, ${v}</summary>\n\n\`\`\`\n${plans[v]}\n\`\`\`\n</details>`;
     await updateSection(
       'report',
-      `## Report\n\n\`npm run bench -- report\` (bench/report.ts): ${lines.map((l) => `\n- ${l}`).join('')}\n\n${CHANGES}\n`,
+      `## Report\n\n\`npm run bench -- report\` (bench/report.ts, ${WORLD}): ${lines.map((l) => `\n- ${l}`).join('')}\n\n${CHANGES}\n\n${explain('before')}\n\n${explain('after')}\n\n${EARLIER}\n`,
     );
     return { name: 'report', lines };
   } finally {

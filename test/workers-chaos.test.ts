@@ -239,6 +239,7 @@ test('Redis restarted with its data lost (queues, locks, leases gone)', async ()
 });
 
 test('Postgres restarted in immediate mode (a crash) mid-run', async () => {
+  const firstWorker = workers.length;
   const { runId } = await chaosRun('Postgres restart', async ({ at }) => {
     await at(0.3);
     await pg.restartImmediate(2000);
@@ -250,7 +251,10 @@ test('Postgres restarted in immediate mode (a crash) mid-run', async () => {
     ),
   );
   const health = JSON.parse(status).health;
-  assert.ok(health.retries + health.abandoned > 0, `status counts the retries after the restart (${JSON.stringify(health)})`);
+  // Whether a job was inside a Postgres call during the 2 s outage is timing; what status must do is count
+  // every retry this run's workers logged ("job failed, will retry"), none left out.
+  const retriesLogged = workers.slice(firstWorker).flatMap((w) => w.lines).filter((l) => l.includes('"job failed, will retry"')).length;
+  assert.ok(health.retries + health.abandoned >= retriesLogged, `status counts the ${retriesLogged} retries the workers logged (${JSON.stringify(health)})`);
   assert.equal(typeof health.secondsSinceLastDiagnosis, 'number');
 });
 

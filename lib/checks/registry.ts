@@ -89,6 +89,13 @@ export const DOMAIN_GATHERERS: readonly DomainGatherer[] = (() => {
   return [...seen.values()];
 })();
 
+/** The DNSSEC gatherer, which runs before the others: whether the domain is bogus decides if they read with CD. */
+export const DNSSEC_GATHERER: DomainGatherer = (() => {
+  const g = DOMAIN_GATHERERS.find((x) => x.key === 'dnssec');
+  if (!g) throw new Error('the check registry has no dnssec gatherer');
+  return g;
+})();
+
 /** What a reason code of a check means (undefined for a code the check does not declare). */
 export function reasonMeta(checkId: string, reason: string): ReasonMeta | undefined {
   const c = checkById(checkId);

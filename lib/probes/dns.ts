@@ -10,10 +10,10 @@ import type { DmarcObservation } from '../checks/dmarc/dmarc.ts';
 import type { MtaStsGathered } from '../checks/mta-sts/policy.ts';
 import type { GatherDeps } from '../checks/contract.ts';
 import type { TlsRptObservation } from '../checks/tls-rpt/tls-rpt.ts';
-import { collectDnssec, needsCd, type DnssecObservation } from '../checks/dnssec/dnssec.ts';
+import { needsCd, type DnssecObservation } from '../checks/dnssec/dnssec.ts';
 import { collectReverseDns, type ReverseDnsObservation } from '../checks/reverse-dns/reverse-dns.ts';
 import { collectDnsbl, type DnsblObservation } from '../checks/dnsbl/dnsbl.ts';
-import { DOMAIN_GATHERERS } from '../checks/registry.ts';
+import { DNSSEC_GATHERER, DOMAIN_GATHERERS } from '../checks/registry.ts';
 import type { DomainHints } from '../checks/contract.ts';
 
 /** What the gatherers need (lib/checks/contract.ts GatherDeps), passed through to each of them unchanged. */
@@ -47,12 +47,11 @@ export type IpDnsObservations =
 export async function collectDnsObservations(input: string, deps: DnsDeps, hints: DomainHints = {}): Promise<DnsObservations> {
   const domain = normalizeDomain(input);
   if (!domain) return { version: 1, input, domain: String(input), valid: false, reason: 'invalid_name' };
-  const { resolver, config } = deps;
   // DNSSEC first: a bogus domain's records are then read with CD, so one broken signature does not hide the
   // rest (CRITERIA.md; internet.nl does the same).
-  const dnssec = await collectDnssec(domain, resolver);
+  const dnssec = (await DNSSEC_GATHERER.retrieve(domain, deps, { ...hints, cd: false })) as DnssecObservation;
   const cd = needsCd(dnssec);
-  const gatherers = DOMAIN_GATHERERS.filter((g) => g.key !== 'dnssec');
+  const gatherers = DOMAIN_GATHERERS.filter((g) => g !== DNSSEC_GATHERER);
   // All at once, except that a gatherer with `after` waits for the ones it reads (the registry checks that
   // they come before it, so this cannot wait on itself).
   const running = new Map<string, Promise<unknown>>([['dnssec', Promise.resolve(dnssec)]]);

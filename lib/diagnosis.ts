@@ -88,17 +88,28 @@ export function judgementColumns(d: Pick<Diagnosis, 'criteria' | 'findings' | 'v
     criteria[c] = d.criteria[c].status;
     criteria[`${c}_reason`] = d.criteria[c].reason;
   }
-  const legacy: Partial<Record<NonNullable<FindingCheck['column']>, string | string[] | null>> = {};
-  for (const f of FINDING_CHECKS) if (f.column) legacy[f.column] = d.findings[f.id]?.value ?? null;
+  // The value of the finding that keeps a legacy column, read as that column's type (text or text[]).
+  const value = (column: NonNullable<FindingCheck['column']>) => {
+    const check = FINDING_CHECKS.find((f) => f.column === column);
+    return check ? d.findings[check.id]?.value : undefined;
+  };
+  const text = (column: 'dmarc_policy' | 'mta_sts' | 'tls_rpt') => {
+    const v = value(column);
+    return typeof v === 'string' ? v : null;
+  };
+  const list = (column: 'tls_versions' | 'cert_problems') => {
+    const v = value(column);
+    return Array.isArray(v) ? v : [];
+  };
   return {
     ...(criteria as Record<Criterion, Status> & Record<`${Criterion}_reason`, string>),
     verdict: d.verdict.verdict,
     verdict_reasons: { proven: d.verdict.proven, reasons: d.verdict.reasons, ignored: d.verdict.ignored },
-    dmarc_policy: (legacy.dmarc_policy as string | null) ?? null,
-    mta_sts: (legacy.mta_sts as string | null) ?? null,
-    tls_rpt: (legacy.tls_rpt as string | null) ?? null,
-    tls_versions: (legacy.tls_versions as string[] | null) ?? [],
-    cert_problems: (legacy.cert_problems as string[] | null) ?? [],
+    dmarc_policy: text('dmarc_policy'),
+    mta_sts: text('mta_sts'),
+    tls_rpt: text('tls_rpt'),
+    tls_versions: list('tls_versions'),
+    cert_problems: list('cert_problems'),
     findings: d.findings,
     rules_version: d.verdict.rulesVersion,
   };

@@ -25,6 +25,7 @@ import { startReceiver, type Receiver } from '../receiver/server.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { until } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUR_DOMAIN = 'mailcensus.lab.test';
@@ -67,14 +68,6 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
   };
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 test('a survey run finds keys under the listed selectors and under the selector of a received test mail', async () => {
   const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';

@@ -24,6 +24,7 @@ import { createRun, runProgress } from '../workers/run.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import { startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from './helpers/private-services.ts';
 import { startStallProxy, type StallProxy } from './helpers/stall-proxy.ts';
+import { until as waitUntil } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOMAINS = Number(process.env.MAILCENSUS_CHAOS_DOMAINS ?? 200);
@@ -131,14 +132,8 @@ function spawnWorker(): Worker {
 
 const alive = (w: Worker) => w.child.exitCode === null && w.child.signalCode === null;
 
-async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
+/** The services under test are restarted on purpose: a check that throws meanwhile counts as not yet. */
+const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { tolerateErrors: true });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -20,6 +20,7 @@ import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
+import { until } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
@@ -120,14 +121,6 @@ after(async () => {
 
 const diagnosedBy = (w: Spawned) => w.lines.filter((l) => l.includes('"domain diagnosed"')).length;
 
-async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 async function open(redisUrl: string, prefix: string): Promise<Services> {
   const config = loadConfig(env(redisUrl, prefix));

@@ -19,6 +19,7 @@ import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
+import { until as waitUntil } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IP = '127.61.1.1';
@@ -73,14 +74,7 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
   };
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
+const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { pollMs: 200 });
 
 test('domains sharing one MX IP (under two MX names) get one SMTP connection per run, in production workers', async () => {
   const prefix = `mctest-${randomBytes(4).toString('hex')}`;

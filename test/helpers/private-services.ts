@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, chmodSync, existsSync, readdirSync, readFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
+import { until as waitUntil } from './until.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -18,14 +19,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
+const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { pollMs: 200 });
 
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -23,8 +23,10 @@ import {
   pick,
   prng,
   providerIp,
+  spreadPopulations,
   type Json,
   type OwnBehavior,
+  type Population,
 } from './generate.ts';
 
 export interface InternetOptions {
@@ -195,17 +197,8 @@ export function generateInternetWorld(input: Partial<InternetOptions> & { domain
   const quotas = kinds.map(([name, share, b]) => ({ name, b, n: Math.round(share * own) }));
   const special = quotas.reduce((s, q) => s + q.n, 0);
 
-  const populations: Array<{ count: number; name: string; template: Json }> = [];
-  const spread = (prefix: string, n: number, maxTemplates: number, make: () => Json) => {
-    const k = Math.min(n, maxTemplates);
-    if (k === 0) return;
-    const templates = Array.from({ length: k }, make);
-    const counts = new Array<number>(k).fill(0);
-    for (let i = 0; i < n; i++) counts[Math.floor(rnd() * k)]!++;
-    templates.forEach((template, j) => {
-      if (counts[j]! > 0) populations.push({ count: counts[j]!, name: `${prefix}-${j + 1}-{i}.test`, template });
-    });
-  };
+  const populations: Population[] = [];
+  const spread = (prefix: string, n: number, maxTemplates: number, make: () => Json) => spreadPopulations(populations, rnd, prefix, n, maxTemplates, make);
   providers.forEach((p, k) => spread(p.id, perProvider[k]!, PROVIDER_TEMPLATES, providerTemplate(p)));
   spread('own', own - special, OWN_TEMPLATES, ownTemplate({ behavior: 'normal' }));
   for (const q of quotas) spread(`own-${q.name}`, q.n, OWN_TEMPLATES, ownTemplate(q.b));

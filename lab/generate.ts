@@ -149,6 +149,28 @@ export function ownMxHost(rnd: () => number, forced?: OwnBehavior): Json {
 }
 
 /** A world (plain JSON object, LAB-WORLD.md version 1) for benchmarks; see the header. */
+export interface Population {
+  count: number;
+  name: string;
+  template: Json;
+}
+
+/**
+ * Spreads `n` domains over at most `maxTemplates` templates drawn with `make`, each domain on a random one, and
+ * appends the non-empty populations `<prefix>-<j>-{i}.test`: a world stays a few hundred populations whatever
+ * its size, while every attribute keeps roughly its share.
+ */
+export function spreadPopulations(into: Population[], rnd: () => number, prefix: string, n: number, maxTemplates: number, make: () => Json): void {
+  const k = Math.min(n, maxTemplates);
+  if (k === 0) return;
+  const templates = Array.from({ length: k }, make);
+  const counts = new Array<number>(k).fill(0);
+  for (let i = 0; i < n; i++) counts[Math.floor(rnd() * k)]!++;
+  templates.forEach((template, j) => {
+    if (counts[j]! > 0) into.push({ count: counts[j]!, name: `${prefix}-${j + 1}-{i}.test`, template });
+  });
+}
+
 export function generateWorld(opts: GenerateOptions): object {
   check('domains', opts.domains, 0, MAX_DOMAINS, true);
   check('sharedMxShare', opts.sharedMxShare, 0, 1, false);
@@ -221,20 +243,9 @@ export function generateWorld(opts: GenerateOptions): object {
     else own++;
   }
 
-  // Each group of domains gets a bounded number of templates drawn from the distributions above, and its
-  // domains are spread over them: the world stays a few hundred populations whatever its size, while every
-  // attribute keeps roughly its share.
-  const populations: Array<{ count: number; name: string; template: Json }> = [];
-  const spread = (prefix: string, n: number, maxTemplates: number, make: () => Json) => {
-    const k = Math.min(n, maxTemplates);
-    if (k === 0) return;
-    const templates = Array.from({ length: k }, make);
-    const counts = new Array<number>(k).fill(0);
-    for (let i = 0; i < n; i++) counts[Math.floor(rnd() * k)]!++;
-    templates.forEach((template, j) => {
-      if (counts[j]! > 0) populations.push({ count: counts[j]!, name: `${prefix}-${j + 1}-{i}.test`, template });
-    });
-  };
+  // Each group of domains gets a bounded number of templates drawn from the distributions above.
+  const populations: Population[] = [];
+  const spread = (prefix: string, n: number, maxTemplates: number, make: () => Json) => spreadPopulations(populations, rnd, prefix, n, maxTemplates, make);
   providers.forEach((p, k) => spread(p.id, perProvider[k]!, 48, providerTemplate(p)));
   spread('own', own, 240, ownTemplate);
 

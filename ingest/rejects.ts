@@ -5,12 +5,9 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { InputError } from '../lib/errors.ts';
-import { csvCell, csvRow } from '../lib/csv-cell.ts';
+import { csvRow } from '../lib/csv-cell.ts';
 
 export const REJECTS_HEADER = ['line', 'reason', 'detail', 'value'] as const;
-
-/** One field, through the project's one CSV cell writer (RFC 4180 quoting, OWASP formula neutralising). */
-export const csvField = (v: string): string => csvCell(v);
 
 export function rejectsPathFor(file: string): string {
   return `${file}.rejects.csv`;

@@ -36,5 +36,5 @@ export function csvRow(cells: unknown[]): string {
 
 /** A whole CSV file as the project writes them: UTF-8 with a byte-order mark (Excel) and CRLF line ends (RFC 4180). */
 export function csvFile(header: string[], rows: unknown[][]): string {
-  return '\uFEFF' + [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
+  return '\uFEFF' + [header, ...rows].map(csvRow).join('');
 }

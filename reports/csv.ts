@@ -6,15 +6,9 @@ import { CRITERIA } from '../lib/criteria.ts';
 import { breakdownCsvs } from './csv-breakdowns.ts';
 import { CRITERION_LABELS, SPF_DKIM_LABELS, STATUS_LABELS, VERDICT_ORDER, verdictLabel, findingLabel, findingValueLabel, type Lang } from './labels.ts';
 
-import { csvCell, csvFile } from '../lib/csv-cell.ts';
+import { csvFile as toCsv } from '../lib/csv-cell.ts';
 import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 
-export const BOM = '\uFEFF';
-
-/** One field, through the project's one CSV cell writer (lib/csv-cell.ts: RFC 4180, OWASP CSV injection). */
-export const csvField = (v: unknown): string => csvCell(v);
-
-export const toCsv = csvFile;
 
 const FIGURE_COLUMNS = ['n', 'total', 'pct', 'wilson_low', 'wilson_high', 'previous_n', 'previous_pct', 'delta_points', 'bounds_low', 'bounds_high'];
 const figureCells = (f: Figure) => [f.n, f.total, f.pct, f.wilson?.low ?? null, f.wilson?.high ?? null, f.previous_n ?? null, f.previous_pct ?? null, f.delta, f.bounds?.low ?? null, f.bounds?.high ?? null];

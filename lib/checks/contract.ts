@@ -4,7 +4,7 @@
 // their labels and whether an unknown with that reason may pass on a later attempt. lib/checks/registry.ts
 // lists the checks; collection, judging, storage, re-judging, `check`/`show`, reports and CSV loop over it.
 import type { Config } from '../config.ts';
-import type { Criterion, Finding, Source, Status } from '../criteria.ts';
+import type { Criterion, Finding, Source } from '../criteria.ts';
 import { CRITERION_LABELS, SOURCES } from '../criteria.ts';
 import type { Resolver } from '../dns/resolver.ts';
 import type { OutboundGate } from '../net/outbound.ts';
@@ -148,12 +148,6 @@ export function asFinding(r: CheckResult): Finding {
   return r.detail === undefined ? { status: r.status, reason: r.reason } : { status: r.status, reason: r.reason, detail: r.detail };
 }
 
-export function result<R extends string>(status: Status, reason: R, detail?: string, value?: string | string[]): CheckResult<R> {
-  const r: CheckResult<R> = { status, reason };
-  if (detail !== undefined) r.detail = detail;
-  if (value !== undefined) r.value = value;
-  return r;
-}
 
 /** Labels of the values a record-based finding takes (MTA-STS, TLS-RPT, DMARC). */
 export const RECORD_VALUE_LABELS = {

@@ -2,7 +2,7 @@
 // shape, with the MX set read once (so no check re-derives it and both sources judge it the same way).
 import type { Finding, Source } from '../criteria.ts';
 import { finding } from '../criteria.ts';
-import type { IpDnsObservations, IpObservation, ScanObservations, TestMailObservations, DnsObservations } from '../observations.ts';
+import type { IpDnsObservations, IpObservation, TestMailObservations, DnsObservations } from '../observations.ts';
 import type { MxRow } from '../diagnosis.ts';
 import type { SmtpObservation } from '../probes/smtp/index.ts';
 import { evaluateMx, mxIps, mxKind, mxRows, type MxKind } from './mx/mx.ts';
@@ -102,9 +102,6 @@ export function testMailInput(obs: TestMailObservations, observedAt: Date = new 
   };
 }
 
-export function inputOf(kind: ScanObservations | TestMailObservations, domain: string): JudgeInput {
-  return kind.kind === 'scan' ? scanInput(domain, kind.dns, kind.ips) : testMailInput(kind);
-}
 
 /** The MX-judged criteria when the MX set itself could not be read (DNS failure, invalid name): same reason, never ok/ng. */
 export function fromMx(mx: Finding): Finding {

@@ -1,6 +1,5 @@
 // Every check, in the order `check`, `show`, reports and CSV list them: MSchecker's criteria first (in the
 // order of lib/criteria.ts), then the findings beyond it. Adding a check is one folder and one line here.
-import type { Criterion } from '../criteria.ts';
 import { CRITERIA } from '../criteria.ts';
 import type { Check, CriterionCheck, DomainGatherer, FindingCheck, ReasonMeta } from './contract.ts';
 import { openRelayCheck } from './open-relay/index.ts';
@@ -68,10 +67,6 @@ export const FINDING_CHECKS = CHECKS.filter((c): c is FindingCheck => c.kind ===
 /** The findings reports count (the MX set is shown by `check` but counted by the verdict's n/a instead). */
 export const REPORTED_FINDINGS = FINDING_CHECKS.filter((c) => c.reported !== false);
 
-const BY_CRITERION = new Map(CRITERION_CHECKS.map((c) => [c.id, c]));
-export function criterionCheck(c: Criterion): CriterionCheck {
-  return BY_CRITERION.get(c)!;
-}
 
 export function checkById(id: string): Check | undefined {
   return CHECKS.find((c) => c.id === id);

@@ -4,11 +4,12 @@
 // session and by `openssl s_client -showcerts`, and must agree; the TLSA data was computed by the openssl CLI.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import forge from 'node-forge';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
 import { evaluateDane, matchTlsa, parseTlsaData, retrieveTlsa, DANE_REASONS, type PresentedCert, type TlsaObservation } from '../lib/checks/dane/tlsa.ts';
-import { presentedChain, presentedCertFrom } from '../lib/net/presented-cert.ts';
+import { chainFacts, presentedChain } from '../lib/net/presented-cert.ts';
 import { opensslDigest, postfixUnavailable, sClientChain, skipUnless } from './helpers/real-servers.ts';
 import { DANE_CASES, SMTP_PORTS, startDaneWorld, type DaneWorld, type SmtpListener } from './helpers/real-worlds.ts';
 
@@ -85,6 +86,53 @@ describe('TLSA records and matching, pure', () => {
   test('every reason code names a value and whether it is transient', () => {
     for (const [k, v] of Object.entries(DANE_REASONS)) assert.equal(typeof v.transient, 'boolean', k);
   });
+
+  // RFC 7672 §3.1.2 / §3.2.2: a DANE-TA record vouches for the leaf through signatures, not by sitting in
+  // the chain. Real certificates (node-forge): root -> intermediate -> leaf, and an impostor with the
+  // intermediate's name and another key that signed nothing.
+  test('DANE-TA: the matched certificate must have signed the chain below it, and the leaf carry the MX name', () => {
+    const make = (cn: string, key: forge.pki.rsa.KeyPair, signer: { cn: string; key: forge.pki.rsa.KeyPair }, ca: boolean) => {
+      const c = forge.pki.createCertificate();
+      c.publicKey = key.publicKey;
+      c.serialNumber = `0${Math.floor(Math.random() * 1e6)}`;
+      c.validity.notBefore = new Date('2026-01-01T00:00:00Z');
+      c.validity.notAfter = new Date('2028-01-01T00:00:00Z');
+      c.setSubject([{ name: 'commonName', value: cn }]);
+      c.setIssuer([{ name: 'commonName', value: signer.cn }]);
+      c.setExtensions([{ name: 'basicConstraints', cA: ca }]);
+      c.sign(signer.key.privateKey, forge.md.sha256.create());
+      return Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(c)).getBytes(), 'binary');
+    };
+    const keys = Array.from({ length: 4 }, () => forge.pki.rsa.generateKeyPair(1024));
+    const root = { cn: 'Root', key: keys[0] };
+    const inter = { cn: 'Intermediate', key: keys[1] };
+    const interDer = make('Intermediate', keys[1], root, true);
+    const impostorDer = make('Intermediate', keys[2], root, true);
+    const leafDer = make('mx.example', keys[3], inter, false);
+
+    const good = chainFacts([leafDer, interDer]);
+    const forged = chainFacts([leafDer, impostorDer]);
+    assert.deepEqual([good[0].issuedByNext, good[1].issuedByNext], [true, undefined]);
+    assert.equal(forged[0].issuedByNext, false, 'same issuer name, another key: the signature does not verify');
+
+    const ta = (c: PresentedCert) => ({ usage: 2, selector: 1, matchingType: 1, data: c.spkiSha256 });
+    assert.equal(matchTlsa([ta(good[1])], good).results[0].matchedDepth, 1);
+    assert.deepEqual(matchTlsa([ta(forged[1])], forged).results[0], { record: ta(forged[1]), usable: true, unusable: null, matchedDepth: null, rejected: 'signature' });
+    assert.equal(matchTlsa([ta(good[1])], good, false).results[0].rejected, 'name');
+    // DANE-EE ignores names (§3.1.1) and signatures: the leaf's own key is the trust anchor.
+    assert.equal(matchTlsa([{ usage: 3, selector: 1, matchingType: 1, data: forged[0].spkiSha256 }], forged, false).matched, true);
+    // Chains recorded before signatures were checked have no issuedByNext: judged as they were then.
+    const old = good.map(({ issuedByNext: _, ...c }) => c);
+    assert.equal(matchTlsa([ta(old[1])], old).matched, true);
+
+    const obs: TlsaObservation = {
+      mxHost: 'mx.example', name: '_25._tcp.mx.example', cdLookup: null, malformed: 0, records: [ta(forged[1])],
+      lookup: { name: '_25._tcp.mx.example', type: 'TLSA', outcome: 'answer', rcode: 'NOERROR', ad: true, cd: false, ede: [], cnameChain: [], data: [] },
+    };
+    const e = evaluateDane(obs, forged, true);
+    assert.deepEqual([e.value, e.reason], ['mismatch', 'tlsa_mismatch']);
+    assert.match(e.detail, /did not sign the chain below it/);
+  });
 });
 
 describe('DANE against NSD + unbound + Postfix (real servers)', { skip }, () => {
@@ -102,8 +150,8 @@ describe('DANE against NSD + unbound + Postfix (real servers)', { skip }, () => 
 
   test('the chains a node:tls STARTTLS session reads are the ones openssl s_client -showcerts shows', () => {
     for (const l of Object.keys(SMTP_PORTS) as SmtpListener[]) {
-      const fromOpenssl = sClientChain(w.smtpIp, SMTP_PORTS[l], { starttls: 'smtp' }).pems.map((p) => presentedCertFrom(p));
-      assert.deepEqual(chains.get(l), fromOpenssl, l);
+      const fromOpenssl = sClientChain(w.smtpIp, SMTP_PORTS[l], { starttls: 'smtp' }).pems;
+      assert.deepEqual(chains.get(l), chainFacts(fromOpenssl), l);
     }
   });
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import forge from 'node-forge';
 import { startLab, type Lab } from '../lab/index.ts';
 import { probeSmtp, type SmtpObservation } from '../lib/probes/smtp/index.ts';
-import { presentedCert, MAX_CHAIN } from '../lib/probes/smtp/tls.ts';
+import { chainFacts, MAX_CHAIN } from '../lib/net/presented-cert.ts';
 
 const WORLD = fileURLToPath(new URL('../lab/worlds/test-v2.json', import.meta.url));
 let lab: Lab;
@@ -81,7 +81,7 @@ test('key types and sizes as the lab serves them: RSA 1024/4096, ECDSA P-256, a 
 
 test('hostile certificate strings are bounded: control characters stripped, subject capped; garbage is skipped', () => {
   assert.equal(MAX_CHAIN, 10);
-  assert.equal(presentedCert(Buffer.from('not a certificate')), null);
+  assert.deepEqual(chainFacts([Buffer.from('not a certificate')]), []);
   const keys = forge.pki.rsa.generateKeyPair(1024);
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
@@ -93,7 +93,8 @@ test('hostile certificate strings are bounded: control characters stripped, subj
   cert.setIssuer([{ name: 'commonName', value: 'issuer\u0000\u202e' }]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
-  const p = presentedCert(der)!;
+  const [p] = chainFacts([der, Buffer.from('garbage after it')]);
+  assert.equal(p.issuedByNext, undefined, 'the last certificate that parsed has no next');
   assert.ok(p.subject.length <= 513, String(p.subject.length));
   assert.doesNotMatch(p.subject + p.issuer, /[\u0000-\u001f\u007f-\u009f\u202e]/);
   assert.ok(p.subject.startsWith('CN=evil') && !p.subject.includes('\n'), p.subject.slice(0, 40));

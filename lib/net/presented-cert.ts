@@ -1,78 +1,124 @@
-// The facts of a presented certificate chain as observations store them (PresentedCert, declared with the DANE
-// check in lib/checks/dane/tlsa.ts): digests of the certificate and of its SubjectPublicKeyInfo, the key, the
-// names of subject and issuer, the dates. Plain JSON, so DANE (RFC 7672 §3.1) and certificate findings can be
-// re-judged from storage without the DER.
+// The facts of a presented certificate chain as observations store them (PresentedCert, lib/probes/smtp/types.ts):
+// digests of the certificate and of its SubjectPublicKeyInfo, the key, the names of subject and issuer, the
+// dates, and whether the next certificate of the chain really issued it. Plain JSON, so DANE (RFC 7672 §3.1)
+// and the certificate findings can be re-judged from storage without the DER. One implementation for the SMTP
+// probe (STARTTLS) and the HTTPS fetch (MTA-STS policy hosts).
 import { createHash, X509Certificate } from 'node:crypto';
 import type tls from 'node:tls';
-import type { PresentedCert } from '../checks/dane/tlsa.ts';
+import type { PresentedCert } from '../probes/smtp/types.ts';
 
-/** Most certificates kept from one chain: real chains have 2-4; a hostile server may send hundreds. */
+/** Most certificates recorded from one chain: real chains have 2-4; a hostile server may send hundreds. */
 export const MAX_CHAIN = 10;
+/** Longest subject / issuer kept (a DN can be made arbitrarily long). */
+const MAX_DN = 512;
+// C0/C1 controls and the bidi/line-separator characters clean-text.ts escapes: stripped from stored DNs.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
-const hex = (alg: 'sha256' | 'sha512', data: Buffer) => createHash(alg).update(data).digest('hex');
-
-/** RFC 5280 names as one line: `CN=mx.example, O=Example` (newlines of Node's format joined, bounded). */
-function dn(s: string): string {
-  return s.replace(/\n/g, ', ').slice(0, 500);
+/** A DN from a certificate, as one line: RDNs joined with ", ", control characters removed, length capped. */
+function cleanDn(dn: string): string {
+  const line = dn.split('\n').join(', ').replace(CONTROL, '');
+  return line.length > MAX_DN ? `${line.slice(0, MAX_DN)}…` : line;
 }
 
-export function presentedCert(cert: X509Certificate): PresentedCert {
-  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-  const details = cert.publicKey.asymmetricKeyDetails ?? {};
-  const keyType = cert.publicKey.asymmetricKeyType ?? null;
+// An EC key's size is its curve's field size; Node gives only the curve's name.
+const CURVE_BITS: Record<string, number> = {
+  prime256v1: 256, secp256k1: 256, secp384r1: 384, secp521r1: 521, secp224r1: 224, prime192v1: 192,
+  brainpoolP256r1: 256, brainpoolP384r1: 384, brainpoolP512r1: 512,
+};
+
+const hex = (alg: 'sha256' | 'sha512', der: Buffer) => createHash(alg).update(der).digest('hex');
+
+function isoDate(text: string): string {
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text.replace(CONTROL, '').slice(0, 64) : d.toISOString();
+}
+
+function parse(pemOrDer: string | Buffer): X509Certificate | null {
+  try {
+    return new X509Certificate(pemOrDer);
+  } catch {
+    return null;
+  }
+}
+
+function factsOf(x509: X509Certificate): PresentedCert {
+  const key = x509.publicKey;
+  const spki = key.export({ type: 'spki', format: 'der' });
+  const details = key.asymmetricKeyDetails ?? {};
+  const curve = details.namedCurve ?? null;
+  const bits = curve ? CURVE_BITS[curve] ?? null : details.modulusLength ?? null;
   return {
-    certSha256: hex('sha256', cert.raw),
-    certSha512: hex('sha512', cert.raw),
+    certSha256: hex('sha256', x509.raw),
+    certSha512: hex('sha512', x509.raw),
     spkiSha256: hex('sha256', spki),
     spkiSha512: hex('sha512', spki),
-    subject: dn(cert.subject),
-    issuer: dn(cert.issuer),
-    keyType,
-    bits: typeof details.modulusLength === 'number' ? details.modulusLength : keyType === 'ec' ? curveBits(details.namedCurve) : null,
-    curve: details.namedCurve ?? null,
-    notBefore: new Date(cert.validFrom).toISOString(),
-    notAfter: new Date(cert.validTo).toISOString(),
-    selfIssued: cert.subject === cert.issuer,
+    subject: cleanDn(x509.subject),
+    issuer: cleanDn(x509.issuer),
+    keyType: key.asymmetricKeyType ?? null,
+    bits,
+    curve,
+    notBefore: isoDate(x509.validFrom),
+    notAfter: isoDate(x509.validTo),
+    // RFC 5280 §3.2 / §6.1: self-issued means subject and issuer are the same name (signature not implied).
+    selfIssued: x509.subject === x509.issuer,
   };
 }
 
-function curveBits(curve: string | undefined): number | null {
-  switch (curve) {
-    case 'prime256v1': return 256;
-    case 'secp384r1': return 384;
-    case 'secp521r1': return 521;
-    default: return null;
+/**
+ * Did `issuer` issue `cert`? Its subject is the certificate's issuer name and its key verifies the certificate's
+ * signature (RFC 5280 §6.1.3 (a)(1)). What DANE-TA needs (RFC 7672 §3.1.2): a trust anchor only vouches for
+ * the leaf through a chain of real signatures, not by being sent next to it.
+ */
+export function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+  } catch {
+    return false;
   }
 }
 
-/** PresentedCert of a PEM or DER certificate. */
-export function presentedCertFrom(pemOrDer: string | Buffer): PresentedCert {
-  return presentedCert(new X509Certificate(pemOrDer));
+/** PresentedCerts of parsed certificates, leaf first, each but the last with `issuedByNext`. */
+function factsOfChain(x509s: readonly X509Certificate[]): PresentedCert[] {
+  return x509s.map((x, i) => (i + 1 < x509s.length ? { ...factsOf(x), issuedByNext: issuedBy(x, x509s[i + 1]) } : factsOf(x)));
 }
 
 /**
- * The chain a TLS peer presented, leaf first, at most MAX_CHAIN. Node's detailed peer certificate links each
- * certificate to its issuer and, when the server left an issuer out, completes the chain from the trust store:
- * a trailing self-issued certificate for which `fromTrustStore(certSha256)` says yes is taken to be that
- * completion and dropped (servers rarely send their root; see trustedFingerprints).
+ * PresentedCerts of a chain given leaf first (PEM or DER), each but the last with `issuedByNext`. At most MAX_CHAIN;
+ * stops at the first certificate that does not parse or repeats one before it.
+ */
+export function chainFacts(certs: readonly (string | Buffer)[]): PresentedCert[] {
+  const x509s: X509Certificate[] = [];
+  for (const c of certs.slice(0, MAX_CHAIN)) {
+    const x = parse(c);
+    if (!x || x509s.some((y) => y.fingerprint256 === x.fingerprint256)) break;
+    x509s.push(x);
+  }
+  return factsOfChain(x509s);
+}
+
+/**
+ * The chain a TLS peer presented, leaf first, walking getPeerCertificate(true)'s issuerCertificate links: at
+ * most MAX_CHAIN, ending on a self-issued certificate, a loop or one that does not parse. When the server left
+ * an issuer out, Node completes the chain from the trust store, so the last element may be a root the server
+ * did not send; with `fromTrustStore`, a trailing self-issued certificate it says yes to is taken to be that
+ * completion and dropped (the HTTPS fetch reports what was sent; the SMTP probe keeps it, and tls_cert reads a
+ * leaf issued straight by a known root as a complete chain).
  * Call it before any getPeerX509Certificate() on the socket: in Node 20, getPeerCertificate(true) after that
  * call returns an object without `raw` and without issuers.
  */
-export function presentedChain(t: tls.TLSSocket, fromTrustStore: (certSha256: string) => boolean = () => false): PresentedCert[] {
-  const out: PresentedCert[] = [];
-  let c = t.getPeerCertificate(true) as tls.DetailedPeerCertificate | null;
-  const seen = new Set<string>();
-  while (c && c.raw && out.length < MAX_CHAIN) {
-    const p = presentedCert(new X509Certificate(c.raw));
-    if (seen.has(p.certSha256)) break;
-    seen.add(p.certSha256);
-    out.push(p);
-    if (!c.issuerCertificate || c.issuerCertificate === c) break;
+export function presentedChain(t: tls.TLSSocket, fromTrustStore?: (certSha256: string) => boolean): PresentedCert[] {
+  const x509s: X509Certificate[] = [];
+  let c: tls.DetailedPeerCertificate | undefined = t.getPeerCertificate(true);
+  while (c && c.raw && x509s.length < MAX_CHAIN) {
+    const x = parse(c.raw);
+    if (!x || x509s.some((y) => y.fingerprint256 === x.fingerprint256)) break;
+    x509s.push(x);
+    if (x.subject === x.issuer || !c.issuerCertificate || c.issuerCertificate === c) break;
     c = c.issuerCertificate;
   }
-  const last = out[out.length - 1];
-  if (out.length > 1 && last.selfIssued && fromTrustStore(last.certSha256)) out.pop();
-  return out;
+  const last = x509s[x509s.length - 1];
+  if (fromTrustStore && x509s.length > 1 && last.subject === last.issuer && fromTrustStore(hex('sha256', last.raw))) x509s.pop();
+  return factsOfChain(x509s);
 }
 
 const fingerprintSets = new Map<string, Set<string>>();
@@ -83,11 +129,8 @@ export function trustedFingerprints(pems: readonly string[]): Set<string> {
   if (!set) {
     set = new Set();
     for (const pem of pems.flatMap((b) => b.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])) {
-      try {
-        set.add(hex('sha256', new X509Certificate(pem).raw));
-      } catch {
-        // not a certificate: ignore
-      }
+      const x = parse(Buffer.from(pem));
+      if (x) set.add(hex('sha256', x.raw));
     }
     if (fingerprintSets.size > 16) fingerprintSets.clear();
     fingerprintSets.set(key, set);

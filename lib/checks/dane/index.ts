@@ -93,7 +93,7 @@ export function daneRows(input: JudgeInput): RowResult[] | null {
     }
     const tls = p.obs?.tls;
     const done = tls?.handshake === 'ok';
-    const e = evaluateDane(tlsa, done && Array.isArray(tls.chain) ? tls.chain : null);
+    const e = evaluateDane(tlsa, done && Array.isArray(tls.chain) ? tls.chain : null, done ? tls.cert?.nameMatch ?? null : null);
     if (e.reason === 'no_handshake' && done && !Array.isArray(tls.chain)) {
       out.push({ host: p.host, ip: p.ip, value: 'unknown', reason: 'chain_not_recorded', detail: `${tlsa.name}: secure TLSA; the presented chain was not recorded` });
     } else {
@@ -115,7 +115,7 @@ export const daneCheck = defineFinding({
   id: 'dane',
   label: { ja: 'DANE（SMTP）', en: 'DANE for SMTP' },
   rule:
-    'Per MX host: the TLSA RRset at _25._tcp.<mx> (RFC 7672 §2.2) counts only when DNSSEC-secure; a usable DANE-EE (3) record must match the leaf, a DANE-TA (2) record a certificate above it in the chain the host presented (§3.1). The domain is valid if every MX is, partial if some are, else its worst MX value; unknown if a lookup or the handshake could not be made.',
+    'Per MX host: the TLSA RRset at _25._tcp.<mx> (RFC 7672 §2.2) counts only when DNSSEC-secure; a usable DANE-EE (3) record must match the leaf, a DANE-TA (2) record a certificate above it in the chain the host presented, which signed the chain below it, with the leaf carrying the MX host name (§3.1.2, §3.2.2). The domain is valid if every MX is, partial if some are, else its worst MX value; unknown if a lookup or the handshake could not be made.',
   scope: 'mx_ip',
   sources: ['scan', 'test-mail'],
   values: DANE_VALUES,

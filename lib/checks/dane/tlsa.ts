@@ -83,6 +83,12 @@ export interface TlsaRecordMatch {
   unusable: TlsaUnusable | null;
   /** Depth in the chain (0 = leaf) of the certificate it matched, or null. */
   matchedDepth: number | null;
+  /**
+   * DANE-TA only: the record's digest is that of a certificate above the leaf, but it does not vouch for the
+   * leaf: a signature between them does not verify (`signature`), or the leaf's name is not the MX host's
+   * (`name`, RFC 7672 §3.2.2). matchedDepth is null then.
+   */
+  rejected?: 'signature' | 'name';
 }
 
 export interface TlsaMatch {
@@ -115,21 +121,21 @@ function certMatches(r: TlsaRecord, c: PresentedCert): boolean {
 
 /**
  * Which TLSA records match the presented chain (leaf first). DANE-EE (3) is compared with the leaf only and
- * ignores names and dates (RFC 7672 §3.1.1); DANE-TA (2) with the certificates above the leaf (§3.1.2: a
- * trust anchor the server sends). Not done here, as the stored chain has digests only: verifying the
- * signatures from the leaf up to a DANE-TA match, and the leaf's name for DANE-TA (§3.2.2).
+ * ignores names and dates (RFC 7672 §3.1.1). DANE-TA (2) is compared with the certificates above the leaf
+ * (§3.1.2: a trust anchor the server sends), and counts only when every signature from the leaf up to the
+ * matched certificate verifies (`issuedByNext`, recorded by the probe; chains recorded before it are taken as
+ * they were judged then) and the leaf carries the MX host's name (§3.2.2; `leafNameMatches` null: not known).
  */
-export function matchTlsa(records: readonly TlsaRecord[], chain: readonly PresentedCert[]): TlsaMatch {
+export function matchTlsa(records: readonly TlsaRecord[], chain: readonly PresentedCert[], leafNameMatches: boolean | null = null): TlsaMatch {
   const results: TlsaRecordMatch[] = records.map((record) => {
     const unusable = unusableReason(record);
     if (unusable) return { record, usable: false, unusable, matchedDepth: null };
-    let matchedDepth: number | null = null;
-    if (record.usage === 3) {
-      if (chain.length > 0 && certMatches(record, chain[0])) matchedDepth = 0;
-    } else {
-      for (let i = 1; i < chain.length && matchedDepth === null; i++) if (certMatches(record, chain[i])) matchedDepth = i;
-    }
-    return { record, usable: true, unusable: null, matchedDepth };
+    if (record.usage === 3) return { record, usable: true, unusable: null, matchedDepth: chain.length > 0 && certMatches(record, chain[0]) ? 0 : null };
+    const depth = chain.findIndex((c, i) => i > 0 && certMatches(record, c));
+    if (depth < 0) return { record, usable: true, unusable: null, matchedDepth: null };
+    if (chain.slice(0, depth).some((c) => c.issuedByNext === false)) return { record, usable: true, unusable: null, matchedDepth: null, rejected: 'signature' };
+    if (leafNameMatches === false) return { record, usable: true, unusable: null, matchedDepth: null, rejected: 'name' };
+    return { record, usable: true, unusable: null, matchedDepth: depth };
   });
   return { matched: results.some((r) => r.matchedDepth !== null), usableCount: results.filter((r) => r.usable).length, results };
 }
@@ -175,7 +181,7 @@ function result(reason: DaneReason, detail: string, match?: TlsaMatch): DaneEval
  * The DANE value of one MX host from its TLSA observation and the chain its STARTTLS presented (null when no
  * handshake completed). RFC 7672 §2.2: only TLSA records the resolver validated (AD) count.
  */
-export function evaluateDane(obs: TlsaObservation, chain: readonly PresentedCert[] | null): DaneEvaluation {
+export function evaluateDane(obs: TlsaObservation, chain: readonly PresentedCert[] | null, leafNameMatches: boolean | null = null): DaneEvaluation {
   const l = obs.lookup;
   if (l.outcome === 'servfail') {
     const dnssecEde = l.ede.some((e) => DNSSEC_EDE.has(e.code));
@@ -196,11 +202,14 @@ export function evaluateDane(obs: TlsaObservation, chain: readonly PresentedCert
     return result('tlsa_unusable', `no usable TLSA record at ${obs.name} (${why}): RFC 7672 §3.1.3`, probe);
   }
   if (chain === null || chain.length === 0) return result('no_handshake', `TLSA secure at ${obs.name}, but no certificate chain was presented`);
-  const m = matchTlsa(obs.records, chain);
+  const m = matchTlsa(obs.records, chain, leafNameMatches);
   if (m.matched) {
     const hit = m.results.find((r) => r.matchedDepth !== null) as TlsaRecordMatch;
     const rr = hit.record;
     return result('tlsa_match', `${rr.usage} ${rr.selector} ${rr.matchingType} matches the certificate at depth ${hit.matchedDepth}`, m);
   }
-  return result('tlsa_mismatch', `none of ${m.usableCount} usable TLSA records at ${obs.name} matches the ${chain.length} presented certificate(s)`, m);
+  const rejected = m.results.find((r) => r.rejected)?.rejected;
+  const why = rejected === 'signature' ? ': a DANE-TA digest matches a certificate that did not sign the chain below it'
+    : rejected === 'name' ? ': a DANE-TA digest matches, but the leaf does not carry the MX host name (RFC 7672 §3.2.2)' : '';
+  return result('tlsa_mismatch', `none of ${m.usableCount} usable TLSA records at ${obs.name} matches the ${chain.length} presented certificate(s)${why}`, m);
 }

@@ -2,7 +2,7 @@
 // (CertObservation: trust, name, self-signed) and the chain as presented (PresentedCert[]: key, dates, how far
 // it reaches). Pure; the time is the diagnosis's observation time, never the wall clock.
 import { certNameMatches, type PresentedCert, type SmtpObservation } from '../../probes/smtp/index.ts';
-import { MAX_CHAIN } from '../../probes/smtp/tls.ts';
+import { MAX_CHAIN } from '../../net/presented-cert.ts';
 import type { JudgeInput } from '../judge-input.ts';
 
 /** A certificate problem of one MX host, in the order reports list them. */

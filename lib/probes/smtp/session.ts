@@ -5,7 +5,8 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { OutboundGate } from '../../net/outbound.ts';
 import { ProbeError, SmtpWire, connectWithTimeout, type ConnectFn, type Limits, type Recorder } from './wire.ts';
-import { observeCert, observeChain, startTls, type TlsContext } from './tls.ts';
+import { observeCert, startTls, type TlsContext } from './tls.ts';
+import { presentedChain } from '../../net/presented-cert.ts';
 import type { RelayAttempt, RelayVariant, SmtpConnectionEnd, SmtpObservation, SmtpReply, SmtpStep } from './types.ts';
 
 /** The probe options with every default filled in (index.ts resolves them). */
@@ -156,7 +157,7 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         obs.tls.cipher = t.getCipher()?.name ?? null;
         // The chain first: on Node 20, getPeerCertificate(true) returns {} once getPeerX509Certificate (in
         // observeCert) has been called.
-        obs.tls.chain = observeChain(t);
+        obs.tls.chain = presentedChain(t);
         obs.tls.cert = observeCert(t, ctx);
         rec.add('I', `TLS ${obs.tls.protocol} ${obs.tls.cipher}${obs.tls.cert ? ` cert CN=${obs.tls.cert.subjectCN} trusted=${obs.tls.cert.trusted}` : ''}`);
         wire.socket = t;

@@ -1,9 +1,8 @@
 // STARTTLS (RFC 3207): the secure contexts, the handshake over the SMTP socket, and what the certificate says.
 import net from 'node:net';
 import tls from 'node:tls';
-import { X509Certificate, createHash } from 'node:crypto';
 import { ProbeError } from './wire.ts';
-import type { CertObservation, PresentedCert } from './types.ts';
+import type { CertObservation } from './types.ts';
 
 export interface TlsContext {
   servername: string | null;
@@ -132,78 +131,3 @@ export function certNameMatches(host: string, cert: { subjectCN: string | string
   return checkIdentity(host.replace(/\.$/, ''), fields) === undefined;
 }
 
-/** Most certificates recorded from one chain (a hostile server may send hundreds). */
-export const MAX_CHAIN = 10;
-/** Longest subject / issuer kept (a DN can be made arbitrarily long). */
-const MAX_DN = 512;
-// C0/C1 controls and the bidi/line-separator characters clean-text.ts escapes: stripped from stored DNs.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/** A DN from a certificate, as one line: RDNs joined with ", ", control characters removed, length capped. */
-function cleanDn(dn: string): string {
-  const line = dn.split('\n').join(', ').replace(CONTROL, '');
-  return line.length > MAX_DN ? `${line.slice(0, MAX_DN)}…` : line;
-}
-
-// An EC key's size is its curve's field size; Node gives only the curve's name.
-const CURVE_BITS: Record<string, number> = {
-  prime256v1: 256, secp256k1: 256, secp384r1: 384, secp521r1: 521, secp224r1: 224, prime192v1: 192,
-  brainpoolP256r1: 256, brainpoolP384r1: 384, brainpoolP512r1: 512,
-};
-
-const hex = (alg: 'sha256' | 'sha512', der: Buffer) => createHash(alg).update(der).digest('hex');
-
-function isoDate(text: string): string {
-  const d = new Date(text);
-  return Number.isNaN(d.getTime()) ? text.replace(CONTROL, '').slice(0, 64) : d.toISOString();
-}
-
-/** One certificate (DER) as PresentedCert; null when Node cannot parse it. */
-export function presentedCert(der: Buffer): PresentedCert | null {
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(der);
-  } catch {
-    return null;
-  }
-  const key = x509.publicKey;
-  const spki = key.export({ type: 'spki', format: 'der' });
-  const details = key.asymmetricKeyDetails ?? {};
-  const curve = details.namedCurve ?? null;
-  const bits = curve ? CURVE_BITS[curve] ?? null : details.modulusLength ?? null;
-  return {
-    certSha256: hex('sha256', der),
-    certSha512: hex('sha512', der),
-    spkiSha256: hex('sha256', spki),
-    spkiSha512: hex('sha512', spki),
-    subject: cleanDn(x509.subject),
-    issuer: cleanDn(x509.issuer),
-    keyType: key.asymmetricKeyType ?? null,
-    bits,
-    curve,
-    notBefore: isoDate(x509.validFrom),
-    notAfter: isoDate(x509.validTo),
-    // RFC 5280 §3.2 / §6.1: self-issued means subject and issuer are the same name (signature not implied).
-    selfIssued: x509.subject === x509.issuer,
-  };
-}
-
-/**
- * The chain from getPeerCertificate(true), leaf first, walking issuerCertificate: at most MAX_CHAIN, ending
- * on a self-issued certificate or a loop. Node completes the chain from the trust store when the server's last
- * certificate was issued by a CA it knows, so the last element may be a root the server did not send.
- */
-export function observeChain(t: tls.TLSSocket): PresentedCert[] {
-  const out: PresentedCert[] = [];
-  const seen = new Set<string>();
-  let c: tls.DetailedPeerCertificate | undefined = t.getPeerCertificate(true);
-  while (c && c.raw && out.length < MAX_CHAIN) {
-    const p = presentedCert(c.raw);
-    if (!p || seen.has(p.certSha256)) break;
-    seen.add(p.certSha256);
-    out.push(p);
-    if (p.selfIssued || c.issuerCertificate === c) break;
-    c = c.issuerCertificate;
-  }
-  return out;
-}

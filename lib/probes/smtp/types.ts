@@ -70,6 +70,11 @@ export interface PresentedCert {
   /** ISO 8601. */
   notBefore: string; notAfter: string;
   selfIssued: boolean;
+  /**
+   * The next certificate of the chain is this one's issuer and its key verifies this one's signature (RFC 5280
+   * §6.1.3). Absent on the last certificate, and on chains recorded before DANE-TA checked signatures.
+   */
+  issuedByNext?: boolean;
 }
 
 export interface TlsObservation {
@@ -86,7 +91,7 @@ export interface TlsObservation {
   cipher: string | null;
   cert: CertObservation | null;
   /**
-   * The chain as the handshake gave it, leaf first, at most 10 (tls.ts observeChain). Absent before issue 15
+   * The chain as the handshake gave it, leaf first, at most 10 (lib/net/presented-cert.ts presentedChain). Absent before issue 15
    * and when the handshake did not complete.
    */
   chain?: PresentedCert[];

@@ -8,7 +8,7 @@ import type { Report, Figures } from './aggregate.ts';
 import { CRITERIA } from '../lib/criteria.ts';
 import {
   CRITERION_LABELS, STATUS_COLORS, STATUS_LABELS, SPF_DKIM_COLORS, SPF_DKIM_LABELS, VERDICT_COLORS, VERDICT_ORDER,
-  verdictLabel, T, type Lang,
+  findingLabel, findingValueLabel, verdictLabel, T, type Lang,
 } from './labels.ts';
 
 /** The embedded web font first (reports/fonts.ts): the same glyphs on every machine; system fonts after it. */
@@ -183,31 +183,59 @@ export function criteriaBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-/** SPF×DKIM combinations as horizontal bars, from report.spf_dkim. */
-export function spfDkimBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
-  const keys = ['both_ok', 'spf_only', 'dkim_only', 'both_ng', 'unknown'] as const;
-  const values = keys.map((k) => ({
-    key: SPF_DKIM_LABELS[k][lang],
-    share: r.spf_dkim[k].total === 0 ? 0 : r.spf_dkim[k].n / r.spf_dkim[k].total,
-    label: `${fmtPct(r.spf_dkim[k].pct)}${P(lang, `${r.spf_dkim[k].n}`)}`,
-    color: SPF_DKIM_COLORS[k],
+const FINDING_COLOR = '#1565c0';
+
+interface ShareBar {
+  key: string;
+  figure: { n: number; total: number; pct: number | null };
+  color: string;
+}
+
+/** Horizontal bars of shares of one denominator, each labelled "pct% (n)"; the axis title names the denominator. */
+function shareBarsSpec(bars: readonly ShareBar[], description: string, denominator: number, lang: Lang): TopLevelSpec {
+  const values = bars.map((b) => ({
+    key: b.key,
+    share: b.figure.total === 0 ? 0 : b.figure.n / b.figure.total,
+    label: `${fmtPct(b.figure.pct)}${P(lang, `${b.figure.n}`)}`,
+    color: b.color,
   }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    description: T.spfDkim[lang],
+    description,
     width: 360,
     height: { step: 28 },
     config: config(lang),
     data: { values },
     encoding: {
-      y: { field: 'key', type: 'nominal', sort: values.map((v) => v.key), title: null },
-      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${r.domains}`)}`, tickCount: 5 } },
+      // Whole labels, never cut with an ellipsis: the width follows them (textWidthEm).
+      y: { field: 'key', type: 'nominal', sort: values.map((v) => v.key), title: null, axis: { labelLimit: 0 } },
+      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${denominator}`)}`, tickCount: 5 } },
     },
     layer: [
       { mark: { type: 'bar', height: 18 }, encoding: { color: { field: 'color', type: 'nominal', scale: null } } },
       { mark: { type: 'text', align: 'left', dx: 4, fontSize: 12 }, encoding: { text: { field: 'label', type: 'nominal' } } },
     ],
   } as TopLevelSpec;
+}
+
+/** SPF×DKIM combinations as horizontal bars, from report.spf_dkim. */
+export function spfDkimBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
+  const keys = ['both_ok', 'spf_only', 'dkim_only', 'both_ng', 'unknown'] as const;
+  return shareBarsSpec(keys.map((k) => ({ key: SPF_DKIM_LABELS[k][lang], figure: r.spf_dkim[k], color: SPF_DKIM_COLORS[k] })), T.spfDkim[lang], r.domains, lang);
+}
+
+/**
+ * One finding beyond MSchecker (report.findings[id]) as bars, one per value in the registry's order, each the
+ * share of the finding's own denominator (a domain of a multi-valued finding counts under each of its
+ * values). One colour: a finding's values are not ranked as OK/NG are; unknown is grey, as in the criteria
+ * chart, and always drawn, so what could not be measured stays visible.
+ */
+export function findingBarsSpec(r: Figures, id: string, lang: Lang): TopLevelSpec | null {
+  const figures = r.findings[id];
+  const entries = figures ? Object.entries(figures) : [];
+  if (entries.length === 0) return null;
+  const bars = entries.map(([v, f]) => ({ key: findingValueLabel(id, v, lang), figure: f, color: v === 'unknown' ? STATUS_COLORS.unknown : FINDING_COLOR }));
+  return shareBarsSpec(bars, findingLabel(id, lang), entries[0][1].total, lang);
 }
 
 /** The headline figures of both periods side by side, from report and report.previous. */
@@ -260,6 +288,8 @@ export interface Charts {
   yearOverYear: string | null;
   cohorts: string | null;
   trend: string | null;
+  /** One chart per finding beyond MSchecker, by check id. */
+  findings: Record<string, string>;
 }
 
 /** Every chart of a report, as SVG strings. An empty period gets no charts (there is nothing to draw). */
@@ -267,12 +297,18 @@ export async function renderCharts(r: Report, lang: Lang): Promise<Charts | null
   if (r.domains === 0) {
     // Nothing of this period to draw; a trend over other periods still has its chart.
     const trend = trendSpec(r, lang);
-    return trend ? { verdicts: '', criteria: '', spfDkim: '', yearOverYear: null, cohorts: null, trend: await renderSvg(trend) } : null;
+    return trend ? { verdicts: '', criteria: '', spfDkim: '', yearOverYear: null, cohorts: null, trend: await renderSvg(trend), findings: {} } : null;
   }
   const yoy = yearOverYearSpec(r, lang);
   const cohortSpec = cohortDotSpec(r, lang);
   const trend = trendSpec(r, lang);
+  const findings: Record<string, string> = {};
+  for (const id of Object.keys(r.findings)) {
+    const spec = findingBarsSpec(r, id, lang);
+    if (spec) findings[id] = await renderSvg(spec);
+  }
   return {
+    findings,
     verdicts: await renderSvg(verdictDonutSpec(r, lang)),
     criteria: await renderSvg(criteriaBarsSpec(r, lang)),
     spfDkim: await renderSvg(spfDkimBarsSpec(r, lang)),

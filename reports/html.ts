@@ -101,11 +101,12 @@ function criteriaTable(r: Figures, lang: Lang, hasPrev: boolean): string {
   return `<table><thead>${head}</thead><tbody>${body}</tbody></table>`;
 }
 
-function findingsTables(r: Figures, lang: Lang, hasPrev: boolean): string {
+function findingsTables(r: Figures, lang: Lang, hasPrev: boolean, charts: Record<string, string>): string {
   return Object.keys(r.findings)
     .map((k) => {
       const rows = Object.entries(r.findings[k]).map(([v, f]) => ({ label: findingValueLabel(k, v, lang), f }));
-      return `<h3>${findingLabel(k, lang)}</h3>${figureTable(rows, lang, hasPrev)}`;
+      const chart = charts[k] ? `<figure>${charts[k]}</figure>` : '';
+      return `<h3>${findingLabel(k, lang)}</h3>${chart}${figureTable(rows, lang, hasPrev)}`;
     })
     .join('');
 }
@@ -247,7 +248,7 @@ ${
     ? `<figure>${charts.yearOverYear}<figcaption>${esc(r.previous!.period.label[lang])}${P(lang, `n=${r.previous!.domains}`)} → ${esc(r.period.label[lang])}${P(lang, `n=${r.domains}`)}</figcaption></figure>`
     : `<p class="note">${ja ? '前期間（同じ長さの直前の期間）のデータがないため、比較していません。' : 'The previous period of the same length has no data, so nothing is compared.'}</p>`
 }</section>
-<section><h2>6. ${T.findings[lang]}</h2><p class="note">${ja ? 'MScheckerの評価には影響しない追加の測定項目です。' : 'Additional measurements; they do not change the verdict.'}</p>${findingsTables(r, lang, hasPrev)}</section>
+<section><h2>6. ${T.findings[lang]}</h2><p class="note">${ja ? 'MScheckerの評価には影響しない追加の測定項目です。' : 'Additional measurements; they do not change the verdict.'}</p>${findingsTables(r, lang, hasPrev, charts?.findings ?? {})}</section>
 <section><h2>7. ${T.coverage[lang]}</h2>${coverage(r, lang)}</section>
 ${breakdownSections(r, lang, charts)}
 <section><h2>8. ${T.method[lang]}</h2>${method(r, lang)}</section>

@@ -16,6 +16,7 @@ import { yearPeriod } from '../reports/period.ts';
 import { withChromiumPage } from '../lib/browser.ts';
 import { renderHtml } from '../reports/html.ts';
 import type { Report } from '../reports/aggregate.ts';
+import { findingLabel, findingValueLabel } from '../reports/labels.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -88,10 +89,22 @@ test('the HTML opens in headless Chromium with its charts, no console errors and
     return page.evaluate(() => ({
       svgs: document.querySelectorAll('figure svg').length,
       marks: document.querySelectorAll('figure svg path').length,
+      // The chart right after each finding's heading: its accessible name and the texts it draws.
+      findingCharts: [...document.querySelectorAll('h3 + figure svg')].map((svg) => ({ name: svg.getAttribute('aria-label'), text: svg.textContent })),
       text: document.body.innerText,
     }));
   });
-  assert.equal(facts.svgs, 4, 'donut, criteria, SPF×DKIM and year-over-year charts');
+  const r = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  const findings = Object.keys(r.findings);
+  assert.ok(findings.length >= 10, findings.join());
+  assert.equal(facts.svgs, 4 + findings.length, 'donut, criteria, SPF×DKIM and year-over-year charts, one chart per finding');
+  assert.deepEqual(facts.findingCharts.map((c) => c.name), findings.map((k) => findingLabel(k, 'ja')));
+  for (const [i, k] of findings.entries()) {
+    const first = Object.values(r.findings[k])[0];
+    // Every chart names its denominator and shows every value of the table, unknown included.
+    assert.ok(facts.findingCharts[i].text?.includes(`分母: ${first.total}`), `${k}: ${facts.findingCharts[i].text}`);
+    for (const v of Object.keys(r.findings[k])) assert.ok(facts.findingCharts[i].text?.includes(findingValueLabel(k, v, 'ja')), `${k}: ${v}`);
+  }
   assert.ok(facts.marks > 20, 'charts have drawn marks');
   assert.match(facts.text, /未だ43%（87ドメイン）/);
   assert.match(facts.text, /小数点以下を四捨五入/);

@@ -149,7 +149,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
     criteria,
     spf_dkim: figures(await q.spfDkimShares(trx, tally, total)),
     tls_send_or_receive_ng: figure(await q.tlsSendOrReceiveNgShare(trx, tally, total)),
-    findings: await findingFigures(trx, tally, total),
+    findings: await findingFigures(trx, tally, total, req.source),
     // The previous period's coverage is not shown, so it is not computed.
     coverage: {
       sources: figures(await q.sourceShares(trx, tally, total)),
@@ -245,10 +245,14 @@ export interface BuildOptions {
  * The report of a period: each domain once (its latest diagnosis in the period), every figure with its
  * denominator, and the previous period of the same length when it has data.
  */
-/** Every reported finding's shares, one query each, in registry order (the transaction's one connection). */
-async function findingFigures(db: Db, tally: q.Tally, total: number): Promise<Record<string, FigureMap<string>>> {
+/**
+ * Every reported finding's shares, one query each, in registry order (the transaction's one connection). A
+ * report of one source leaves out the findings that source never measures (non_mail for test mails): their
+ * "0 of n" would read as a measurement.
+ */
+async function findingFigures(db: Db, tally: q.Tally, total: number, source: Source | null): Promise<Record<string, FigureMap<string>>> {
   const out: Record<string, FigureMap<string>> = {};
-  for (const f of REPORTED_FINDINGS) out[f.id] = figures(await q.findingShares(db, tally, f, total));
+  for (const f of REPORTED_FINDINGS) if (source === null || f.sources.includes(source)) out[f.id] = figures(await q.findingShares(db, tally, f, total));
   return out;
 }
 

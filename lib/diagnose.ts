@@ -6,7 +6,7 @@
 //      check registry (lib/checks/judge.ts).
 import type { Config } from './config.ts';
 import type { Diagnosis } from './diagnosis.ts';
-import { createResolver, type Resolver } from './dns/resolver.ts';
+import { createResolver, diagnosisResolver, type Resolver } from './dns/resolver.ts';
 import type { RateLimiter } from './dns/rate-limit.ts';
 import { collectDnsObservations, collectIpDnsObservations, type DnsObservations } from './probes/dns.ts';
 import { mxRows } from './checks/mx/mx.ts';
@@ -84,7 +84,10 @@ export async function observeIp(ip: string, hostNames: string[], deps: ProbeDeps
 }
 
 /** Convenience for `mailcensus check` and the sequential baseline: one domain, start to finish, in-process. */
-export async function diagnoseDomain(domain: string, deps: ProbeDeps, observedAt: Date = deps.config.clock ?? new Date(), hints: DomainHints = {}): Promise<Diagnosis> {
+export async function diagnoseDomain(domain: string, shared: ProbeDeps, observedAt: Date = shared.config.clock ?? new Date(), hints: DomainHints = {}): Promise<Diagnosis> {
+  // In one process the domain and its MX IPs share one resolver scope: the PTR name's forward lookup is
+  // usually the MX host name the domain's DNS asked already.
+  const deps: ProbeDeps = { ...shared, resolver: diagnosisResolver(shared.resolver) };
   const dns = await collectDomain(domain, deps, hints);
   const targets = mxTargets(dns);
   const byIp = new Map<string, string[]>();

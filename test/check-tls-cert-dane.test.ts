@@ -15,6 +15,7 @@ import { judgeScan, rejudge } from '../lib/checks/judge.ts';
 import { CHECKS, checkById } from '../lib/checks/registry.ts';
 import type { IpObservation } from '../lib/observations.ts';
 import type { DnsObservations } from '../lib/probes/dns.ts';
+import type { DaneGathered, DaneNotApplicable } from '../lib/checks/dane/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let lab: Lab;
@@ -85,38 +86,79 @@ test('tls_cert: expires_soon is judged against the observation time, never the w
   assert.ok((earlier.findings.tls_cert.value as string[]).includes('expires_soon') === false);
 });
 
-test('dane: valid, mismatch, bogus, insecure, DANE-TA without its intermediate (no TLSA: test/real-dane-tls-cert.test.ts and the hosts of certs.test)', async () => {
+test('dane: valid, mismatch, bogus, DANE-TA without its intermediate (no TLSA: test/real-dane-tls-cert.test.ts and the hosts of certs.test)', async () => {
   const cases: [string, string, string][] = [
     ['dane.test', 'valid', 'tlsa_match'],
     ['dane-inline.test', 'valid', 'tlsa_match'],
     ['dane-ecdsa.test', 'valid', 'tlsa_match'],
     ['dane-mismatch.test', 'mismatch', 'tlsa_mismatch'],
     ['dane-bogus.test', 'bogus', 'tlsa_bogus'],
-    ['dane-insecure.test', 'insecure', 'tlsa_insecure'],
     ['dane-leaf-only.test', 'mismatch', 'tlsa_mismatch'],
   ];
   for (const [domain, value, reason] of cases) {
     const f = (await checkJson(domain)).findings.dane;
     assert.deepEqual([f.value, f.reason], [value, reason], `${domain}: ${f.detail}`);
   }
-  // mx.rsa2048.test carries an extra TLSA record of the lab's, unsigned (extra records are insecure): not DANE.
-  const wild = (await checkJson('wild.test')).findings.dane;
-  assert.deepEqual([wild.value, wild.reason, wild.status], ['insecure', 'tlsa_insecure', 'ng'], wild.detail);
+  // dane-bogus.test: the host's address fails validation (not proven insecure), so its TLSA is asked, and
+  // with CD after the SERVFAIL: that is what shows the zone bogus.
+  const bogus = (await checkJson('dane-bogus.test')).observations.dns;
+  assert.deepEqual(bogus.valid ? (bogus.dane as DaneGathered).hosts.map((h) => [h.name, h.cdLookup?.outcome]) : null, [['_25._tcp.mx.dane-bogus.test', 'answer']]);
 });
 
-test('dane: a domain with many MX hosts asks one TLSA query per MX name; partial when only some match', async () => {
+test('dane: RFC 7672 §2.2: no TLSA lookup for a host behind an insecure MX RRset or with insecure addresses, though the host publishes TLSA', async () => {
+  const cases: [string, string, DaneNotApplicable, string][] = [
+    // An unsigned domain whose host publishes TLSA (unsigned too): before, looked up and judged `insecure`.
+    ['dane-insecure.test', 'mx.dane-insecure.test', 'mx_insecure', 'MX RRset not DNSSEC-secure'],
+    // mx.rsa2048.test carries an extra TLSA record of the lab's, unsigned: wild.test is unsigned, secure-wild.test
+    // signed, but its MX host's address is not.
+    ['wild.test', 'mx.rsa2048.test', 'mx_insecure', 'MX RRset not DNSSEC-secure'],
+    ['secure-wild.test', 'mx.rsa2048.test', 'address_insecure', 'address records not DNSSEC-secure'],
+  ];
+  for (const [domain, host, why, text] of cases) {
+    const o = await checkJson(domain);
+    const f = o.findings.dane;
+    assert.deepEqual([f.value, f.status, f.reason], ['none', 'na', why], `${domain}: ${f.detail}`);
+    assert.match(f.detail ?? '', new RegExp(`${host.replace(/\./g, '\\.')}: ${text}, DANE does not apply \\(RFC 7672 §2\\.2\\), TLSA not looked up`));
+    const dane = o.observations.dns.valid ? (o.observations.dns.dane as DaneGathered) : null;
+    assert.deepEqual(dane, { hosts: [], notApplicable: [{ mxHost: host, reason: why }] }, domain);
+  }
+  // A host DANE applies to is still asked.
+  const secure = (await checkJson('dane.test')).observations.dns;
+  assert.deepEqual(secure.valid ? (secure.dane as DaneGathered).hosts.map((h) => h.name) : null, ['_25._tcp.mx.dane.test']);
+});
+
+test('dane: a domain with many MX hosts behind an unsigned MX RRset asks no TLSA at all', async () => {
   const o = await checkJson('certs.test');
-  const dane = o.observations.dns.valid ? (o.observations.dns.dane as { hosts: { name: string; cdLookup: unknown }[] }) : null;
-  assert.equal(dane?.hosts.length, 9);
-  assert.deepEqual(dane?.hosts.map((h) => h.cdLookup), Array(9).fill(null));
-  assert.equal(o.findings.dane.value, 'insecure', 'mx.rsa2048.test has an unsigned TLSA, the others none: the worst MX value');
-  assert.match(o.findings.dane.detail ?? '', /mx\.rsa1024\.test \(127\.100\.3\.1\): none, no TLSA at _25\._tcp\.mx\.rsa1024\.test \(nxdomain/);
+  const dane = o.observations.dns.valid ? (o.observations.dns.dane as DaneGathered) : null;
+  assert.equal(dane?.hosts.length, 0);
+  assert.equal(dane?.notApplicable?.length, 9);
+  assert.ok(dane?.notApplicable?.every((n) => n.reason === 'mx_insecure'));
+  assert.deepEqual([o.findings.dane.value, o.findings.dane.status, o.findings.dane.reason], ['none', 'na', 'mx_insecure']);
+  assert.match(o.findings.dane.detail ?? '', /mx\.rsa1024\.test \(127\.100\.3\.1\): none, mx\.rsa1024\.test: MX RRset not DNSSEC-secure/);
   // Partial: take dane.test's valid row next to dane-mismatch.test's host.
   const a = await checkJson('dane.test');
   const b = await checkJson('dane-mismatch.test');
   const merged = merge(a.observations, b.observations);
   const d = judgeScan('dane.test', merged.dns, merged.ips, new Date(a.observedAt));
   assert.deepEqual([d.findings.dane.value, d.findings.dane.reason, d.findings.dane.status], ['partial', 'dane_partial', 'ng']);
+});
+
+test('dane: observations stored before the lookups were restricted (insecure hosts asked too) judge as they did', async () => {
+  // certs.test as measured then: every host's TLSA asked, mx.rsa2048.test's unsigned record `insecure`.
+  const o = await checkJson('certs.test');
+  const old = structuredClone(o.observations);
+  const dns = old.dns as Extract<DnsObservations, { valid: true }>;
+  const lookup = (name: string, outcome: string, data: string[] = []) => ({ name, type: 'TLSA', outcome, rcode: outcome === 'nxdomain' ? 'NXDOMAIN' : 'NOERROR', ad: false, cd: false, ede: [], cnameChain: [], data });
+  dns.dane = {
+    hosts: (dns.dane as DaneGathered).notApplicable!.map(({ mxHost }) => {
+      const name = `_25._tcp.${mxHost}`;
+      const rsa2048 = mxHost === 'mx.rsa2048.test';
+      const data = ['3 1 1 0000000000000000000000000000000000000000000000000000000000000000'];
+      return { mxHost, name, lookup: rsa2048 ? lookup(name, 'answer', data) : lookup(name, 'nxdomain'), cdLookup: null, records: rsa2048 ? [{ usage: 3, selector: 1, matchingType: 1, data: '0'.repeat(64) }] : [], malformed: 0 };
+    }),
+  };
+  const j = judgeScan('certs.test', old.dns, old.ips, new Date(o.observedAt));
+  assert.deepEqual([j.findings.dane.value, j.findings.dane.reason, j.findings.dane.status], ['insecure', 'tlsa_insecure', 'ng']);
 });
 
 function merge(a: Out['observations'], b: Out['observations']): Out['observations'] {
@@ -206,11 +248,12 @@ test('a report counts them with their denominators, from the stored diagnoses', 
     const key = r.findings.tls_key;
     assert.deepEqual([key.rsa_weak.n, key.rsa_2048_plus.n, key.ec.n, key.no_tls.n, key.rsa_weak.total], [1, 2, 1, 1, 5]);
     const dane = r.findings.dane;
-    assert.deepEqual([dane.valid.n, dane.bogus.n, dane.insecure.n, dane.none.n, dane.valid.total], [2, 1, 2, 0, 5]);
+    // certs.test and wild.test: unsigned MX RRsets, no TLSA asked (RFC 7672 §2.2): none, not insecure.
+    assert.deepEqual([dane.valid.n, dane.bogus.n, dane.insecure.n, dane.none.n, dane.valid.total], [2, 1, 0, 2, 5]);
     const rows = await t.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'certs_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
     const by = Object.fromEntries(rows.map((x) => [x.domain, [x.tls_cert, x.tls_key, x.dane]]));
     assert.deepEqual(by['dane.test'], ['ok', 'rsa_2048_plus', 'valid']);
-    assert.deepEqual(by['certs.test'], ['weak_key incomplete_chain any', 'rsa_weak', 'insecure']);
+    assert.deepEqual(by['certs.test'], ['weak_key incomplete_chain any', 'rsa_weak', 'none']);
   } finally {
     await t.drop();
   }

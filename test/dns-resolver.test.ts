@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as dnsPacket from 'dns-packet';
-import { createResolver, type Resolver } from '../lib/dns/resolver.ts';
+import { createResolver, diagnosisResolver, type Resolver } from '../lib/dns/resolver.ts';
 import { mailauthResolver } from '../lib/dns/mailauth.ts';
 import { tokenBucket } from '../lib/dns/rate-limit.ts';
 import { startHostileDns, respond, soa, type Handler, type HostileDns } from './helpers/hostile-dns.ts';
@@ -206,6 +206,52 @@ test('identical concurrent queries are sent once and answers are cached for thei
   await r.query('shared.test', 'TXT');
   assert.equal(dns.queries.length, 1);
   assert.deepEqual(r.stats(), { queries: 1, cacheHits: 5 });
+});
+
+test('one diagnosis asks each question once, whatever its TTL: a TTL-0 answer, a negative answer without SOA, a failure', async () => {
+  // The shared resolver may not keep these (TTL 0; no SOA, RFC 2308 §5; a failure only briefly): the scope does.
+  const { dns, r } = await serve((q) => {
+    const name = q.questions[0].name;
+    if (name === 'ttl0.test') return respond(q, { answers: [{ name, type: 'A', ttl: 0, data: '192.0.2.1' }] });
+    if (name === 'nosoa.test') return respond(q, {});
+    return respond(q, { rcode: 2 });
+  });
+  const scope = diagnosisResolver(r);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await scope.query('ttl0.test', 'A')).outcome, 'answer');
+    assert.equal((await scope.query('NoSoa.test.', 'TXT')).outcome, 'nodata');
+    assert.equal((await scope.query('broken.test', 'MX')).outcome, 'servfail');
+  }
+  assert.deepEqual(dns.queries.map((q) => q.name), ['ttl0.test', 'nosoa.test', 'broken.test']);
+  assert.deepEqual(scope.stats(), { queries: 3, cacheHits: 6 });
+  // Another diagnosis asks again: the TTL-0 answer was for that transaction only (RFC 1035 §3.2.1).
+  await diagnosisResolver(r).query('ttl0.test', 'A');
+  assert.equal(dns.queries.filter((q) => q.name === 'ttl0.test').length, 2);
+});
+
+test('RFC 8020: below a name answered NXDOMAIN nothing is asked; the denial of the last name of a CNAME chain counts, with its AD bit', async () => {
+  const { dns, r } = await serve((q) => {
+    const name = q.questions[0].name;
+    if (name === 'alias.test') {
+      return respond(q, { rcode: 3, flags: dnsPacket.AUTHENTIC_DATA, answers: [{ name, type: 'CNAME', ttl: 60, data: 'target.test' }], authorities: [soa('test', 30)] });
+    }
+    if (name === 'gone.test' || name.endsWith('.gone.test')) return respond(q, { rcode: 3, authorities: [soa('test', 30)] });
+    return respond(q, { authorities: [soa('test', 30)] });
+  });
+  const scope = diagnosisResolver(r);
+  assert.equal((await scope.query('gone.test', 'SOA')).outcome, 'nxdomain');
+  for (const [name, type] of [['gone.test', 'MX'], ['_dmarc.gone.test', 'TXT'], ['a.b._domainkey.gone.test', 'TXT']] as const) {
+    const res = await scope.query(name, type);
+    assert.deepEqual([res.outcome, res.rcode, res.name, res.type, res.ad], ['nxdomain', 'NXDOMAIN', name, type, false]);
+  }
+  assert.equal((await scope.query('gone.test', 'MX', { cd: true })).outcome, 'nxdomain', 'a CD question is its own');
+  assert.deepEqual(dns.queries.map((q) => q.name), ['gone.test', 'gone.test']);
+  // The chain alias.test -> target.test ends in NXDOMAIN: target.test does not exist, alias.test does.
+  assert.equal((await scope.query('alias.test', 'A')).outcome, 'nxdomain');
+  const below = await scope.query('x.target.test', 'TXT');
+  assert.deepEqual([below.outcome, below.ad], ['nxdomain', true], 'a validated denial covers the names below it');
+  assert.equal((await scope.query('x.alias.test', 'TXT')).outcome, 'nodata', 'asked: the alias name exists');
+  assert.deepEqual(dns.queries.map((q) => q.name).slice(2), ['alias.test', 'x.alias.test']);
 });
 
 test('mailauthResolver maps outcomes to Node error codes and records to mailauth shapes', async () => {

@@ -1,7 +1,8 @@
 // tls_cert, tls_key and dane against independently written servers (issue 15): Postfix's smtpd with RSA-2048,
 // RSA-1024 and ECDSA P-256 certificates and a leaf sent without its intermediate, NSD serving a signed, an
 // unsigned and a bogus zone with TLSA records behind a validating unbound. Measured through the production
-// path (`mailcensus check --json`: the MX gatherer, then the TLSA gatherer, the SMTP probe's recorded chain),
+// path (`mailcensus check --json`: the MX gatherer, then the TLSA gatherer for the hosts DANE applies to, the
+// SMTP probe's recorded chain),
 // and compared with what `openssl s_client` sees: the chain it is sent, the key size, and its own DANE
 // verdict (-dane_tlsa_rrdata) on the TLSA records dig returns.
 import { after, before, describe, test } from 'node:test';
@@ -26,7 +27,7 @@ const DNS_PORT = 20053;
 const IP = { rsa2048: `${P}.25`, rsa1024: `${P}.26`, ec256: `${P}.27`, leafOnly: `${P}.28` } as const;
 
 interface Finding { status: string; reason: string; value: unknown; detail?: string }
-interface Out { findings: Record<string, Finding>; observations: { dns: { dane?: { hosts: { name: string }[] } } } }
+interface Out { findings: Record<string, Finding>; observations: { dns: { dane?: { hosts: { name: string }[]; notApplicable?: { mxHost: string; reason: string }[] } } } }
 
 describe('tls_cert, tls_key and dane against Postfix + NSD + unbound', { skip }, () => {
   let pki: Pki;
@@ -79,6 +80,8 @@ describe('tls_cert, tls_key and dane against Postfix + NSD + unbound', { skip },
             rr('bad', 'MX', '10 mx-bad.rs.test.'),
             rr('none', 'MX', '10 mx-none.rs.test.'),
             rr('mixed', 'MX', '10 mx-ee.rs.test.'), rr('mixed', 'MX', '20 mx-none.rs.test.'),
+            // A signed MX RRset naming a host in the unsigned zone, which publishes TLSA: its addresses are insecure.
+            rr('tounsigned', 'MX', '10 mx.ins.test.'),
           ],
         },
         { name: 'ins.test', dnssec: 'unsigned', records: [rr('@', 'MX', '10 mx.ins.test.'), rr('mx', 'A', IP.rsa2048), rr('_25._tcp.mx', 'TLSA', `3 1 1 ${spki(leaves.rsa2048)}`)] },
@@ -97,7 +100,7 @@ describe('tls_cert, tls_key and dane against Postfix + NSD + unbound', { skip },
         { ip: IP.leafOnly, port: SMTP_PORT, leaf: leaves.rsa2048, leafOnly: true },
       ],
     });
-    const domains = ['ee.rs.test', 'weak.rs.test', 'ec.rs.test', 'ta.rs.test', 'bad.rs.test', 'none.rs.test', 'mixed.rs.test', 'ins.test', 'bog.test'];
+    const domains = ['ee.rs.test', 'weak.rs.test', 'ec.rs.test', 'ta.rs.test', 'bad.rs.test', 'none.rs.test', 'mixed.rs.test', 'tounsigned.rs.test', 'ins.test', 'bog.test'];
     // Two at a time: the machine is shared.
     for (let i = 0; i < domains.length; i += 2) {
       const batch = domains.slice(i, i + 2);
@@ -116,7 +119,7 @@ describe('tls_cert, tls_key and dane against Postfix + NSD + unbound', { skip },
     return [f?.value, f?.reason];
   };
 
-  test('dane per domain: valid, mismatch (DANE-TA without its intermediate, another key), none, partial, insecure, bogus', () => {
+  test('dane per domain: valid, mismatch (DANE-TA without its intermediate, another key), none, partial, bogus; not applicable to insecure hosts', () => {
     assert.deepEqual(pick('ee.rs.test', 'dane'), ['valid', 'tlsa_match']);
     assert.deepEqual(pick('weak.rs.test', 'dane'), ['valid', 'tlsa_match'], 'DANE says nothing of key size');
     assert.deepEqual(pick('ec.rs.test', 'dane'), ['valid', 'tlsa_match']);
@@ -124,8 +127,14 @@ describe('tls_cert, tls_key and dane against Postfix + NSD + unbound', { skip },
     assert.deepEqual(pick('bad.rs.test', 'dane'), ['mismatch', 'tlsa_mismatch']);
     assert.deepEqual(pick('none.rs.test', 'dane'), ['none', 'no_tlsa']);
     assert.deepEqual(pick('mixed.rs.test', 'dane'), ['partial', 'dane_partial']);
-    assert.deepEqual(pick('ins.test', 'dane'), ['insecure', 'tlsa_insecure']);
-    assert.deepEqual(pick('bog.test', 'dane'), ['bogus', 'tlsa_bogus']);
+    assert.deepEqual(pick('bog.test', 'dane'), ['bogus', 'tlsa_bogus'], 'MX and address secure, the TLSA RRset alone bogus: asked, and bogus');
+    // RFC 7672 §2.2.1 and §2.2.3: an insecure MX RRset, or a secure one naming a host whose addresses are insecure,
+    // means DANE does not apply: the TLSA mx.ins.test publishes (unsigned) is not asked either way.
+    assert.deepEqual(pick('ins.test', 'dane'), ['none', 'mx_insecure']);
+    assert.deepEqual(pick('tounsigned.rs.test', 'dane'), ['none', 'address_insecure']);
+    assert.deepEqual(outs.get('ins.test')?.observations.dns.dane, { hosts: [], notApplicable: [{ mxHost: 'mx.ins.test', reason: 'mx_insecure' }] });
+    assert.deepEqual(outs.get('tounsigned.rs.test')?.observations.dns.dane, { hosts: [], notApplicable: [{ mxHost: 'mx.ins.test', reason: 'address_insecure' }] });
+    assert.equal(outs.get('tounsigned.rs.test')?.findings.dane.status, 'na');
     assert.deepEqual(outs.get('mixed.rs.test')?.observations.dns.dane?.hosts.map((h) => h.name), ['_25._tcp.mx-ee.rs.test', '_25._tcp.mx-none.rs.test'], 'one TLSA lookup per MX name');
   });
 

@@ -457,3 +457,62 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
 function loadConfigLazily(): Readonly<Config> {
   return config();
 }
+
+/**
+ * The resolver of one diagnosis, over a shared one: within it no question is sent twice, and nothing is asked
+ * below a name already known not to exist. Checks ask the same names independently (an MX host's A by the MX
+ * check and again by reverse DNS; `_dmarc` by two DMARC findings); the shared resolver's cache covers that only
+ * while the TTL lasts, and not at all for a TTL of 0 or a negative answer without an SOA. Here every result,
+ * a failure too, is reused for the rest of the diagnosis (RFC 1035 §3.2.1: a TTL of 0 still serves "the
+ * transaction in progress"), so every check judges the same answer. RFC 8020 §2: an NXDOMAIN means the name
+ * and every name below it do not exist, so a question at or below such a name is answered NXDOMAIN at once,
+ * with that denial's AD bit (a validated denial covers the names below it too).
+ */
+export function diagnosisResolver(resolver: Resolver): Resolver {
+  const memo = new Map<string, Promise<DnsResult>>();
+  /** Names answered NXDOMAIN, per CD setting (a denial read with CD says nothing to a validating question). */
+  const nonexistent = [new Map<string, boolean>(), new Map<string, boolean>()];
+  let hits = 0;
+  const deniedAncestor = (name: string, cd: boolean): { ad: boolean } | null => {
+    const denied = nonexistent[cd ? 1 : 0];
+    if (denied.size === 0) return null;
+    for (let n = name; ; ) {
+      const ad = denied.get(n);
+      if (ad !== undefined) return { ad };
+      const dot = n.indexOf('.');
+      if (dot === -1) return null;
+      n = n.slice(dot + 1);
+    }
+  };
+  return {
+    query(rawName, type, qopts = {}) {
+      const cd = Boolean(qopts.cd);
+      const name = normalizeQueryName(rawName);
+      if (!name) return resolver.query(rawName, type, qopts);
+      const key = `${name}|${type}|${cd ? 1 : 0}`;
+      const known = memo.get(key);
+      if (known) {
+        hits++;
+        return known;
+      }
+      const denied = deniedAncestor(name, cd);
+      if (denied) {
+        hits++;
+        const r: DnsResult = { outcome: 'nxdomain', name, type, answers: [], ad: denied.ad, rcode: 'NXDOMAIN', ede: [], cnameChain: [], cd };
+        memo.set(key, Promise.resolve(r));
+        return Promise.resolve(r);
+      }
+      const p = resolver.query(name, type, qopts).then((r) => {
+        // RFC 6604 §3: the RCODE is that of the last name of a CNAME chain, so that is the name denied.
+        if (r.outcome === 'nxdomain') nonexistent[cd ? 1 : 0].set(r.cnameChain.at(-1) ?? name, r.ad);
+        return r;
+      });
+      memo.set(key, p);
+      return p;
+    },
+    stats: () => {
+      const s = resolver.stats();
+      return { queries: s.queries, cacheHits: s.cacheHits + hits };
+    },
+  };
+}

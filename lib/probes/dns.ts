@@ -2,6 +2,7 @@
 // outcome), running the gatherer of every check in the registry; the checks judge them (lib/checks/judge.ts).
 import net from 'node:net';
 import { normalizeDomain } from '../dns/names.ts';
+import { diagnosisResolver } from '../dns/resolver.ts';
 import type { MxObservation } from '../checks/mx/mx.ts';
 import { mxIps } from '../checks/mx/mx.ts';
 import type { SpfObservation } from '../checks/spf/spf.ts';
@@ -44,9 +45,12 @@ export type IpDnsObservations =
   | { version: 1; ip: string; valid: false; reason: 'invalid_ip' }
   | { version: 1; ip: string; valid: true; reverseDns: ReverseDnsObservation; dnsbl: DnsblObservation };
 
-export async function collectDnsObservations(input: string, deps: DnsDeps, hints: DomainHints = {}): Promise<DnsObservations> {
+export async function collectDnsObservations(input: string, shared: DnsDeps, hints: DomainHints = {}): Promise<DnsObservations> {
   const domain = normalizeDomain(input);
   if (!domain) return { version: 1, input, domain: String(input), valid: false, reason: 'invalid_name' };
+  // One resolver scope for the domain's gatherers: a name two checks read is asked once, and nothing below a
+  // name that does not exist is asked (lib/dns/resolver.ts diagnosisResolver).
+  const deps: DnsDeps = { ...shared, resolver: diagnosisResolver(shared.resolver) };
   // DNSSEC first: a bogus domain's records are then read with CD, so one broken signature does not hide the
   // rest (CRITERIA.md; internet.nl does the same).
   const dnssec = (await DNSSEC_GATHERER.retrieve(domain, deps, { ...hints, cd: false })) as DnssecObservation;

@@ -1,9 +1,14 @@
-// dane, a finding beyond MSchecker: DANE for SMTP (RFC 7672). The gatherer asks for the TLSA RRset at
-// `_25._tcp.<mx>` of every MX host with an address once the MX set is known (one query per MX name, at most
+// dane, a finding beyond MSchecker: DANE for SMTP (RFC 7672). Once the MX set is known, the gatherer asks for
+// the TLSA RRset at `_25._tcp.<mx>` of every MX host that DANE applies to (one query per MX name, at most
 // MAX_MX_HOSTS; a second, with CD, only after a SERVFAIL), and stores it with its DNSSEC state under
-// `dns.dane`. The judgement matches it against the chain the host presented in the SMTP session the scan
-// already makes (no extra connection): per MX (host, address) row, then the domain (../shared/CRITERIA.md).
+// `dns.dane`. RFC 7672 §2.2.1 and §2.2.3: DANE applies only to a host reached through a DNSSEC-secure MX RRset
+// whose own address records are secure; for any other host the TLSA records could not be used, so they are
+// not asked, and the host is recorded as not applicable with the reason. The judgement matches the TLSA
+// records against the chain the host presented in the SMTP session the scan already makes (no extra
+// connection): per MX (host, address) row, then the domain (../shared/CRITERIA.md).
 import { finding, type Finding, type Status } from '../../criteria.ts';
+import { isFact } from '../../dns/resolver.ts';
+import type { Lookup } from '../../dns/observation.ts';
 import { defineFinding, reason, type GatherDeps, type GatherOptions, type Label, type ReasonMeta } from '../contract.ts';
 import { fromMx, type JudgeInput } from '../judge-input.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
@@ -11,27 +16,50 @@ import type { MxObservation } from '../mx/mx.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { DANE_REASONS, evaluateDane, retrieveTlsa, type DaneEvaluation, type DaneReason, type DaneValue, type TlsaObservation } from './tlsa.ts';
 
+/** Why DANE does not apply to an MX host, so its TLSA records were not asked (RFC 7672 §2.2). */
+export type DaneNotApplicable = 'mx_insecure' | 'address_insecure';
+
 /** What the gatherer stores under `dns.dane`. */
 export interface DaneGathered {
-  /** One TLSA observation per MX host name that has an address, in MX order. */
+  /** One TLSA observation per MX host name DANE applies to, in MX order. */
   hosts: TlsaObservation[];
+  /**
+   * The MX host names whose TLSA records were not asked, and why. Absent in observations made before the
+   * lookups were restricted to secure hosts (every host was asked then).
+   */
+  notApplicable?: { mxHost: string; reason: DaneNotApplicable }[];
 }
 
 const hostKey = (h: string) => h.toLowerCase().replace(/\.$/, '');
 
+/** A fact the validating resolver did not authenticate: provably insecure, not merely unknown. */
+const insecureFact = (l: Lookup | undefined) => l !== undefined && isFact(l.outcome) && !l.ad;
+
 /**
- * The MX host names, distinct, in MX order (already capped at MAX_MX_HOSTS by collectMx). A host whose
- * address lookup failed is asked too: its TLSA may be what is bogus (the same broken zone).
+ * The MX host names, distinct, in MX order (already capped at MAX_MX_HOSTS by collectMx), each with whether
+ * its TLSA records are asked. RFC 7672 §2.2.1: an insecure MX RRset (for the implicit MX of a domain without
+ * one, its insecure denial: §2.2.2) means DANE does not apply to any of its hosts; §2.2.3: nor to a host whose
+ * address records are insecure. Only proven insecurity skips the lookup: a host whose address lookup failed
+ * is asked (its TLSA may be what is bogus: the same broken zone), and so is every host of a domain read with
+ * CD (a bogus domain: AD says nothing there, CRITERIA.md).
  */
-export function tlsaHosts(mx: MxObservation | undefined): string[] {
-  const names = new Set<string>();
-  for (const h of mx?.hosts ?? []) if (typeof h.exchange === 'string' && h.exchange) names.add(hostKey(h.exchange));
-  return [...names];
+export function tlsaHosts(mx: MxObservation | undefined, opts: { cd?: boolean } = {}): { host: string; notApplicable: DaneNotApplicable | null }[] {
+  const out = new Map<string, DaneNotApplicable | null>();
+  const mxInsecure = !opts.cd && insecureFact(mx?.mx);
+  for (const h of mx?.hosts ?? []) {
+    if (typeof h.exchange !== 'string' || !h.exchange || out.has(hostKey(h.exchange))) continue;
+    const addressInsecure = !opts.cd && insecureFact(h.a) && insecureFact(h.aaaa);
+    out.set(hostKey(h.exchange), mxInsecure ? 'mx_insecure' : addressInsecure ? 'address_insecure' : null);
+  }
+  return [...out].map(([host, notApplicable]) => ({ host, notApplicable }));
 }
 
 export async function gatherDane(_domain: string, deps: GatherDeps, opts: GatherOptions): Promise<DaneGathered> {
-  const names = tlsaHosts(opts.gathered?.mx as MxObservation | undefined);
-  return { hosts: await Promise.all(names.map((n) => retrieveTlsa(n, deps.resolver))) };
+  const hosts = tlsaHosts(opts.gathered?.mx as MxObservation | undefined, { cd: opts.cd });
+  return {
+    hosts: await Promise.all(hosts.filter((h) => h.notApplicable === null).map((h) => retrieveTlsa(h.host, deps.resolver))),
+    notApplicable: hosts.flatMap((h) => (h.notApplicable ? [{ mxHost: h.host, reason: h.notApplicable }] : [])),
+  };
 }
 
 /** Domain values, best first (../shared/CRITERIA.md `dane`, plus `unusable` and `no_mx`). */
@@ -52,6 +80,16 @@ const REASON_LABELS: Record<DaneReason, Label> = {
   tlsa_malformed: { en: 'TLSA answers that do not parse', ja: 'TLSAの応答を解釈できない' },
   no_handshake: { en: 'secure TLSA records, but no STARTTLS handshake to match them against', ja: 'TLSAはあるが照合するTLSハンドシェイクがない' },
 };
+const NOT_APPLICABLE_REASONS: Record<DaneNotApplicable, ReasonMeta> = {
+  mx_insecure: reason(
+    'DANE does not apply: the MX RRset is not DNSSEC-secure, so no TLSA lookup (RFC 7672 §2.2.1)',
+    'MXレコードがDNSSECで保護されていないためDANEは適用されない（TLSAを調べない）',
+  ),
+  address_insecure: reason(
+    "DANE does not apply: the MX host's address records are not DNSSEC-secure, so no TLSA lookup (RFC 7672 §2.2.3)",
+    'MXホストのアドレスがDNSSECで保護されていないためDANEは適用されない（TLSAを調べない）',
+  ),
+};
 const TLSA_REASONS = Object.fromEntries(
   (Object.keys(REASON_LABELS) as DaneReason[]).map((k) => [k, reason(REASON_LABELS[k].en, REASON_LABELS[k].ja, DANE_REASONS[k].transient)]),
 ) as Record<DaneReason, ReasonMeta>;
@@ -64,7 +102,7 @@ interface RowResult {
   host: string;
   ip: string;
   value: DaneValue;
-  reason: DaneReason | 'chain_not_recorded';
+  reason: DaneReason | DaneNotApplicable | 'chain_not_recorded';
   detail: string;
 }
 
@@ -77,8 +115,16 @@ export function daneRows(input: JudgeInput): RowResult[] | null {
   const gathered = input.dns.valid ? (input.dns.dane as DaneGathered | undefined) : undefined;
   if (!gathered || !Array.isArray(gathered.hosts)) return null;
   const byHost = new Map(gathered.hosts.map((t) => [hostKey(t.mxHost), t]));
+  const notApplicable = new Map((Array.isArray(gathered.notApplicable) ? gathered.notApplicable : []).map((n) => [hostKey(n.mxHost), n.reason]));
   const out: RowResult[] = [];
   for (const p of input.mx.probes) {
+    const skipped = notApplicable.get(hostKey(p.host));
+    if (skipped) {
+      // No TLSA to judge: the host counts as one without DANE (`none`), with the reason it does not apply.
+      const why = skipped === 'mx_insecure' ? 'MX RRset not DNSSEC-secure' : 'address records not DNSSEC-secure';
+      out.push({ host: p.host, ip: p.ip ?? '-', value: 'none', reason: skipped, detail: `${p.host}: ${why}, DANE does not apply (RFC 7672 §2.2), TLSA not looked up` });
+      continue;
+    }
     const tlsa = byHost.get(hostKey(p.host));
     if (!p.ip) {
       // No address to deliver to: the row counts only for what its TLSA says without a handshake (a bogus
@@ -115,7 +161,7 @@ export const daneCheck = defineFinding({
   id: 'dane',
   label: { ja: 'DANE（SMTP）', en: 'DANE for SMTP' },
   rule:
-    'Per MX host: the TLSA RRset at _25._tcp.<mx> (RFC 7672 §2.2) counts only when DNSSEC-secure; a usable DANE-EE (3) record must match the leaf, a DANE-TA (2) record a certificate above it in the chain the host presented, which signed the chain below it, with the leaf carrying the MX host name (§3.1.2, §3.2.2). The domain is valid if every MX is, partial if some are, else its worst MX value; unknown if a lookup or the handshake could not be made.',
+    'Per MX host: DANE applies only to a host reached through a DNSSEC-secure MX RRset whose address records are secure (RFC 7672 §2.2.1, §2.2.3): for any other host no TLSA is looked up and the host counts as none (not applicable). The TLSA RRset at _25._tcp.<mx> counts only when DNSSEC-secure; a usable DANE-EE (3) record must match the leaf, a DANE-TA (2) record a certificate above it in the chain the host presented, which signed the chain below it, with the leaf carrying the MX host name (§3.1.2, §3.2.2). The domain is valid if every MX is, partial if some are, else its worst MX value; unknown if a lookup or the handshake could not be made.',
   scope: 'mx_ip',
   sources: ['scan', 'test-mail'],
   values: DANE_VALUES,
@@ -126,12 +172,13 @@ export const daneCheck = defineFinding({
     unusable: { ja: 'SMTPで使えるTLSAがない', en: 'no TLSA usable for SMTP' },
     bogus: { ja: 'DNSSEC検証失敗（bogus）', en: 'DNSSEC bogus' },
     insecure: { ja: 'TLSAがDNSSECで保護されていない', en: 'TLSA not DNSSEC-secure' },
-    none: { ja: 'TLSAなし', en: 'no TLSA' },
+    none: { ja: 'TLSAなし、またはDANE非適用（MXがDNSSECで保護されていない）', en: 'no TLSA, or DANE not applicable (MX not DNSSEC-secure)' },
     no_mx: { ja: '対象のMXなし', en: 'no MX host' },
     unknown: { ja: '測定不能', en: 'unknown' },
   },
   reasons: {
     ...TLSA_REASONS,
+    ...NOT_APPLICABLE_REASONS,
     dane_partial: reason('some MX hosts are DANE-valid, others are not', '一部のMXのみDANEが有効'),
     chain_not_recorded: reason('secure TLSA records; the presented chain was not recorded when this was measured', 'TLSAはあるが測定時に証明書チェーンを記録していない'),
     not_recorded: reason('the TLSA records were not looked up when this was measured', '測定時にTLSAを調べていない'),

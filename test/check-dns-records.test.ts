@@ -120,12 +120,21 @@ for (const [name, o, status, reason, cd] of [
   ['SERVFAIL with and without CD', { domain: 'd.test', soa: L('d.test', 'SOA', 'servfail', [], { ede: [{ code: 6 }] }), soaCd: L('d.test', 'SOA', 'servfail') }, 'unknown', 'servfail', false],
   ['timeout', { domain: 'd.test', soa: L('d.test', 'SOA', 'timeout') }, 'unknown', 'timeout', false],
   ['refused', { domain: 'd.test', soa: L('d.test', 'SOA', 'refused') }, 'unknown', 'refused', false],
+  // Since issue 18 the state is read on the domain's MX (the question the MX check asks anyway); the SOA cases
+  // above are the observations stored before, judged as they were.
+  ['AD set on MX', { domain: 'd.test', mx: L('d.test', 'MX', 'answer', [{ preference: 10, exchange: 'mx.d.test' }], { ad: true }) }, 'ok', 'secure', false],
+  ['AD set on the NODATA of a domain without MX', { domain: 'd.test', mx: L('d.test', 'MX', 'nodata', [], { ad: true }) }, 'ok', 'secure', false],
+  ['AD clear on the NXDOMAIN of a domain that does not exist', { domain: 'd.test', mx: L('d.test', 'MX', 'nxdomain') }, 'ng', 'insecure', false],
+  ['MX SERVFAIL, CD succeeds', { domain: 'd.test', mx: L('d.test', 'MX', 'servfail', [], { ede: [{ code: 7 }] }), mxCd: L('d.test', 'MX', 'nodata', [], { cd: true }) }, 'ng', 'bogus', true],
+  ['MX timeout', { domain: 'd.test', mx: L('d.test', 'MX', 'timeout') }, 'unknown', 'timeout', false],
 ] as const) {
   test(`DNSSEC: ${name} → ${status} (${reason})`, () => {
     const f = evaluateDnssec(o as never);
     assert.equal(f.status, status, JSON.stringify(f));
     assert.equal(f.reason, reason);
     assert.equal(needsCd(o as never), cd);
+    const type = 'mx' in o ? 'MX' : 'SOA';
+    if (status !== 'unknown' && reason !== 'bogus') assert.match(f.detail ?? '', new RegExp(`^AD (set|clear) on ${type} d\\.test`));
   });
 }
 

@@ -1,4 +1,5 @@
-// DNSSEC status of the domain as the validating resolver reports it (RFC 4035 §3.2.3 AD bit). Bogus is told
+// DNSSEC status of the domain as the validating resolver reports it (RFC 4035 §3.2.3 AD bit) on the domain's
+// MX answer or denial, the question the MX check asks anyway. Bogus is told
 // apart from other SERVFAILs the way internet.nl does: the same query with CD (checking disabled, RFC 4035
 // §3.2.2) succeeds. Extended DNS Errors (RFC 8914: 6 DNSSEC Bogus, 7 Signature Expired, …) are recorded but
 // not required, because real resolvers vary in sending them.
@@ -9,24 +10,37 @@ import { finding, type Finding } from '../../criteria.ts';
 
 export interface DnssecObservation {
   domain: string;
-  /** SOA of the domain with DO set (NODATA below a zone apex is fine: AD covers the denial too). */
-  soa: Lookup;
+  /**
+   * The domain's MX with DO set: its AD bit covers the answer or its denial (NODATA, NXDOMAIN) alike, and the
+   * MX check reads the same answer, so the state costs no query of its own (issue 18). Absent in observations
+   * made before, which asked the SOA (`soa`).
+   */
+  mx?: Lookup;
   /** The same query with CD, asked only when the first one failed with SERVFAIL. */
+  mxCd?: Lookup;
+  /** Before issue 18: the SOA of the domain (NODATA below a zone apex is fine: AD covers the denial too). */
+  soa?: Lookup;
   soaCd?: Lookup;
 }
 
 export type DnssecState = 'secure' | 'insecure' | 'bogus' | 'unknown';
 
 export async function collectDnssec(domain: string, resolver: Resolver): Promise<DnssecObservation> {
-  const soa = await lookup(resolver, domain, 'SOA');
-  const obs: DnssecObservation = { domain, soa };
-  if (soa.outcome === 'servfail') obs.soaCd = await lookup(resolver, domain, 'SOA', true);
+  const mx = await lookup(resolver, domain, 'MX');
+  const obs: DnssecObservation = { domain, mx };
+  if (mx.outcome === 'servfail') obs.mxCd = await lookup(resolver, domain, 'MX', true);
   return obs;
 }
 
+/** The lookup judged and its CD retry: the MX, or in older observations the SOA. */
+function judged(obs: DnssecObservation): { l: Lookup; cd: Lookup | undefined } {
+  return obs.mx ? { l: obs.mx, cd: obs.mxCd } : { l: obs.soa as Lookup, cd: obs.soaCd };
+}
+
 export function dnssecState(obs: DnssecObservation): DnssecState {
-  if (isFact(obs.soa.outcome)) return obs.soa.ad ? 'secure' : 'insecure';
-  if (obs.soa.outcome === 'servfail' && obs.soaCd && isFact(obs.soaCd.outcome)) return 'bogus';
+  const { l, cd } = judged(obs);
+  if (isFact(l.outcome)) return l.ad ? 'secure' : 'insecure';
+  if (l.outcome === 'servfail' && cd && isFact(cd.outcome)) return 'bogus';
   return 'unknown';
 }
 
@@ -36,15 +50,16 @@ export function needsCd(obs: DnssecObservation): boolean {
 }
 
 export function evaluateDnssec(obs: DnssecObservation): Finding {
-  const ede = obs.soa.ede.length > 0 ? ` EDE ${obs.soa.ede.map((e) => `${e.code}${e.text ? ` (${e.text})` : ''}`).join(', ')}` : '';
+  const { l, cd } = judged(obs);
+  const ede = l.ede.length > 0 ? ` EDE ${l.ede.map((e) => `${e.code}${e.text ? ` (${e.text})` : ''}`).join(', ')}` : '';
   switch (dnssecState(obs)) {
     case 'secure':
-      return finding('ok', 'secure', `AD set on SOA ${obs.domain}`);
+      return finding('ok', 'secure', `AD set on ${l.type} ${obs.domain}`);
     case 'insecure':
-      return finding('ng', 'insecure', `AD clear on SOA ${obs.domain}: not signed, or no chain of trust`);
+      return finding('ng', 'insecure', `AD clear on ${l.type} ${obs.domain}: not signed, or no chain of trust`);
     case 'bogus':
       return finding('ng', 'bogus', `SERVFAIL, but the query with CD succeeds: signatures do not validate${ede}`);
     default:
-      return unknownFrom(obs.soaCd && obs.soa.outcome === 'servfail' ? obs.soaCd : obs.soa, 'DNSSEC');
+      return unknownFrom(cd && l.outcome === 'servfail' ? cd : l, 'DNSSEC');
   }
 }

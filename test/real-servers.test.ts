@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
 import { BINARIES, dig, digHeader, opensslDigest, postfixUnavailable, sClientChain, skipUnless } from './helpers/real-servers.ts';
 import { DANE_CASES, HTTPS_PORT, SMTP_PORTS, STS_ZONE, startDaneWorld, startStsWorld, type DaneWorld, type StsWorld } from './helpers/real-worlds.ts';
 
@@ -96,7 +97,10 @@ describe('real servers: NSD + unbound + Postfix (DANE scenario)', { skip }, () =
   test('posttls-finger: the complete chain verifies against the test root, the leaf-only chain does not', () => {
     const finger = (port: number) => {
       try {
-        return execFileSync(BINARIES['posttls-finger'], ['-c', '-l', 'secure', '-F', w.pki.rootPath, `[${w.smtpIp}]:${port}`, 'mx-ee.dane.test'], { timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+        // posttls-finger reads a main.cf before it starts; the package installed "No configuration" has none in
+        // /etc/postfix, so it reads the test Postfix's own (MAIL_CONFIG), which delivers nothing.
+        const env = { ...process.env, MAIL_CONFIG: path.join(w.postfix.dir, 'conf') };
+        return execFileSync(BINARIES['posttls-finger'], ['-c', '-l', 'secure', '-F', w.pki.rootPath, `[${w.smtpIp}]:${port}`, 'mx-ee.dane.test'], { timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'], env }).toString();
       } catch (err) {
         const e = err as { stdout?: Buffer; stderr?: Buffer };
         return `${e.stdout ?? ''}${e.stderr ?? ''}`;

@@ -148,11 +148,16 @@ export function asFinding(r: CheckResult): Finding {
   return r.detail === undefined ? { status: r.status, reason: r.reason } : { status: r.status, reason: r.reason, detail: r.detail };
 }
 
+/** The `unknown` value of every finding (a lookup or a session that gave no fact): one wording in all reports. */
+export const UNKNOWN_VALUE_LABEL = { ja: '測定不能', en: 'unknown' } as const satisfies Label;
+
+/** The `no_tls` value of the findings judged over the MX hosts' TLS: no handshake completed. */
+export const NO_TLS_VALUE_LABEL = { ja: 'TLS接続なし', en: 'no TLS seen' } as const satisfies Label;
 
 /** Labels of the values a record-based finding takes (MTA-STS, TLS-RPT, DMARC). */
 export const RECORD_VALUE_LABELS = {
   present: { ja: 'あり', en: 'published' },
   absent: { ja: 'レコードなし', en: 'no record' },
   invalid: { ja: '不正なレコード', en: 'invalid record' },
-  unknown: { ja: '測定不能', en: 'unknown' },
+  unknown: UNKNOWN_VALUE_LABEL,
 } as const satisfies Record<string, Label>;

@@ -21,6 +21,11 @@ export const DNS_FAILURE_REASONS = {
 } as const satisfies Record<string, ReasonMeta>;
 export type DnsFailureReason = keyof typeof DNS_FAILURE_REASONS;
 
+/** Why a finding judged over the MX hosts' TLS (versions, certificates) has nothing to look at. */
+export const NO_TLS_REASONS = {
+  no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
+} as const satisfies Record<string, ReasonMeta>;
+
 /** Why a criterion judged over hosts could not be measured on one of them (before any session). */
 export const NOT_MEASURED_REASONS = {
   not_measured: reason('not measured for this source', 'この方法では測定しない'),

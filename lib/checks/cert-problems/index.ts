@@ -2,7 +2,9 @@
 // name, untrusted). SMTP TLS is opportunistic (RFC 7435), so they never change tls_receive, but reports count them.
 import { finding } from '../../criteria.ts';
 import { defineFinding, reason } from '../contract.ts';
-import { mxSessions, tlsFindings } from './tls-findings.ts';
+import { NO_TLS_REASONS } from '../reasons.ts';
+import { CERT_PROBLEM_LABELS, CERT_PROBLEM_REASONS } from '../tls-cert/index.ts';
+import { CERT_PROBLEM_VALUES, mxSessions, tlsFindings } from './tls-findings.ts';
 
 export const certProblemsCheck = defineFinding({
   id: 'cert_problems',
@@ -10,19 +12,13 @@ export const certProblemsCheck = defineFinding({
   rule: 'For every completed TLS handshake with an MX host: self-signed, expired, not valid for the MX name (RFC 6125), or not trusted for another reason.',
   scope: 'mx_ip',
   column: 'cert_problems',
-  values: ['self_signed', 'expired', 'wrong_name', 'untrusted'],
-  valueLabels: {
-    self_signed: { ja: '自己署名', en: 'self-signed' },
-    expired: { ja: '期限切れ', en: 'expired' },
-    wrong_name: { ja: 'ホスト名不一致', en: 'wrong name' },
-    untrusted: { ja: '信頼できない発行者', en: 'untrusted issuer' },
-    any: { ja: 'いずれかの問題あり', en: 'any problem' },
-  },
+  values: CERT_PROBLEM_VALUES,
+  valueLabels: Object.fromEntries([...CERT_PROBLEM_VALUES, 'any' as const].map((v) => [v, CERT_PROBLEM_LABELS[v]])),
   multi: { empty: null, any: 'any' },
   reasons: {
-    cert_problems: reason('a certificate problem on an MX host', 'MXの証明書に問題がある'),
+    ...CERT_PROBLEM_REASONS,
     no_cert_problems: reason('no certificate problem seen', '証明書の問題はない'),
-    no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
+    ...NO_TLS_REASONS,
   },
   judge(input) {
     const sessions = mxSessions(input);

@@ -4,14 +4,14 @@
 import { certNameMatches, type SmtpObservation } from '../../probes/smtp/index.ts';
 import type { JudgeInput } from '../judge-input.ts';
 
-export type CertProblem = 'self_signed' | 'expired' | 'wrong_name' | 'untrusted';
+/** The four problems cert_problems counts, in the order reports list them. */
+export const CERT_PROBLEM_VALUES = ['self_signed', 'expired', 'wrong_name', 'untrusted'] as const;
+export type CertProblem = (typeof CERT_PROBLEM_VALUES)[number];
 
 export interface TlsFindings {
   tlsVersions: string[];
   certProblems: CertProblem[];
 }
-
-const ORDER: CertProblem[] = ['self_signed', 'expired', 'wrong_name', 'untrusted'];
 
 /** Certificate problems of one session; `host` (the MX name this domain uses) re-judges the name match. */
 export function certProblemsOf(obs: SmtpObservation, host?: string | null): CertProblem[] {
@@ -39,7 +39,7 @@ export function tlsFindings(observations: (SmtpObservation | { host?: string | n
     if (obs.tls.protocol) versions.add(obs.tls.protocol);
     for (const p of certProblemsOf(obs, host)) problems.add(p);
   }
-  return { tlsVersions: [...versions].sort(), certProblems: ORDER.filter((p) => problems.has(p)) };
+  return { tlsVersions: [...versions].sort(), certProblems: CERT_PROBLEM_VALUES.filter((p) => problems.has(p)) };
 }
 
 /** The SMTP session of every MX row that was probed, with the MX name that row uses. */

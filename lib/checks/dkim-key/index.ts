@@ -5,7 +5,7 @@
 import { finding, type Finding } from '../../criteria.ts';
 import { failureReason, txtRecords } from '../../dns/observation.ts';
 import { isFact } from '../../dns/resolver.ts';
-import { defineFinding, reason } from '../contract.ts';
+import { defineFinding, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { dkimKeys, parseDkimKey, type DkimKey } from '../dkim/dkim.ts';
@@ -63,7 +63,7 @@ export const dkimKeyCheck = defineFinding({
     weak: { ja: '弱い（RSA 1024〜2047ビット）', en: 'weak (RSA 1024–2047 bits)' },
     invalid: { ja: '不可（RSA 1024ビット未満）', en: 'invalid (RSA < 1024 bits)' },
     not_found: { ja: '鍵を確認できない', en: 'no key found' },
-    unknown: { ja: '測定不能', en: 'unknown' },
+    unknown: UNKNOWN_VALUE_LABEL,
   },
   reasons: {
     strong_key: reason('every key is RSA ≥ 2048 bits or Ed25519', 'すべての鍵がRSA 2048ビット以上かEd25519'),

@@ -7,7 +7,7 @@
 //   one `rua:<value>` and one `ruf:<value>` per domain, so a report table shows both address kinds).
 import { finding } from '../../criteria.ts';
 import { failureReason } from '../../dns/observation.ts';
-import { defineFinding, reason, RECORD_VALUE_LABELS, type Label } from '../contract.ts';
+import { defineFinding, reason, RECORD_VALUE_LABELS, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import {
@@ -131,7 +131,7 @@ const REPORT_VALUE_LABELS: Record<string, Label> = {
   authorized: { ja: '外部宛て（承認済み）', en: 'external, authorized' },
   unauthorized: { ja: '外部宛て（未承認）', en: 'external, not authorized' },
   invalid: { ja: '使えないURIのみ', en: 'no usable URI' },
-  unknown: { ja: '測定不能', en: 'unknown' },
+  unknown: UNKNOWN_VALUE_LABEL,
 };
 const KIND_LABEL = { rua: { ja: '集計レポート(rua)', en: 'aggregate (rua)' }, ruf: { ja: '失敗レポート(ruf)', en: 'failure (ruf)' } };
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { finding } from '../../criteria.ts';
 import { httpsPort } from '../../net/https-fetch.ts';
-import { defineFinding, reason, type GatherDeps, type Label, type ReasonMeta } from '../contract.ts';
+import { defineFinding, reason, type GatherDeps, type Label, type ReasonMeta, RECORD_VALUE_LABELS } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectMtaSts, evaluateMtaSts } from './mta-sts.ts';
@@ -38,8 +38,8 @@ const VALUE_LABELS: Record<MtaStsFindingValue, Label> = {
   policy_missing: { ja: 'ポリシーを取得できない', en: 'no policy served' },
   policy_cert_invalid: { ja: 'ポリシーホストの証明書が不正', en: 'invalid certificate on the policy host' },
   invalid: { ja: '不正なレコードまたはポリシー', en: 'invalid record or policy' },
-  absent: { ja: 'レコードなし', en: 'no record' },
-  unknown: { ja: '測定不能', en: 'unknown' },
+  absent: RECORD_VALUE_LABELS.absent,
+  unknown: RECORD_VALUE_LABELS.unknown,
   present: { ja: 'レコードのみ確認（ポリシー未測定）', en: 'record only (policy not measured)' },
 };
 

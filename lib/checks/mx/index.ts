@@ -1,6 +1,6 @@
 // The MX set (RFC 5321 §5.1, RFC 7505 null MX): shown by `check` and stored; the SMTP criteria, reverse DNS
 // and DNSBL are judged over its hosts (lib/checks/judge-input.ts reads it once for all of them).
-import { defineFinding, reason } from '../contract.ts';
+import { defineFinding, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectMx } from './mx.ts';
 
@@ -25,7 +25,7 @@ export const mxCheck = defineFinding({
     implicit: { ja: '暗黙のMX', en: 'implicit MX' },
     null: { ja: 'ヌルMX', en: 'null MX' },
     none: { ja: 'MXなし', en: 'no MX' },
-    unknown: { ja: '測定不能', en: 'unknown' },
+    unknown: UNKNOWN_VALUE_LABEL,
     invalid: { ja: '不正な名前', en: 'invalid name' },
   },
   reported: false,

@@ -7,7 +7,7 @@ import { finding } from '../../criteria.ts';
 import { txtRecords, unknownFrom } from '../../dns/observation.ts';
 import { isFact } from '../../dns/resolver.ts';
 import { isSpfRecord } from '../spf/spf.ts';
-import { defineFinding, reason } from '../contract.ts';
+import { defineFinding, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 
 /** `v=spf1 -all` and nothing else (case and spacing aside). */
@@ -25,7 +25,7 @@ export const nonMailCheck = defineFinding({
   valueLabels: {
     non_mail: { ja: 'メール不使用（null MX/MXなし + v=spf1 -all）', en: 'non-mail (null/no MX and v=spf1 -all)' },
     mail: { ja: 'メールドメイン', en: 'mail domain' },
-    unknown: { ja: '測定不能', en: 'unknown' },
+    unknown: UNKNOWN_VALUE_LABEL,
   },
   reasons: {
     null_mx_spf_all: reason('null MX and v=spf1 -all: no mail in or out', 'null MXかつv=spf1 -all（送受信しない）'),

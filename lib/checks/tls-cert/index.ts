@@ -5,14 +5,15 @@
 // weakest leaf key among the MX hosts. SMTP TLS is opportunistic (RFC 7435): neither changes tls_receive.
 // cert_problems (the four problems known before issue 15) stays as it was.
 import { finding, type Finding } from '../../criteria.ts';
-import { defineFinding, reason, type Label } from '../contract.ts';
+import { defineFinding, reason, NO_TLS_VALUE_LABEL, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
 import { fromMx } from '../judge-input.ts';
-import { DNS_FAILURE_REASONS } from '../reasons.ts';
+import { DNS_FAILURE_REASONS, NO_TLS_REASONS } from '../reasons.ts';
 import { CERT_PROBLEMS, EXPIRES_SOON_DAYS, KEY_CLASSES, describeHost, describeKey, hostCerts, keyClass, type CertProblem, type KeyClass } from './tls-cert.ts';
 
-const PROBLEM_LABELS: Record<CertProblem, Label> = {
+/** The certificate problems in words, and `any`: cert_problems counts four of them under the same labels. */
+export const CERT_PROBLEM_LABELS: Record<CertProblem | 'any', Label> = {
   weak_key: { ja: '弱い鍵（RSA 2048ビット未満）', en: 'weak key (RSA < 2048 bits)' },
   expired: { ja: '期限切れ', en: 'expired' },
   expires_soon: { ja: `期限まで${EXPIRES_SOON_DAYS}日未満`, en: `expires within ${EXPIRES_SOON_DAYS} days` },
@@ -20,7 +21,13 @@ const PROBLEM_LABELS: Record<CertProblem, Label> = {
   self_signed: { ja: '自己署名', en: 'self-signed' },
   wrong_name: { ja: 'ホスト名不一致', en: 'wrong name' },
   untrusted: { ja: '信頼できない発行者', en: 'untrusted issuer' },
+  any: { ja: 'いずれかの問題あり', en: 'any problem' },
 };
+
+/** The reason of an `ng` of both certificate findings (tls_cert, cert_problems). */
+export const CERT_PROBLEM_REASONS = {
+  cert_problems: reason('a certificate problem on an MX host', 'MXの証明書に問題がある'),
+} as const;
 
 /** Why the domain has no value of its own to count: no MX host to look at, or the MX set could not be read. */
 function noHosts(input: JudgeInput): Finding | null {
@@ -44,19 +51,18 @@ export const tlsCertCheck = defineFinding({
   sources: ['scan', 'test-mail'],
   values: [...CERT_PROBLEMS, 'any', 'ok', 'no_tls', 'chain_not_recorded'],
   valueLabels: {
-    ...PROBLEM_LABELS,
-    any: { ja: 'いずれかの問題あり', en: 'any problem' },
+    ...CERT_PROBLEM_LABELS,
     ok: { ja: '問題なし', en: 'no problem' },
-    no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' },
+    no_tls: NO_TLS_VALUE_LABEL,
     chain_not_recorded: { ja: '証明書チェーン未記録（鍵・チェーンは未判定）', en: 'chain not recorded (key and chain not judged)' },
   },
   // The value is the whole list: the problems, `any` with them, or `ok` / `no_tls` alone (so `any` never counts a domain without a problem).
   multi: { empty: null, any: null },
   reasons: {
-    cert_problems: reason('a certificate problem on an MX host', 'MXの証明書に問題がある'),
+    ...CERT_PROBLEM_REASONS,
     cert_ok: reason('every MX certificate is in order', 'MXの証明書に問題はない'),
     chain_not_recorded: reason('the presented chain was not recorded when this was measured: key size and chain not judged', '測定時に証明書チェーンを記録していない（鍵長・チェーンは未判定）'),
-    no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
+    ...NO_TLS_REASONS,
     ...MX_SET_REASONS,
     ...DNS_FAILURE_REASONS,
   },
@@ -90,15 +96,15 @@ export const tlsKeyCheck = defineFinding({
     ec: { ja: 'ECDSA', en: 'ECDSA' },
     ed25519: { ja: 'EdDSA（Ed25519・Ed448）', en: 'EdDSA (Ed25519, Ed448)' },
     other: { ja: 'その他の鍵', en: 'other key type' },
-    no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' },
-    unknown: { ja: '測定不能', en: 'unknown' },
+    no_tls: NO_TLS_VALUE_LABEL,
+    unknown: UNKNOWN_VALUE_LABEL,
   },
   reasons: {
     weak_rsa_key: reason('an MX host presents an RSA key under 2048 bits', 'MXが2048ビット未満のRSA鍵を使っている'),
     strong_key: reason('every MX key is RSA ≥ 2048 bits, ECDSA or EdDSA', 'MXの鍵はRSA 2048ビット以上・ECDSA・EdDSA'),
     other_key: reason('an MX key of another type (DSA, …)', 'MXの鍵がその他の種類（DSAなど）'),
     chain_not_recorded: reason('the presented chain was not recorded when this was measured', '測定時に証明書チェーンを記録していない'),
-    no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
+    ...NO_TLS_REASONS,
     ...MX_SET_REASONS,
     ...DNS_FAILURE_REASONS,
   },

@@ -1,7 +1,8 @@
 // tls_versions, a finding beyond MSchecker: the TLS versions negotiated with the MX hosts (and with the sender,
 // for a test mail). A domain counts under every version seen; `no_tls` when none was negotiated.
 import { finding } from '../../criteria.ts';
-import { defineFinding, reason } from '../contract.ts';
+import { defineFinding, NO_TLS_VALUE_LABEL, reason } from '../contract.ts';
+import { NO_TLS_REASONS } from '../reasons.ts';
 import { mxSessions, tlsFindings } from '../cert-problems/tls-findings.ts';
 
 export const tlsVersionsCheck = defineFinding({
@@ -11,11 +12,11 @@ export const tlsVersionsCheck = defineFinding({
   scope: 'mx_ip',
   column: 'tls_versions',
   values: [],
-  valueLabels: { no_tls: { ja: 'TLS接続なし', en: 'no TLS seen' } },
+  valueLabels: { no_tls: NO_TLS_VALUE_LABEL },
   multi: { empty: 'no_tls', any: null, sort: 'desc' },
   reasons: {
     tls_seen: reason('TLS was negotiated', 'TLSで通信できた'),
-    no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
+    ...NO_TLS_REASONS,
   },
   judge(input) {
     const versions = new Set(tlsFindings(mxSessions(input)).tlsVersions);

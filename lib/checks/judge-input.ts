@@ -109,6 +109,28 @@ export function fromMx(mx: Finding): Finding {
 }
 
 /**
+ * Why a finding judged over the MX hosts (tls_cert, tls_key) has no host to look at: the name is invalid, the
+ * domain has a null MX or none (n/a), or the MX set could not be read; null when there are hosts.
+ */
+export function noMxHosts(input: JudgeInput): Finding | null {
+  if (input.invalid) return input.invalid;
+  const mx = input.mx;
+  if (mx.kind === 'null' || mx.kind === 'none') return finding('na', mx.kind === 'null' ? 'null_mx' : 'no_mx', mx.finding.detail);
+  if (mx.kind === 'unknown') return fromMx(mx.finding);
+  return null;
+}
+
+/**
+ * A finding read from one record of the domain's DNS (DMARC, TLS-RPT): an invalid name is unknown, else the
+ * record's own judgement and value, without what its parser adds for other uses (the parsed policy, the rua list).
+ */
+export function judgeRecord<V extends string>(input: JudgeInput, evaluate: (dns: Extract<DnsObservations, { valid: true }>) => Finding & { value: V }): Finding & { value: V | 'unknown' } {
+  if (!input.dns.valid) return { ...input.invalid!, value: 'unknown' };
+  const f = evaluate(input.dns);
+  return { status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}), value: f.value };
+}
+
+/**
  * A criterion judged per IP (reverse DNS, DNSBL) over the IPs the source names: every MX IP for a scan (n/a
  * for a null or no MX, the MX set's own reason when it has no address), the client IP for a test mail.
  * ng if any IP fails, else unknown if any could not be measured, else ok.

@@ -8,7 +8,7 @@
 import { finding } from '../../criteria.ts';
 import { failureReason } from '../../dns/observation.ts';
 import { defineFinding, reason, RECORD_VALUE_LABELS, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
-import type { JudgeInput } from '../judge-input.ts';
+import { judgeRecord, type JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import {
   appliedRecord,
@@ -59,11 +59,7 @@ export const dmarcPolicyCheck = defineFinding({
     ...NO_POLICY_REASONS,
   },
   gather: { key: 'dmarc', retrieve: (domain, deps, { cd }) => collectDmarc(domain, deps.resolver, { cd }) },
-  judge(input) {
-    if (!input.dns.valid) return { ...input.invalid!, value: 'unknown' };
-    const f = evaluateDmarc(input.dns.dmarc);
-    return { status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}), value: f.value };
-  },
+  judge: (input) => judgeRecord(input, (dns) => evaluateDmarc(dns.dmarc)),
 });
 
 export const dmarcSubdomainPolicyCheck = defineFinding({

@@ -6,9 +6,8 @@
 // cert_problems (the four problems known before issue 15) stays as it was.
 import { finding, type Finding } from '../../criteria.ts';
 import { defineFinding, reason, NO_TLS_VALUE_LABEL, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
-import type { JudgeInput } from '../judge-input.ts';
+import { noMxHosts } from '../judge-input.ts';
 import { MX_SET_REASONS } from '../mx/index.ts';
-import { fromMx } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS, NO_TLS_REASONS } from '../reasons.ts';
 import { CERT_PROBLEMS, EXPIRES_SOON_DAYS, KEY_CLASSES, describeHost, describeKey, hostCerts, keyClass, type CertProblem, type KeyClass } from './tls-cert.ts';
 
@@ -28,15 +27,6 @@ export const CERT_PROBLEM_LABELS: Record<CertProblem | 'any', Label> = {
 export const CERT_PROBLEM_REASONS = {
   cert_problems: reason('a certificate problem on an MX host', 'MXの証明書に問題がある'),
 } as const;
-
-/** Why the domain has no value of its own to count: no MX host to look at, or the MX set could not be read. */
-function noHosts(input: JudgeInput): Finding | null {
-  if (input.invalid) return input.invalid;
-  const mx = input.mx;
-  if (mx.kind === 'null' || mx.kind === 'none') return finding('na', mx.kind === 'null' ? 'null_mx' : 'no_mx', mx.finding.detail);
-  if (mx.kind === 'unknown') return fromMx(mx.finding);
-  return null;
-}
 
 /** Status of a domain value of tls_cert when none of its MX hosts completed a handshake. */
 function noTls(sessions: number): Finding & { value: string[] } {
@@ -67,7 +57,7 @@ export const tlsCertCheck = defineFinding({
     ...DNS_FAILURE_REASONS,
   },
   judge(input) {
-    const none = noHosts(input);
+    const none = noMxHosts(input);
     if (none) return { ...none, value: [] };
     const { certs, sessions } = hostCerts(input);
     if (certs.length === 0) return noTls(sessions);
@@ -109,7 +99,7 @@ export const tlsKeyCheck = defineFinding({
     ...DNS_FAILURE_REASONS,
   },
   judge(input) {
-    const none = noHosts(input);
+    const none = noMxHosts(input);
     if (none) return { ...none, value: none.status === 'na' ? 'no_tls' : 'unknown' };
     const { certs, sessions } = hostCerts(input);
     if (certs.length === 0) return { ...noTls(sessions), value: 'no_tls' };

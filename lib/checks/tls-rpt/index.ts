@@ -1,5 +1,6 @@
 // tls_rpt, a finding beyond MSchecker: the `_smtp._tls` TXT record and its report destinations (RFC 8460 §3).
 import { defineFinding, reason, RECORD_VALUE_LABELS } from '../contract.ts';
+import { judgeRecord } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectTlsRpt, evaluateTlsRpt } from './tls-rpt.ts';
 
@@ -19,9 +20,5 @@ export const tlsRptCheck = defineFinding({
     ...DNS_FAILURE_REASONS,
   },
   gather: { key: 'tlsRpt', retrieve: (domain, deps, { cd }) => collectTlsRpt(domain, deps.resolver, { cd }) },
-  judge(input) {
-    if (!input.dns.valid) return { ...input.invalid!, value: 'unknown' };
-    const f = evaluateTlsRpt(input.dns.tlsRpt);
-    return { status: f.status, reason: f.reason, ...(f.detail ? { detail: f.detail } : {}), value: f.value };
-  },
+  judge: (input) => judgeRecord(input, (dns) => evaluateTlsRpt(dns.tlsRpt)),
 });

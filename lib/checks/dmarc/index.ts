@@ -31,13 +31,18 @@ const NO_POLICY_REASONS = {
   ...DNS_FAILURE_REASONS,
 };
 
+/** The values of a record that gives no policy, labelled as every record finding labels them. */
+const NO_POLICY_LABELS = {
+  absent: RECORD_VALUE_LABELS.absent,
+  invalid: RECORD_VALUE_LABELS.invalid,
+  unknown: RECORD_VALUE_LABELS.unknown,
+} as const satisfies Record<string, Label>;
+
 const POLICY_LABELS = {
   reject: { ja: 'reject', en: 'reject' },
   quarantine: { ja: 'quarantine', en: 'quarantine' },
   none: { ja: 'none（監視のみ）', en: 'none (monitor only)' },
-  absent: RECORD_VALUE_LABELS.absent,
-  invalid: RECORD_VALUE_LABELS.invalid,
-  unknown: RECORD_VALUE_LABELS.unknown,
+  ...NO_POLICY_LABELS,
 } as const satisfies Record<string, Label>;
 
 function applied(input: JudgeInput): Applied | { kind: 'invalid_name' } {
@@ -97,9 +102,7 @@ export const dmarcFlagsCheck = defineFinding({
     pct_partial: { ja: 'pctが100未満（一部のみ適用）', en: 'pct below 100 (partly applied)' },
     inherited: { ja: '組織ドメインのポリシーを継承', en: 'inherited from the organizational domain' },
     full: { ja: '自ドメインのレコード・pct=100', en: 'own record, pct=100' },
-    absent: RECORD_VALUE_LABELS.absent,
-    invalid: RECORD_VALUE_LABELS.invalid,
-    unknown: RECORD_VALUE_LABELS.unknown,
+    ...NO_POLICY_LABELS,
   },
   multi: { empty: 'full', any: null },
   reasons: {

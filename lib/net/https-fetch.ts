@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { OutboundRefusedError, type OutboundGate } from './outbound.ts';
-import { presentedChain, trustedFingerprints } from './presented-cert.ts';
+import { isSelfSigned, presentedChain, trustedFingerprints } from './presented-cert.ts';
 import type { PresentedCert } from '../checks/dane/tlsa.ts';
 import type { Config } from '../config.ts';
 
@@ -246,12 +246,6 @@ async function fetchInSlot(
     const at = now().getTime();
     const notBefore = new Date(x509.validFrom);
     const notAfter = new Date(x509.validTo);
-    let selfSigned = false;
-    try {
-      selfSigned = x509.issuer === x509.subject && x509.verify(x509.publicKey);
-    } catch {
-      selfSigned = false;
-    }
     const cn = peer.subject?.CN ?? null;
     const cert: HttpsCertFacts = {
       trusted: t.authorized,
@@ -260,7 +254,7 @@ async function fetchInSlot(
       notBefore: notBefore.toISOString(),
       notAfter: notAfter.toISOString(),
       expired: notAfter.getTime() < at || notBefore.getTime() > at,
-      selfSigned,
+      selfSigned: isSelfSigned(x509),
       subjectAltName: peer.subjectaltname ? peer.subjectaltname.slice(0, 1000) : null,
       chain,
     };

@@ -77,6 +77,18 @@ export function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolea
   }
 }
 
+/**
+ * Self-signed: issued by itself and signed by its own key. (checkIssued would also demand keyCertSign, which a
+ * self-signed server certificate usually lacks.) A key that cannot verify is not self-signed.
+ */
+export function isSelfSigned(x509: X509Certificate): boolean {
+  try {
+    return x509.issuer === x509.subject && x509.verify(x509.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 /** PresentedCerts of parsed certificates, leaf first, each but the last with `issuedByNext`. */
 function factsOfChain(x509s: readonly X509Certificate[]): PresentedCert[] {
   return x509s.map((x, i) => (i + 1 < x509s.length ? { ...factsOf(x), issuedByNext: issuedBy(x, x509s[i + 1]) } : factsOf(x)));

@@ -1,6 +1,7 @@
 // STARTTLS (RFC 3207): the secure contexts, the handshake over the SMTP socket, and what the certificate says.
 import net from 'node:net';
 import tls from 'node:tls';
+import { isSelfSigned } from '../../net/presented-cert.ts';
 import { ProbeError } from './wire.ts';
 import type { CertObservation } from './types.ts';
 
@@ -86,14 +87,6 @@ export function observeCert(t: tls.TLSSocket, ctx: TlsContext): CertObservation 
   const now = ctx.now();
   const validFrom = new Date(x509.validFrom);
   const validTo = new Date(x509.validTo);
-  // Self-signed: issued by itself and signed by its own key. (checkIssued would also demand keyCertSign,
-  // which a self-signed server certificate usually lacks.)
-  let selfSigned = false;
-  try {
-    selfSigned = x509.issuer === x509.subject && x509.verify(x509.publicKey);
-  } catch {
-    selfSigned = false;
-  }
   const checkedName = ctx.servername;
   const cn = peer.subject?.CN;
   return {
@@ -103,7 +96,7 @@ export function observeCert(t: tls.TLSSocket, ctx: TlsContext): CertObservation 
     validFrom: validFrom.toISOString(),
     validTo: validTo.toISOString(),
     fingerprint256: x509.fingerprint256,
-    selfSigned,
+    selfSigned: isSelfSigned(x509),
     trusted: t.authorized,
     trustError: t.authorized ? null : String(t.authorizationError ?? 'unknown'),
     checkedName,

@@ -23,10 +23,13 @@ import {
   pick,
   prng,
   providerIp,
+  providerSender,
+  providerSmtp,
   spreadPopulations,
   type Json,
   type OwnBehavior,
   type Population,
+  type Provider,
 } from './generate.ts';
 
 export interface InternetOptions {
@@ -131,13 +134,7 @@ export function generateInternetWorld(input: Partial<InternetOptions> & { domain
   for (let k = 0; k < o.providers; k++) {
     const id = `prov${k + 1}`;
     const big = k < bigCount;
-    const smtp: Json = {};
-    if (!big) {
-      const tlsKind = pick(rnd, [['valid', 70], ['wrong-name', 15], ['none', 10], ['self-signed', 5]] as const);
-      if (tlsKind === 'none') smtp.starttls = false;
-      else if (tlsKind !== 'valid') smtp.tls = { cert: tlsKind };
-    }
-    smtp.relayDenyCode = pick(rnd, [[554, 60], [550, 35], [530, 5]] as const);
+    const smtp = providerSmtp(rnd, big);
     const mx: string[] = [];
     const perName = big ? o.mxAddresses : Math.min(2, o.mxAddresses);
     for (let j = 1; j <= (big ? 2 : 1); j++) {
@@ -150,16 +147,7 @@ export function generateInternetWorld(input: Partial<InternetOptions> & { domain
         if (a === 1) mx.push(hid);
       }
     }
-    let out = mx[0]!;
-    let outIp = hosts[out]!.ip as string;
-    if (big) {
-      out = `${id}-out`;
-      outIp = providerIp(ipIndex++);
-      hosts[out] = { ip: outIp, name: `out.${id}.test`, smtp: { behavior: 'refuse' } };
-    } else if (rnd() < 0.1) {
-      hosts[out] = { ...hosts[out]!, dnsbl: true };
-    }
-    providers.push({ id, mx, out, outIp });
+    providers.push(providerSender(rnd, hosts, { id, mx, big }, () => providerIp(ipIndex++)));
   }
   const zipf = providers.map((_, k) => [k, 1 / Math.pow(k + 1, o.zipfExponent)] as const);
 

@@ -63,7 +63,7 @@ export function providerIp(k: number): string {
 
 export type Json = Record<string, unknown>;
 
-interface Provider {
+export interface Provider {
   id: string;
   mx: string[];
   /** The host the provider's customers send from. */
@@ -105,6 +105,38 @@ export function commonAttributes(rnd: () => number, spfPass: string): Json {
   if (rnd() < 0.1) sender.starttls = false;
   t.sender = sender;
   return t;
+}
+
+/** The SMTP behaviour of a provider's MX hosts (both generators draw it alike, in this order). */
+export function providerSmtp(rnd: () => number, big: boolean): Json {
+  const smtp: Json = {};
+  // Large providers run TLS with valid certificates; small hosting companies are more varied.
+  if (!big) {
+    const tlsKind = pick(rnd, [['valid', 70], ['wrong-name', 15], ['none', 10], ['self-signed', 5]] as const);
+    if (tlsKind === 'none') smtp.starttls = false;
+    else if (tlsKind !== 'valid') smtp.tls = { cert: tlsKind };
+  }
+  smtp.relayDenyCode = pick(rnd, [[554, 60], [550, 35], [530, 5]] as const);
+  return smtp;
+}
+
+/**
+ * The provider with the host its customers send from. Big providers send from an outbound-only host
+ * (connection refused on port 25), added to `hosts` at `nextIp()`; small ones from their first MX, which is
+ * sometimes on a DNSBL (a small shared host someone abused).
+ */
+export function providerSender(rnd: () => number, hosts: Record<string, Json>, p: { id: string; mx: string[]; big: boolean }, nextIp: () => string): Provider {
+  const { id, mx } = p;
+  let out = mx[0]!;
+  let outIp = hosts[out]!.ip as string;
+  if (p.big) {
+    out = `${id}-out`;
+    outIp = nextIp();
+    hosts[out] = { ip: outIp, name: `out.${id}.test`, smtp: { behavior: 'refuse' } };
+  } else if (rnd() < 0.1) {
+    hosts[out] = { ...hosts[out]!, dnsbl: true };
+  }
+  return { id, mx, out, outIp };
 }
 
 /** A behaviour the internet profile assigns to an own MX host. */
@@ -189,30 +221,13 @@ export function generateWorld(opts: GenerateOptions): object {
     const big = k < Math.max(1, Math.ceil(opts.providers / 5));
     const mxCount = big ? 2 : 1;
     const mx: string[] = [];
-    const smtp: Json = {};
-    // Large providers run TLS with valid certificates; small hosting companies are more varied.
-    if (!big) {
-      const tlsKind = pick(rnd, [['valid', 70], ['wrong-name', 15], ['none', 10], ['self-signed', 5]] as const);
-      if (tlsKind === 'none') smtp.starttls = false;
-      else if (tlsKind !== 'valid') smtp.tls = { cert: tlsKind };
-    }
-    smtp.relayDenyCode = pick(rnd, [[554, 60], [550, 35], [530, 5]] as const);
+    const smtp = providerSmtp(rnd, big);
     for (let j = 1; j <= mxCount; j++) {
       const hid = `${id}-mx${j}`;
       hosts[hid] = { ip: providerIp(ipIndex++), name: `mx${j}.${id}.test`, smtp };
       mx.push(hid);
     }
-    // Big providers send from outbound-only hosts (connection refused on port 25); small ones from the MX.
-    let out = mx[0]!;
-    let outIp = hosts[out]!.ip as string;
-    if (big) {
-      out = `${id}-out`;
-      outIp = providerIp(ipIndex++);
-      hosts[out] = { ip: outIp, name: `out.${id}.test`, smtp: { behavior: 'refuse' } };
-    } else if (rnd() < 0.1) {
-      hosts[out] = { ...hosts[out]!, dnsbl: true }; // a small shared host someone abused
-    }
-    providers.push({ id, mx, out, outIp });
+    providers.push(providerSender(rnd, hosts, { id, mx, big }, () => providerIp(ipIndex++)));
   }
   const zipf = providers.map((_, k) => [k, 1 / (k + 1)] as const);
 

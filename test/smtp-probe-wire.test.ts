@@ -96,51 +96,61 @@ async function dialogue(io: Io, opts: { ehlo?: string; rcpt?: string; mail?: str
   }
 }
 
+/** After the greeting: offers STARTTLS, and when it is asked for hands the connection to `then`, which breaks the handshake its own way. */
+async function breakAtStarttls(io: Io, then: () => void | Promise<void>): Promise<void> {
+  for (;;) {
+    const l = await io.line();
+    if (l === null) return;
+    if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
+    else if (l === 'STARTTLS') return then();
+  }
+}
+
 function opts(port: number, extra: Partial<SmtpProbeOptions> = {}): SmtpProbeOptions {
   return { port, lab: true, connectTimeoutMs: 5000, bannerTimeoutMs: 5000, commandTimeoutMs: 5000, relayVariants: ['plain'], ...extra };
+}
+
+/** Probes a scripted server once (`opts(port, extra)`) and closes it: the observation, and what the server saw. */
+async function probeScripted(script: (io: Io) => Promise<void>, extra: Partial<SmtpProbeOptions> = {}) {
+  const server = await scripted(script);
+  try {
+    return { obs: await probeSmtp('127.0.0.1', opts(server.port, extra)), server };
+  } finally {
+    await server.close();
+  }
 }
 
 const mx = (ip: string, obs: Awaited<ReturnType<typeof probeSmtp>>) => [{ host: 'mx.test', ip, obs }];
 
 test('a multi-line greeting is read as one reply', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220-mx.test ESMTP\r\n220-please be patient\r\n220 ready\r\n');
     await dialogue(io);
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.deepEqual(obs.greeting, { code: 220, lines: ['mx.test ESMTP', 'please be patient', 'ready'] });
-    // The probe records, the checks judge: no judgement is stored in the observation.
-    assert.deepEqual(obs.connections, [{ mode: 'full', step: 'relay', code: null, error: null }]);
-    for (const k of ['session', 'reason']) assert.ok(!(k in obs), k);
-    assert.ok(!('outcome' in obs.relay) && !('reason' in obs.relay));
-    assert.ok(obs.relay.attempts.every((a) => !('outcome' in a) && !('reason' in a)));
-    assert.equal(smtpSessionClass(obs), 'no_starttls');
-    assert.equal(relayOutcome(obs).outcome, 'refused');
-  } finally {
-    await s.close();
-  }
+  assert.deepEqual(obs.greeting, { code: 220, lines: ['mx.test ESMTP', 'please be patient', 'ready'] });
+  // The probe records, the checks judge: no judgement is stored in the observation.
+  assert.deepEqual(obs.connections, [{ mode: 'full', step: 'relay', code: null, error: null }]);
+  for (const k of ['session', 'reason']) assert.ok(!(k in obs), k);
+  assert.ok(!('outcome' in obs.relay) && !('reason' in obs.relay));
+  assert.ok(obs.relay.attempts.every((a) => !('outcome' in a) && !('reason' in a)));
+  assert.equal(smtpSessionClass(obs), 'no_starttls');
+  assert.equal(relayOutcome(obs).outcome, 'refused');
 });
 
 test('a server that rejects EHLO is greeted with HELO and counts as offering no STARTTLS', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 old smtpd\r\n');
     await dialogue(io, { ehlo: '500 command unrecognized\r\n' });
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(obs.helo?.verb, 'HELO');
-    assert.equal(smtpSessionClass(obs), 'no_starttls');
-    assert.equal(smtpSession(obs).reason, 'no_esmtp');
-    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'ng');
-    assert.equal(relayOutcome(obs).outcome, 'refused');
-  } finally {
-    await s.close();
-  }
+  assert.equal(obs.helo?.verb, 'HELO');
+  assert.equal(smtpSessionClass(obs), 'no_starttls');
+  assert.equal(smtpSession(obs).reason, 'no_esmtp');
+  assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'ng');
+  assert.equal(relayOutcome(obs).outcome, 'refused');
 });
 
 test('STARTTLS answered 454 (temporary) is unknown, and the relay test still runs in clear', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
     for (;;) {
       const l = await io.line();
@@ -153,121 +163,79 @@ test('STARTTLS answered 454 (temporary) is unknown, and the relay test still run
       else io.send('250 ok\r\n');
     }
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(obs.tls.handshake, 'refused');
-    const f = evaluateTlsReceive(mx('127.0.0.1', obs));
-    assert.equal(f.status, 'unknown');
-    assert.equal(f.reason, 'starttls_454');
-    assert.equal(relayOutcome(obs).outcome, 'refused');
-  } finally {
-    await s.close();
-  }
+  assert.equal(obs.tls.handshake, 'refused');
+  const f = evaluateTlsReceive(mx('127.0.0.1', obs));
+  assert.equal(f.status, 'unknown');
+  assert.equal(f.reason, 'starttls_454');
+  assert.equal(relayOutcome(obs).outcome, 'refused');
 });
 
 test('a failed TLS handshake is NG, and the relay test reconnects in clear', async () => {
-  const s = await scripted(async (io) => {
+  const { obs, server } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
     if (io.n === 1) {
-      for (;;) {
-        const l = await io.line();
-        if (l === null) return;
-        if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
-        else if (l === 'STARTTLS') {
-          io.send('220 go ahead\r\n');
-          await io.line(); // the ClientHello arrives as bytes, not a line; answer garbage
-          io.send('this is not TLS at all\r\n'.repeat(4));
-          return;
-        }
-      }
+      return breakAtStarttls(io, async () => {
+        io.send('220 go ahead\r\n');
+        await io.line(); // the ClientHello arrives as bytes, not a line; answer garbage
+        io.send('this is not TLS at all\r\n'.repeat(4));
+      });
     }
     await dialogue(io, { rcpt: '250 ok, I relay\r\n' });
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(smtpSessionClass(obs), 'handshake_failed');
-    assert.equal(obs.tls.handshake, 'failed');
-    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).reason, 'handshake_failed');
-    assert.equal(s.connections(), 2);
-    assert.equal(obs.relay.overTls, false);
-    assert.equal(relayOutcome(obs).outcome, 'open');
-    assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'ng');
-  } finally {
-    await s.close();
-  }
+  assert.equal(smtpSessionClass(obs), 'handshake_failed');
+  assert.equal(obs.tls.handshake, 'failed');
+  assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).reason, 'handshake_failed');
+  assert.equal(server.connections(), 2);
+  assert.equal(obs.relay.overTls, false);
+  assert.equal(relayOutcome(obs).outcome, 'open');
+  assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'ng');
 });
 
 test('the plain-text fallback after a failed handshake can be switched off', async () => {
-  const s = await scripted(async (io) => {
+  const { obs, server } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
-    for (;;) {
-      const l = await io.line();
-      if (l === null) return;
-      if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
-      else if (l === 'STARTTLS') {
-        io.send('220 go ahead\r\n');
-        io.socket.destroy();
-        return;
-      }
-    }
-  });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayFallbackPlain: false }));
-    assert.ok(smtpSessionClass(obs) === 'handshake_failed' || smtpSessionClass(obs) === 'session_failed');
-    assert.equal(s.connections(), 1);
-    assert.equal(relayOutcome(obs).outcome, 'not_tested');
-  } finally {
-    await s.close();
-  }
+    await breakAtStarttls(io, () => {
+      io.send('220 go ahead\r\n');
+      io.socket.destroy();
+    });
+  }, { relayFallbackPlain: false });
+  assert.ok(smtpSessionClass(obs) === 'handshake_failed' || smtpSessionClass(obs) === 'session_failed');
+  assert.equal(server.connections(), 1);
+  assert.equal(relayOutcome(obs).outcome, 'not_tested');
 });
 
 test('a refused sender address leaves the relay test unknown, not refused', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
     await dialogue(io, { mail: '553 5.1.8 sender domain does not exist\r\n' });
-  });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'quoted'] }));
-    assert.equal(relayOutcome(obs).outcome, 'unknown');
-    assert.equal(relayOutcome(obs).reason, 'mail_from_553');
-    assert.equal(obs.relay.attempts.length, 1);
-    assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'unknown');
-  } finally {
-    await s.close();
-  }
+  }, { relayVariants: ['plain', 'quoted'] });
+  assert.equal(relayOutcome(obs).outcome, 'unknown');
+  assert.equal(relayOutcome(obs).reason, 'mail_from_553');
+  assert.equal(obs.relay.attempts.length, 1);
+  assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'unknown');
 });
 
 test('a 4xx on one relay variant and 5xx on the others is unknown (every attempt must be refused)', async () => {
   let k = 0;
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
     await dialogue(io, { get rcpt() { return k++ === 1 ? '451 4.3.0 try later\r\n' : '550 no\r\n'; } } as { rcpt: string });
-  });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayVariants: ['plain', 'percent_hack', 'quoted'] }));
-    assert.deepEqual(obs.relay.attempts.map((a) => relayAttemptOutcome(a).outcome), ['refused', 'tempfail', 'refused']);
-    assert.equal(relayOutcome(obs).outcome, 'unknown');
-    assert.equal(relayOutcome(obs).reason, 'rcpt_451');
-  } finally {
-    await s.close();
-  }
+  }, { relayVariants: ['plain', 'percent_hack', 'quoted'] });
+  assert.deepEqual(obs.relay.attempts.map((a) => relayAttemptOutcome(a).outcome), ['refused', 'tempfail', 'refused']);
+  assert.equal(relayOutcome(obs).outcome, 'unknown');
+  assert.equal(relayOutcome(obs).reason, 'rcpt_451');
 });
 
 test('a 554 greeting means no service: TLS not measured, relay refused', async () => {
-  const s = await scripted(async (io) => {
+  const { obs, server } = await probeScripted(async (io) => {
     io.send('554 5.7.1 no SMTP service here\r\n');
     await dialogue(io);
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(smtpSessionClass(obs), 'session_failed');
-    assert.equal(smtpSession(obs).reason, 'greeting_554');
-    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
-    assert.equal(relayOutcome(obs).outcome, 'refused');
-    assert.equal(s.commands.at(-1), 'QUIT');
-  } finally {
-    await s.close();
-  }
+  assert.equal(smtpSessionClass(obs), 'session_failed');
+  assert.equal(smtpSession(obs).reason, 'greeting_554');
+  assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
+  assert.equal(relayOutcome(obs).outcome, 'refused');
+  assert.equal(server.commands.at(-1), 'QUIT');
 });
 
 test('hostile replies are capped: an endless line, an endless multi-line reply, garbage', async () => {
@@ -278,35 +246,25 @@ test('hostile replies are capped: an endless line, an endless multi-line reply, 
     ['garbage', async (io) => io.send('HTTP/1.1 400 Bad Request\r\n'), 'bad_reply'],
   ];
   for (const [name, script, reason] of cases) {
-    const s = await scripted(async (io) => {
+    const { obs } = await probeScripted(async (io) => {
       await script(io);
       await io.line();
-    });
-    try {
-      const obs = await probeSmtp('127.0.0.1', opts(s.port, { maxSessionBytes: 100_000 }));
-      assert.equal(smtpSessionClass(obs), 'no_greeting', name);
-      assert.equal(smtpSession(obs).reason, reason, name);
-      assert.ok(obs.transcript.every((e) => e.line.length <= 513), name);
-    } finally {
-      await s.close();
-    }
+    }, { maxSessionBytes: 100_000 });
+    assert.equal(smtpSessionClass(obs), 'no_greeting', name);
+    assert.equal(smtpSession(obs).reason, reason, name);
+    assert.ok(obs.transcript.every((e) => e.line.length <= 513), name);
   }
 });
 
 test('a connection reset after EHLO ends the session as session_failed with the reason', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
     await io.line();
     io.socket.resetAndDestroy();
   });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port));
-    assert.equal(smtpSessionClass(obs), 'session_failed');
-    assert.match(smtpSession(obs).reason ?? '', /^ehlo_connection_(reset|closed)$/);
-    assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
-  } finally {
-    await s.close();
-  }
+  assert.equal(smtpSessionClass(obs), 'session_failed');
+  assert.match(smtpSession(obs).reason ?? '', /^ehlo_connection_(reset|closed)$/);
+  assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
 });
 
 test('a connect that never completes is unreachable with connect_timeout (injected connect)', async () => {
@@ -329,26 +287,15 @@ test('a connect that never completes is unreachable with connect_timeout (inject
 });
 
 test('bytes sent before the TLS handshake are discarded, not read as replies (RFC 3207 §5)', async () => {
-  const s = await scripted(async (io) => {
+  const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');
-    for (;;) {
-      const l = await io.line();
-      if (l === null) return;
-      if (l.startsWith('EHLO')) io.send('250-mx\r\n250 STARTTLS\r\n');
-      else if (l === 'STARTTLS') {
-        io.send('220 go\r\n250 injected\r\n');
-        io.socket.destroy();
-        return;
-      }
-    }
-  });
-  try {
-    const obs = await probeSmtp('127.0.0.1', opts(s.port, { relayFallbackPlain: false }));
-    assert.ok(obs.transcript.some((e) => e.dir === 'I' && /discarded \d+ bytes/.test(e.line)));
-    assert.ok(!obs.transcript.some((e) => e.dir === 'S' && e.line.includes('injected')));
-  } finally {
-    await s.close();
-  }
+    await breakAtStarttls(io, () => {
+      io.send('220 go\r\n250 injected\r\n');
+      io.socket.destroy();
+    });
+  }, { relayFallbackPlain: false });
+  assert.ok(obs.transcript.some((e) => e.dir === 'I' && /discarded \d+ bytes/.test(e.line)));
+  assert.ok(!obs.transcript.some((e) => e.dir === 'S' && e.line.includes('injected')));
 });
 
 test('the command writer refuses DATA and BDAT in any case, and line breaks that would smuggle them', () => {

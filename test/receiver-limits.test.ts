@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { SmtpDialog, sendMail } from './test-mail-helpers.ts';
+import { SmtpDialog, holdGreetedSessions, sendMail } from './test-mail-helpers.ts';
 import { startReceiver, clientKey, headerFromAddress, type Receiver } from '../receiver/server.ts';
 import { loadTestMail, setNotDiagnosed } from '../receiver/store.ts';
 
@@ -64,11 +64,7 @@ test('maxClients: beyond it a new client is greeted 421', async () => {
   const rx = await receiver({ maxClients: 3 });
   const held: SmtpDialog[] = [];
   try {
-    for (let i = 0; i < 3; i++) {
-      const c = await SmtpDialog.connect(rx.port);
-      assert.equal((await c.read()).code, 220);
-      held.push(c);
-    }
+    await holdGreetedSessions(rx.port, 3, held);
     const extra = await SmtpDialog.connect(rx.port);
     assert.equal((await extra.read()).code, 421);
     extra.destroy();

@@ -1,5 +1,6 @@
 // A small SMTP client for the test-mail tests: it speaks raw commands so a test can send what no well-behaved
 // client would (10,000 recipients, a half DATA, a 50 MB body) and read every reply code.
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -111,6 +112,18 @@ export class SmtpDialog {
 }
 
 /** Sends one complete mail; returns the final reply of DATA (or the first refusal). */
+/**
+ * Fills a connection limit: opens `n` sessions, each greeted 220, into `held` (the caller's, so that its
+ * `finally` closes them however far this got).
+ */
+export async function holdGreetedSessions(port: number, n: number, held: SmtpDialog[]): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const c = await SmtpDialog.connect(port);
+    held.push(c);
+    assert.equal((await c.read()).code, 220);
+  }
+}
+
 export async function sendMail(
   port: number,
   m: { helo?: string; from: string; to: string[]; data: string | Buffer; tls?: boolean; localAddress?: string },

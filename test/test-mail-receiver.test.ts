@@ -7,7 +7,7 @@ import { startReceiver, headerFromAddress, type Receiver } from '../receiver/ser
 import { openDatabase } from '../lib/db.ts';
 import { createRequest, classifyRecipient, generateToken } from '../receiver/tokens.ts';
 import { loadTestMail, listUndiagnosedTestMails } from '../receiver/store.ts';
-import { SmtpDialog, sendMail, dotStuff } from './test-mail-helpers.ts';
+import { SmtpDialog, dotStuff, holdGreetedSessions, sendMail } from './test-mail-helpers.ts';
 
 const DOMAIN = 'receiver.lab.test';
 let tdb: TestDatabase;
@@ -253,11 +253,7 @@ test('a null reverse-path takes the diagnosed domain from the From: header', asy
 test('a flood from one IP: concurrent connections beyond the limit get 421', async () => {
   const held: SmtpDialog[] = [];
   try {
-    for (let i = 0; i < 3; i++) {
-      const c = await SmtpDialog.connect(rx.port);
-      assert.equal((await c.read()).code, 220);
-      held.push(c);
-    }
+    await holdGreetedSessions(rx.port, 3, held);
     const extra = await SmtpDialog.connect(rx.port);
     const greet = await extra.read();
     extra.destroy();

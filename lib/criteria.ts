@@ -37,8 +37,13 @@ export function finding(status: Status, reason: string, detail?: string): Findin
   return detail === undefined ? { status, reason } : { status, reason, detail };
 }
 
+/** The two languages of every page, report and label (MSchecker's audience reads Japanese; English for the rest). */
+export type Lang = 'ja' | 'en';
+/** A name or sentence in both languages. */
+export type Label = Record<Lang, string>;
+
 /** What each criterion is called: the release's own names (Japanese) and their English counterparts. */
-export const CRITERION_LABELS: Record<Criterion, { ja: string; en: string }> = {
+export const CRITERION_LABELS: Record<Criterion, Label> = {
   open_relay: { ja: 'メール不正中継', en: 'Open relay' },
   spf: { ja: 'SPFチェック', en: 'SPF' },
   dkim: { ja: 'DKIMチェック', en: 'DKIM' },
@@ -49,7 +54,7 @@ export const CRITERION_LABELS: Record<Criterion, { ja: string; en: string }> = {
   dnsbl: { ja: 'DNSBL登録', en: 'DNSBL listing' },
 };
 
-export const STATUS_LABELS: Record<Status, { ja: string; en: string }> = {
+export const STATUS_LABELS: Record<Status, Label> = {
   ok: { ja: 'OK', en: 'OK' },
   ng: { ja: 'NG', en: 'NG' },
   unknown: { ja: '測定不能', en: 'Unknown' },

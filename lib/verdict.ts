@@ -1,7 +1,7 @@
 // MSchecker's four levels and our `incomplete`, exactly as ../shared/CRITERIA.md states them. The ordering and
 // every rule live in this one file (as internet.nl keeps its scoring in scoring.py); bump RULES_VERSION when a
 // rule changes so re-judged diagnoses record which rules judged them.
-import type { Criterion, CriterionFindings, Source, Status } from './criteria.ts';
+import type { Criterion, CriterionFindings, Label, Source, Status } from './criteria.ts';
 import { CRITERION_CHECKS, RULES_VERSION } from './checks/registry.ts';
 
 export { RULES_VERSION };
@@ -13,7 +13,7 @@ export type Level = (typeof LEVELS)[number];
 export const VERDICTS = [...LEVELS, 'incomplete'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
-export const VERDICT_LABELS: Record<Verdict, { ja: string; en: string }> = {
+export const VERDICT_LABELS: Record<Verdict, Label> = {
   danger: { ja: '危険', en: 'Danger' },
   needs_improvement: { ja: '改善が必要', en: 'Needs improvement' },
   review: { ja: '見直しを推奨', en: 'Review recommended' },

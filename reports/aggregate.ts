@@ -3,7 +3,7 @@
 // reads the snapshot the figures were computed from, inside the same transaction (BuildOptions.onSnapshot).
 import { sql } from 'kysely';
 import type { Db } from '../lib/db.ts';
-import { CRITERIA, type Criterion, type Source, type Status } from '../lib/criteria.ts';
+import { CRITERIA, type Criterion, type Label, type Source, type Status } from '../lib/criteria.ts';
 import type { Verdict } from '../lib/verdict.ts';
 import { InputError } from '../lib/errors.ts';
 import * as q from './queries.ts';
@@ -65,7 +65,7 @@ export interface PeriodOut {
   from: string;
   to: string;
   timezone: string;
-  label: { ja: string; en: string };
+  label: Label;
 }
 
 export interface Report extends Figures {

@@ -1,10 +1,9 @@
 // Words shown in reports, Japanese (the release's wording) and English, and the colours of each category.
-import type { Criterion, Status } from '../lib/criteria.ts';
+import type { Criterion, Label, Lang, Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
 import { checkById } from '../lib/checks/registry.ts';
 
-export type Lang = 'ja' | 'en';
-type L = { ja: string; en: string };
+export type { Lang };
 
 export const VERDICT_ORDER: Verdict[] = ['safe', 'review', 'needs_improvement', 'danger', 'incomplete'];
 export const verdictLabel = (v: Verdict, lang: Lang) => VERDICT_LABELS[v][lang];
@@ -19,7 +18,7 @@ export const VERDICT_COLORS: Record<Verdict, string> = {
 export { CRITERION_LABELS, STATUS_LABELS } from '../lib/criteria.ts';
 export const STATUS_COLORS: Record<Status, string> = { ok: '#2e7d32', ng: '#d84315', unknown: '#9e9e9e', na: '#cfd8dc' };
 
-export const SPF_DKIM_LABELS: Record<string, L> = {
+export const SPF_DKIM_LABELS: Record<string, Label> = {
   both_ok: { ja: '両方OK', en: 'Both OK' },
   spf_only: { ja: 'SPFのみOK', en: 'SPF only' },
   dkim_only: { ja: 'DKIMのみOK', en: 'DKIM only' },
@@ -40,7 +39,7 @@ export function findingLabel(id: string, lang: Lang): string {
 }
 
 /** Values every finding may take in a report, whatever its check. */
-const REPORT_VALUE_LABELS: Record<string, L> = {
+const REPORT_VALUE_LABELS: Record<string, Label> = {
   not_recorded: { ja: '記録なし', en: 'not recorded' },
 };
 
@@ -49,7 +48,7 @@ export function findingValueLabel(id: string, value: string, lang: Lang): string
   return (c?.kind === 'finding' ? c.valueLabels[value]?.[lang] : undefined) ?? REPORT_VALUE_LABELS[value]?.[lang] ?? value;
 }
 
-export const SOURCE_LABELS: Record<string, L> = {
+export const SOURCE_LABELS: Record<string, Label> = {
   'test-mail': { ja: 'テストメール', en: 'test mail' },
   scan: { ja: '外部スキャン', en: 'scan' },
 };

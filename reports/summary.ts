@@ -2,8 +2,7 @@
 // it is a figure of report.json, so the text cannot drift from the data.
 import type { Figure, Report } from './aggregate.ts';
 import { previousLabel } from './period.ts';
-
-type Lang = 'ja' | 'en';
+import type { Lang } from '../lib/criteria.ts';
 
 function pct(f: Figure): string {
   return f.pct === null ? '—' : `${f.pct}%`;

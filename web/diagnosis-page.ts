@@ -1,7 +1,7 @@
 // One diagnosis as HTML, for the person who asked (the private result page) and for operators: the verdict,
 // every criterion with its status and its reason in words, the findings beyond MSchecker, and what to fix
 // first. Every string that came from the network (details name hosts, banners, PTR names) goes through html``.
-import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Status } from '../lib/criteria.ts';
+import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Label, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
 import { findingValueLabel } from '../reports/labels.ts';
 import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
@@ -22,14 +22,14 @@ export interface DiagnosisJson {
   provenance?: string | null;
 }
 
-const PROVENANCE: Record<string, Record<Lang, string>> = {
+const PROVENANCE: Record<string, Label> = {
   requested: { ja: '申込みの専用アドレス宛てに、申込みのドメインから届いたメールです', en: 'sent to this request\'s own address, from the requested domain' },
   authenticated: { ja: '送信元はSPFまたはDKIMで認証されています', en: 'the sender was authenticated (SPF or an aligned DKIM signature)' },
   unverified: { ja: '送信元を確認できません（第三者がこのドメインを名乗って送った可能性があります）', en: 'the sender could not be verified (anyone could have sent it in the domain\'s name)' },
 };
 
 /** What each criterion checks and what to do when it is NG: plain words for the domain's operator. */
-const ADVICE: Record<Criterion, { what: Record<Lang, string>; fix: Record<Lang, string> }> = {
+const ADVICE: Record<Criterion, { what: Label; fix: Label }> = {
   open_relay: {
     what: { ja: '外部から第三者宛てのメールを中継してしまわないか', en: 'whether the server relays mail for strangers to third parties' },
     fix: {

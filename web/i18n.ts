@@ -1,5 +1,7 @@
 // The public pages speak Japanese and English (MSchecker's audience): `?lang=` wins, else Accept-Language.
-export type Lang = 'ja' | 'en';
+import type { Lang } from '../lib/criteria.ts';
+
+export type { Lang };
 
 export function pickLang(query: unknown, acceptLanguage: string | undefined): Lang {
   const q = (query as { lang?: unknown } | undefined)?.lang;

@@ -4,17 +4,14 @@
 // their labels and whether an unknown with that reason may pass on a later attempt. lib/checks/registry.ts
 // lists the checks; collection, judging, storage, re-judging, `check`/`show`, reports and CSV loop over it.
 import type { Config } from '../config.ts';
-import type { Criterion, Finding, Source } from '../criteria.ts';
+import type { Criterion, Finding, Label, Source } from '../criteria.ts';
 import { CRITERION_LABELS, SOURCES } from '../criteria.ts';
 import type { Resolver } from '../dns/resolver.ts';
 import type { OutboundGate } from '../net/outbound.ts';
 import type { Level } from '../verdict.ts';
 import type { JudgeInput } from './judge-input.ts';
 
-export interface Label {
-  ja: string;
-  en: string;
-}
+export type { Label };
 
 /** What one reason code means: its labels, and for an `unknown`, whether a later attempt may well differ. */
 export interface ReasonMeta extends Label {

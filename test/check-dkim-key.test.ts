@@ -59,27 +59,22 @@ test('check shows the finding with its label in both languages', async () => {
 test('a report counts it with its denominator, from the stored diagnoses, with no code of its own', async () => {
   const { createTestDatabase } = await import('./helpers/db.ts');
   const { judgeScan } = await import('../lib/checks/judge.ts');
-  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
-  const { buildReport } = await import('../reports/aggregate.ts');
-  const { yearPeriod } = await import('../reports/period.ts');
-  const { domainRows, createSnapshot } = await import('../reports/queries.ts');
-  const { sql } = await import('kysely');
+  const { scanRun, scanReport2026, scanDomainRows2026 } = await import('./report-fixtures.ts');
   const t = await createTestDatabase();
   try {
     const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
-    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('keys') RETURNING id`.execute(t.db)).rows;
-    const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', 3, '{}') RETURNING id`.execute(t.db)).rows;
+    const run = await scanRun(t.db, 'keys', 3);
     for (const domain of ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim.test']) {
       const out = await new Promise<string>((resolve, reject) =>
         execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
       );
       const obs = JSON.parse(out).observations;
-      await insertDiagnosis(t.db, judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run.id, surveyId: survey.id });
+      await run.store(judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')));
     }
-    const r = await buildReport(t.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const r = await scanReport2026(t.db);
     const f = r.findings.dkim_key;
     assert.deepEqual([f.weak.n, f.strong.n, f.weak.total], [2, 1, 3]);
-    const rows = await t.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'keys_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
+    const rows = await scanDomainRows2026(t.db, 'keys_snapshot');
     assert.deepEqual(rows.map((x) => [x.domain, x.dkim_key]).sort(), [['dkim-ed25519.test', 'strong'], ['dkim-rsa1024.test', 'weak'], ['dkim.test', 'weak']]);
   } finally {
     await t.drop();

@@ -184,19 +184,16 @@ test('check shows the findings with their labels in both languages', async () =>
 test('a report counts them, and gives the verdict shares over mail domains too (recomputed in SQL)', async () => {
   const { createTestDatabase } = await import('./helpers/db.ts');
   const { judgeScan } = await import('../lib/checks/judge.ts');
-  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
-  const { buildReport } = await import('../reports/aggregate.ts');
-  const { yearPeriod } = await import('../reports/period.ts');
+  const { scanRun, scanReport2026 } = await import('./report-fixtures.ts');
   const { sql } = await import('kysely');
   const t = await createTestDatabase();
   try {
-    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('dmarc') RETURNING id`.execute(t.db)).rows;
-    const [run_] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', ${DOMAINS.length}, '{}') RETURNING id`.execute(t.db)).rows;
+    const run_ = await scanRun(t.db, 'dmarc', DOMAINS.length);
     for (const domain of DOMAINS) {
       const obs = out.get(domain)!.observations;
-      await insertDiagnosis(t.db, judgeScan(domain, obs.dns as never, obs.ips as never, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run_.id, surveyId: survey.id });
+      await run_.store(judgeScan(domain, obs.dns as never, obs.ips as never, new Date('2026-06-01T00:00:00Z')));
     }
-    const r = await buildReport(t.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const r = await scanReport2026(t.db);
     const n = DOMAINS.length;
     assert.equal(r.domains, n);
     assert.deepEqual([r.findings.non_mail.non_mail.n, r.findings.non_mail.mail.n, r.findings.non_mail.unknown.n, r.findings.non_mail.non_mail.total], [2, 17, 1, n]);

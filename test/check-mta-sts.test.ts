@@ -318,27 +318,23 @@ test('the same judgement from the lab and from nginx for every behaviour both se
 test('a report counts every value with its denominator (JSON, HTML, CSV), the legacy column holds it, and a diagnosis stored before the policy was fetched counts as present', async (t) => {
   if (labObservations.size < 10) return t.skip('needs the lab results');
   const { createTestDatabase } = await import('./helpers/db.ts');
-  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
-  const { buildReport } = await import('../reports/aggregate.ts');
-  const { yearPeriod } = await import('../reports/period.ts');
-  const { domainRows, createSnapshot } = await import('../reports/queries.ts');
+  const { scanRun, scanReport2026, scanDomainRows2026 } = await import('./report-fixtures.ts');
   const { renderHtml } = await import('../reports/html.ts');
   const { aggregateCsvs } = await import('../reports/csv.ts');
   const { sql } = await import('kysely');
   const db = await createTestDatabase();
   try {
-    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('sts') RETURNING id`.execute(db.db)).rows;
-    const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', 0, '{}') RETURNING id`.execute(db.db)).rows;
-    for (const [domain, dns] of labObservations) await insertDiagnosis(db.db, judgeScan(domain, dns, {}, AT), { source: 'scan', runId: run.id, surveyId: survey.id });
+    const run = await scanRun(db.db, 'sts', 0);
+    for (const [domain, dns] of labObservations) await run.store(judgeScan(domain, dns, {}, AT));
     // Observations of before issue 15: the TXT lookup only, no `policy`.
     const old = JSON.parse(JSON.stringify(labObservations.get('sts-ok.test'))) as DnsObservations & { mtaSts: MtaStsGathered };
     delete old.mtaSts.policy;
     const legacy = judgeScan('legacy.test', { ...old, domain: 'legacy.test', input: 'legacy.test' }, {}, AT);
     assert.deepEqual([legacy.findings.mta_sts.value, legacy.findings.mta_sts.reason], ['present', 'policy_not_recorded']);
-    await insertDiagnosis(db.db, legacy, { source: 'scan', runId: run.id, surveyId: survey.id });
+    await run.store(legacy);
     const total = labObservations.size + 1;
 
-    const r = await buildReport(db.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const r = await scanReport2026(db.db);
     const f = r.findings.mta_sts;
     const n = (v: string) => f[v]?.n ?? 0;
     assert.deepEqual(
@@ -354,7 +350,7 @@ test('a report counts every value with its denominator (JSON, HTML, CSV), the le
     assert.match(html, /invalid certificate on the policy host/);
     const csv = aggregateCsvs(r, 'ja')['findings.csv'];
     assert.match(csv, /mta_sts,MTA-STS,enforce_mx_not_covered,enforce（対象外のMXあり）,1,/);
-    const rows = await db.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'sts_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
+    const rows = await scanDomainRows2026(db.db, 'sts_snapshot');
     assert.equal(rows.find((x) => x.domain === 'uncovered.modes.test')?.mta_sts, 'enforce_mx_not_covered');
     assert.equal(rows.find((x) => x.domain === 'legacy.test')?.mta_sts, 'present');
   } finally {

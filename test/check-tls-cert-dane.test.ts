@@ -226,21 +226,16 @@ test('check shows the findings with their labels in both languages', async () =>
 
 test('a report counts them with their denominators, from the stored diagnoses', async () => {
   const { createTestDatabase } = await import('./helpers/db.ts');
-  const { insertDiagnosis } = await import('../lib/diagnosis.ts');
-  const { buildReport } = await import('../reports/aggregate.ts');
-  const { yearPeriod } = await import('../reports/period.ts');
-  const { domainRows, createSnapshot } = await import('../reports/queries.ts');
-  const { sql } = await import('kysely');
+  const { scanRun, scanReport2026, scanDomainRows2026 } = await import('./report-fixtures.ts');
   const t = await createTestDatabase();
   try {
     const domains = ['certs.test', 'dane.test', 'dane-ecdsa.test', 'dane-bogus.test', 'wild.test'];
-    const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('certs') RETURNING id`.execute(t.db)).rows;
-    const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', ${domains.length}, '{}') RETURNING id`.execute(t.db)).rows;
+    const run = await scanRun(t.db, 'certs', domains.length);
     for (const domain of domains) {
       const o = await checkJson(domain);
-      await insertDiagnosis(t.db, judgeScan(domain, o.observations.dns, o.observations.ips, new Date('2026-06-01T00:00:00Z')), { source: 'scan', runId: run.id, surveyId: survey.id });
+      await run.store(judgeScan(domain, o.observations.dns, o.observations.ips, new Date('2026-06-01T00:00:00Z')));
     }
-    const r = await buildReport(t.db, { period: yearPeriod(2026), source: 'scan', survey: null });
+    const r = await scanReport2026(t.db);
     const cert = r.findings.tls_cert;
     // On 2026-06-01 (before the lab issued them) no certificate has expired or expires soon.
     // dane-bogus.test: its MX host's address does not validate, so no session (no_tls).
@@ -250,7 +245,7 @@ test('a report counts them with their denominators, from the stored diagnoses', 
     const dane = r.findings.dane;
     // certs.test and wild.test: unsigned MX RRsets, no TLSA asked (RFC 7672 §2.2): none, not insecure.
     assert.deepEqual([dane.valid.n, dane.bogus.n, dane.insecure.n, dane.none.n, dane.valid.total], [2, 1, 0, 2, 5]);
-    const rows = await t.db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, 'certs_snapshot', { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
+    const rows = await scanDomainRows2026(t.db, 'certs_snapshot');
     const by = Object.fromEntries(rows.map((x) => [x.domain, [x.tls_cert, x.tls_key, x.dane]]));
     assert.deepEqual(by['dane.test'], ['ok', 'rsa_2048_plus', 'valid']);
     assert.deepEqual(by['certs.test'], ['weak_key incomplete_chain any', 'rsa_weak', 'none']);

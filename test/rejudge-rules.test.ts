@@ -9,17 +9,16 @@ import { fileURLToPath } from 'node:url';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { startLab, type Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps, diagnoseDomain } from '../lib/diagnose.ts';
-import { insertDiagnosis } from '../lib/diagnosis.ts';
 import { rejudge } from '../lib/checks/judge.ts';
 import { CHECKS, RULES_VERSION, type Rules } from '../lib/checks/registry.ts';
 import type { Check } from '../lib/checks/contract.ts';
 import { rejudgeDiagnoses } from '../workers/rejudge.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { scanRun } from './report-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let lab: Lab;
@@ -30,12 +29,10 @@ before(async () => {
   lab = await startLab(`${ROOT}lab/worlds/test-dns-checks.json`, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: mkdtempSync(path.join(os.tmpdir(), 'mc-rejudge-')) });
   t = await createTestDatabase();
   const deps = createProbeDeps(loadConfig({ ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV }));
-  const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES ('rejudge') RETURNING id`.execute(t.db)).rows;
   const domains = lab.world.domains.map((d) => d.name);
-  [{ id: runId }] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', ${domains.length}, '{}') RETURNING id`.execute(t.db)).rows;
-  for (const domain of domains) {
-    await insertDiagnosis(t.db, await diagnoseDomain(domain, deps, new Date('2021-06-30T00:00:00Z')), { source: 'scan', runId, surveyId: survey.id });
-  }
+  const run = await scanRun(t.db, 'rejudge', domains.length);
+  runId = run.runId;
+  for (const domain of domains) await run.store(await diagnoseDomain(domain, deps, new Date('2021-06-30T00:00:00Z')));
 });
 after(async () => {
   await t?.drop();

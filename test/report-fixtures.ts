@@ -6,7 +6,10 @@ import { sql } from 'kysely';
 import type { Db } from '../lib/db.ts';
 import { CRITERIA, finding, type Criterion, type CriterionFindings, type Source, type Status } from '../lib/criteria.ts';
 import { judgeVerdict } from '../lib/verdict.ts';
-import { insertDiagnosis, type FindingResults } from '../lib/diagnosis.ts';
+import { insertDiagnosis, type Diagnosis, type FindingResults } from '../lib/diagnosis.ts';
+import { buildReport } from '../reports/aggregate.ts';
+import { yearPeriod } from '../reports/period.ts';
+import { createSnapshot, domainRows } from '../reports/queries.ts';
 
 /** The record findings as the fixtures write them (one key per reported finding, as before the registry). */
 export interface LegacyFindings {
@@ -141,4 +144,28 @@ export async function addScanSurvey(db: Db, name: string, observedAt: string, li
     );
   }
   return run.id;
+}
+
+/**
+ * A survey with one finished scan run of `total` domains, for the tests that count a check in a report:
+ * `store` inserts a judged diagnosis into it as the workers do.
+ */
+export async function scanRun(db: Db, name: string, total: number): Promise<{ runId: number; surveyId: number; store(d: Diagnosis): Promise<void> }> {
+  const [survey] = (await sql<{ id: number }>`INSERT INTO surveys (name) VALUES (${name}) RETURNING id`.execute(db)).rows;
+  const [run] = (await sql<{ id: number }>`INSERT INTO runs (survey_id, state, total, config) VALUES (${survey.id}, 'done', ${total}, '{}') RETURNING id`.execute(db)).rows;
+  return {
+    runId: run.id,
+    surveyId: survey.id,
+    store: async (d) => void (await insertDiagnosis(db, d, { source: 'scan', runId: run.id, surveyId: survey.id })),
+  };
+}
+
+/** The report the check tests read: 2026's scans, every survey. */
+export function scanReport2026(db: Db) {
+  return buildReport(db, { period: yearPeriod(2026), source: 'scan', survey: null });
+}
+
+/** The per-domain rows (domains.csv) of 2026's scans, through a snapshot named `snapshot`. */
+export function scanDomainRows2026(db: Db, snapshot: string) {
+  return db.transaction().execute(async (trx) => domainRows(trx, await createSnapshot(trx, snapshot, { from: '2026-01-01', toExclusive: '2027-01-01', timezone: 'UTC', source: 'scan', survey: null })));
 }

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { isSelfSigned } from '../../net/presented-cert.ts';
-import { ProbeError } from './wire.ts';
+import { awaitSocketEvent, ProbeError } from './wire.ts';
 import type { CertObservation } from './types.ts';
 
 export interface TlsContext {
@@ -48,35 +48,15 @@ export function startTls(socket: net.Socket, ctx: TlsContext): Promise<tls.TLSSo
     if (ctx.servername && net.isIP(ctx.servername) === 0) options.servername = ctx.servername;
     const t = tls.connect(options);
     t.on('error', () => {});
-    const timer = setTimeout(() => {
-      cleanup();
-      t.destroy();
-      reject(new ProbeError('tls_timeout'));
-    }, ctx.timeoutMs);
-    const onSecure = () => {
-      cleanup();
-      resolve(t);
-    };
-    const onError = (err: NodeJS.ErrnoException) => {
-      cleanup();
-      t.destroy();
-      const code = err.code ?? '';
-      const reason = code === 'ECONNRESET' || code === 'EPIPE' ? 'connection_reset' : 'tls_error';
-      reject(new ProbeError(reason, `${code ? `${code}: ` : ''}${err.message}`.slice(0, 300)));
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new ProbeError('tls_error', 'connection closed during the handshake'));
-    };
-    function cleanup() {
-      clearTimeout(timer);
-      t.off('secureConnect', onSecure);
-      t.off('error', onError);
-      t.off('close', onClose);
-    }
-    t.once('secureConnect', onSecure);
-    t.once('error', onError);
-    t.once('close', onClose);
+    awaitSocketEvent(t, 'secureConnect', ctx.timeoutMs, {
+      timeout: () => new ProbeError('tls_timeout'),
+      error: (err) => {
+        const code = err.code ?? '';
+        const reason = code === 'ECONNRESET' || code === 'EPIPE' ? 'connection_reset' : 'tls_error';
+        return new ProbeError(reason, `${code ? `${code}: ` : ''}${err.message}`.slice(0, 300));
+      },
+      close: () => new ProbeError('tls_error', 'connection closed during the handshake'),
+    }).then(() => resolve(t), reject);
   });
 }
 

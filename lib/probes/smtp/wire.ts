@@ -198,26 +198,51 @@ export function connectWithTimeout(connect: ConnectFn, host: string, port: numbe
     }
     // Errors after the session is over (a late RST) must not crash the process: readers report the live ones.
     socket.on('error', () => {});
+    awaitSocketEvent(socket, 'connect', timeoutMs, {
+      timeout: () => new ProbeError('connect_timeout'),
+      error: (err) => new ProbeError(reasonOfSocketError(err), err.message),
+    }).then(() => resolve(socket), reject);
+  });
+}
+
+/**
+ * Waits at most `timeoutMs` for `event` (connect, secureConnect) on a socket. The deadline or an error rejects
+ * with what `fail` makes of it and destroys the socket; a close, when `fail.close` is given, rejects too. Every
+ * listener and the timer are removed whichever comes first.
+ */
+export function awaitSocketEvent(
+  socket: net.Socket,
+  event: 'connect' | 'secureConnect',
+  timeoutMs: number,
+  fail: { timeout: () => Error; error: (err: NodeJS.ErrnoException) => Error; close?: () => Error },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
       socket.destroy();
-      reject(new ProbeError('connect_timeout'));
+      reject(fail.timeout());
     }, timeoutMs);
-    const onConnect = () => {
+    const onEvent = () => {
       cleanup();
-      resolve(socket);
+      resolve();
     };
     const onError = (err: NodeJS.ErrnoException) => {
       cleanup();
       socket.destroy();
-      reject(new ProbeError(reasonOfSocketError(err), err.message));
+      reject(fail.error(err));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(fail.close!());
     };
     function cleanup() {
       clearTimeout(timer);
-      socket.off('connect', onConnect);
+      socket.off(event, onEvent);
       socket.off('error', onError);
+      if (fail.close) socket.off('close', onClose);
     }
-    socket.once('connect', onConnect);
+    socket.once(event, onEvent);
     socket.once('error', onError);
+    if (fail.close) socket.once('close', onClose);
   });
 }

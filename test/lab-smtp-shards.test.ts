@@ -10,6 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { greetingLine } from './test-mail-helpers.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOSTS = 120;
@@ -20,30 +21,6 @@ let dir: string;
 let lab: ChildProcess;
 let env: Record<string, string>;
 let state: { pid: number; smtpPids: number[] };
-
-function greet(ip: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: ip, port });
-    let buf = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`${ip}: no greeting`));
-    }, 10_000);
-    s.on('data', (b) => {
-      buf += b.toString();
-      if (buf.includes('\r\n')) {
-        clearTimeout(timer);
-        s.end('QUIT\r\n');
-        s.destroy();
-        resolve(buf.split('\r\n')[0]!);
-      }
-    });
-    s.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
 
 /** EHLO, STARTTLS, then the handshake against the lab CA alone: `authorized` says whether the chain verifies. */
 function starttls(ip: string, port: number, servername: string, ca: string): Promise<boolean> {
@@ -125,7 +102,7 @@ test('a world larger than one process can listen on is served by several SMTP pr
   assert.equal(state.smtpPids.length, 1, 'one SMTP shard process besides lab up itself');
   const port = Number(env.MAILCENSUS_SMTP_PORT);
   const ips = Array.from({ length: HOSTS }, (_, i) => `127.100.0.${i + 1}`);
-  const greetings = await Promise.all(ips.map((ip) => greet(ip, port)));
+  const greetings = await Promise.all(ips.map((ip) => greetingLine(ip, port)));
   for (const [i, g] of greetings.entries()) assert.match(g, new RegExp(`^220 mx1\\.sh-${i + 1}\\.test ESMTP`));
 });
 

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
+import { greetingLine } from './test-mail-helpers.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/mailcensus.mjs');
@@ -39,30 +40,6 @@ async function portFree(port: number): Promise<boolean> {
   return tcpOk && udpOk;
 }
 
-/** One SMTP session: read the greeting, say QUIT. */
-function smtpHello(ip: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: ip, port });
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('no greeting'));
-    }, 10000);
-    sock.on('error', reject);
-    sock.on('data', (c) => {
-      buf += c.toString();
-      if (/^220 /m.test(buf) && !buf.includes('QUIT-SENT')) {
-        sock.write('QUIT\r\n');
-        buf += 'QUIT-SENT';
-      }
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(buf);
-    });
-  });
-}
-
 test('startLab serves DNS, starts the SMTP hosts, writes the CA and the env, logs SMTP to the state dir, and stops', async () => {
   const dir = tmpDir();
   const lab = await startLab(worldFile, { dnsPort: 0, smtpPort: 0, stateDir: dir });
@@ -88,7 +65,7 @@ test('startLab serves DNS, starts the SMTP hosts, writes the CA and the env, log
     r.setServers([lab.env.MAILCENSUS_RESOLVER]);
     assert.deepEqual(await r.resolve4('mx.bigmail.test'), ['127.100.0.1']);
 
-    const greeting = await smtpHello('127.100.0.1', lab.smtpPort);
+    const greeting = await greetingLine('127.100.0.1', lab.smtpPort);
     assert.match(greeting, /^220 /);
     assert.ok(lab.smtp.connections('127.100.0.1') >= 1);
   } finally {

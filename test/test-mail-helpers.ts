@@ -112,6 +112,35 @@ export class SmtpDialog {
 }
 
 /** Sends one complete mail; returns the final reply of DATA (or the first refusal). */
+/** The first line of an SMTP server's greeting: reads it, says QUIT and waits for the server to close (10 s at most). */
+export function greetingLine(ip: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: ip, port });
+    let buf = '';
+    let quit = false;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`${ip}: no greeting`));
+    }, 10_000);
+    s.on('data', (b) => {
+      buf += b.toString();
+      if (!quit && buf.includes('\r\n')) {
+        quit = true;
+        s.write('QUIT\r\n');
+      }
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      if (quit) resolve(buf.split('\r\n')[0]!);
+      else reject(new Error(`${ip}: closed before the greeting`));
+    });
+  });
+}
+
 /**
  * Fills a connection limit: opens `n` sessions, each greeted 220, into `held` (the caller's, so that its
  * `finally` closes them however far this got).

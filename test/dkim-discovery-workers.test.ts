@@ -4,7 +4,6 @@
 // key under the selectors the survey knows: the listed ones, and the one the test mail was signed with.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +24,7 @@ import { startReceiver, type Receiver } from '../receiver/server.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { alive, spawnWorker, type WorkerProcess } from './helpers/worker-process.ts';
 import { until } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,7 +34,7 @@ let lab: Lab;
 let rx: Receiver;
 let tmp: string;
 const enqueued: string[] = [];
-let worker: ChildProcess | null = null;
+let worker: WorkerProcess | null = null;
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'mc-dkimrun-'));
@@ -45,7 +45,7 @@ before(async () => {
   rx = await startReceiver({ db: tdb.db, domain: OUR_DOMAIN, host: '127.65.0.1', port: 0, sweepIntervalMs: 0, maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) });
 });
 after(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+  if (worker && alive(worker)) worker.child.kill('SIGKILL');
   await rx?.close();
   await lab?.stop();
   await tdb?.drop();
@@ -92,8 +92,7 @@ test('a survey run finds keys under the listed selectors and under the selector 
   assert.equal(ing.accepted, 6);
 
   // 3. A worker process runs the survey.
-  worker = spawn(process.execPath, [path.join(ROOT, 'bin/mailcensus.mjs'), 'worker'], { cwd: ROOT, env: { ...process.env, ...env(redisUrl, prefix), MAILCENSUS_DKIM_SELECTORS: '' }, stdio: ['ignore', 'ignore', 'ignore'] });
-  const exited = new Promise<number | null>((resolve) => worker!.on('exit', (code) => resolve(code)));
+  worker = spawnWorker({ ...env(redisUrl, prefix), MAILCENSUS_DKIM_SELECTORS: '' });
   const s = await openServices(config, createLogger({ level: 'silent' }));
   try {
     const run = await createRun(s, 'dkim-disc');
@@ -116,9 +115,9 @@ test('a survey run finds keys under the listed selectors and under the selector 
     assert.equal(dkimOf('dk-plain.test').given, undefined);
   } finally {
     await s.close();
-    worker.kill('SIGTERM');
+    worker.child.kill('SIGTERM');
   }
-  assert.equal(await exited, 0);
+  assert.deepEqual(await worker.exited, { code: 0, signal: null });
   const redis = new Redis(redisUrl);
   await deleteKeysUnder(redis, prefix);
   await redis.quit();

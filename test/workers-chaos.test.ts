@@ -8,7 +8,7 @@
 // world's fault-free run.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,7 @@ import { CRITERIA } from '../lib/criteria.ts';
 import { startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from './helpers/private-services.ts';
 import { startStallProxy, type StallProxy } from './helpers/stall-proxy.ts';
 import { until as waitUntil } from './helpers/until.ts';
+import { alive, spawnWorker as spawnWorkerProcess, type WorkerProcess } from './helpers/worker-process.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOMAINS = Number(process.env.MAILCENSUS_CHAOS_DOMAINS ?? 200);
@@ -61,7 +62,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  for (const w of workers) if (alive(w)) w.child.kill('SIGKILL');
   await Promise.all(workers.map((w) => w.exited));
   await db?.close().catch(() => {});
   await lab?.stop().catch(() => {});
@@ -102,35 +103,13 @@ function directEnv(): Record<string, string> {
   return { ...workerEnv(), DATABASE_URL: dbUrl, REDIS_URL: redis.url };
 }
 
-interface Worker {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-const workers: Worker[] = [];
+const workers: WorkerProcess[] = [];
 
-function spawnWorker(): Worker {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/mailcensus.mjs'), 'worker'], {
-    cwd: ROOT,
-    env: { ...process.env, ...workerEnv() },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const lines: string[] = [];
-  let buf = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    lines.push(...parts);
-    if (lines.length > 20_000) lines.splice(0, lines.length - 20_000);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const w = { child, lines, exited };
+function spawnWorker(): WorkerProcess {
+  const w = spawnWorkerProcess(workerEnv(), { keepLines: 20_000 });
   workers.push(w);
   return w;
 }
-
-const alive = (w: Worker) => w.child.exitCode === null && w.child.signalCode === null;
 
 /** The services under test are restarted on purpose: a check that throws meanwhile counts as not yet. */
 const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { tolerateErrors: true });

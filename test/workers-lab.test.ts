@@ -9,9 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -21,8 +19,9 @@ import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
 import { until } from './helpers/until.ts';
+import { freePort, portOpen } from './helpers/private-services.ts';
+import { alive, spawnWorker as spawnWorkerProcess, type WorkerProcess } from './helpers/worker-process.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
 
 let tdb: TestDatabase;
@@ -89,37 +88,17 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
   };
 }
 
-interface Spawned {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children: Spawned[] = [];
-function spawnWorker(e: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/mailcensus.mjs'), 'worker'], {
-    cwd: ROOT,
-    env: { ...process.env, ...e },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const lines: string[] = [];
-  let buf = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const s = { child, lines, exited };
-  children.push(s);
-  return s;
+const children: WorkerProcess[] = [];
+function spawnWorker(e: Record<string, string>): WorkerProcess {
+  const w = spawnWorkerProcess(e);
+  children.push(w);
+  return w;
 }
 after(async () => {
-  for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+  for (const c of children) if (alive(c)) c.child.kill('SIGKILL');
 });
 
-const diagnosedBy = (w: Spawned) => w.lines.filter((l) => l.includes('"domain diagnosed"')).length;
+const diagnosedBy = (w: WorkerProcess) => w.lines.filter((l) => l.includes('"domain diagnosed"')).length;
 
 
 async function open(redisUrl: string, prefix: string): Promise<Services> {
@@ -187,17 +166,6 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
   assert.ok(w1.lines.some((l) => l.includes('"worker stopped"')));
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 function startRedis(port: number, dir: string): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, '--maxmemory-policy', 'noeviction'], {
     stdio: 'ignore',
@@ -205,14 +173,7 @@ function startRedis(port: number, dir: string): ChildProcess {
 }
 
 async function redisUp(port: number): Promise<void> {
-  await until(`redis on ${port}`, async () =>
-    new Promise<boolean>((resolve) => {
-      const sock = net.connect(port, '127.0.0.1', () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.on('error', () => resolve(false));
-    }), 20_000);
+  await until(`redis on ${port}`, () => portOpen(port), 20_000);
 }
 
 test('a worker killed with SIGKILL and a Redis restart mid-run still end with every domain diagnosed exactly once', async () => {
@@ -264,7 +225,7 @@ test('a worker killed with SIGKILL and a Redis restart mid-run still end with ev
     for (const w of [survivor, replacement]) w.child.kill('SIGTERM');
     for (const w of [survivor, replacement]) assert.equal((await w.exited).code, 0);
   } finally {
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+    for (const c of children) if (alive(c)) c.child.kill('SIGKILL');
     await stopRedis();
   }
 });

@@ -5,12 +5,10 @@
 // more.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -19,9 +17,9 @@ import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
+import { alive, spawnWorker, type WorkerProcess } from './helpers/worker-process.ts';
 import { until as waitUntil } from './helpers/until.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IP = '127.61.1.1';
 const DIRECT = Array.from({ length: 6 }, (_, i) => `shared-${i + 1}.test`);
 const ALIASED = ['alias-1.test', 'alias-2.test'];
@@ -29,7 +27,7 @@ const ALIASED = ['alias-1.test', 'alias-2.test'];
 let tdb: TestDatabase;
 let lab: Lab;
 let tmp: string;
-let worker: ChildProcess | null = null;
+let worker: WorkerProcess | null = null;
 
 before(async () => {
   tdb = await createTestDatabase();
@@ -49,7 +47,7 @@ before(async () => {
   lab = await startLab(file, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(tmp, 'lab') });
 });
 after(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+  if (worker && alive(worker)) worker.child.kill('SIGKILL');
   await lab?.stop();
   await tdb?.drop();
   rmSync(tmp, { recursive: true, force: true });
@@ -82,8 +80,7 @@ test('domains sharing one MX IP (under two MX names) get one SMTP connection per
   const { id } = await tdb.db.insertInto('surveys').values({ name: 'shared-ip' }).returning('id').executeTakeFirstOrThrow();
   await tdb.db.insertInto('survey_domains').values([...DIRECT, ...ALIASED].map((domain) => ({ survey_id: id, domain }))).execute();
   const e = env(redisUrl, prefix);
-  worker = spawn(process.execPath, [path.join(ROOT, 'bin/mailcensus.mjs'), 'worker'], { cwd: ROOT, env: { ...process.env, ...e }, stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => worker!.on('exit', (code) => resolve(code)));
+  worker = spawnWorker(e);
   const s = await openServices(loadConfig(e), createLogger({ level: 'silent' }));
   try {
     for (const round of [1, 2]) {
@@ -99,9 +96,9 @@ test('domains sharing one MX IP (under two MX names) get one SMTP connection per
     }
   } finally {
     await s.close();
-    worker.kill('SIGTERM');
+    worker.child.kill('SIGTERM');
   }
-  assert.equal(await exited, 0);
+  assert.deepEqual(await worker.exited, { code: 0, signal: null });
   const redis = new Redis(redisUrl);
   await deleteKeysUnder(redis, prefix);
   await redis.quit();

@@ -12,7 +12,7 @@ test('docs/criteria.md is up to date with the registry (npm run docs:criteria)',
   assert.equal(readFileSync(new URL('../docs/criteria.md', import.meta.url), 'utf8'), renderCriteriaDoc());
 });
 
-test('the registry: unique ids, the criteria in lib/criteria.ts order, labelled reasons and values, one gatherer per key', () => {
+test('the registry: unique ids, the criteria in lib/criteria.ts order, every reason and every value labelled in ja and en (reasons with a transient flag), one gatherer per key', () => {
   assert.equal(new Set(CHECKS.map((c) => c.id)).size, CHECKS.length);
   assert.deepEqual(CRITERION_CHECKS.map((c) => c.id), [...CRITERIA]);
   assert.equal(new Set(DOMAIN_GATHERERS.map((g) => g.key)).size, DOMAIN_GATHERERS.length);
@@ -22,7 +22,7 @@ test('the registry: unique ids, the criteria in lib/criteria.ts order, labelled 
       assert.match(code, /^[a-z0-9_]+$/, `${c.id}: ${code}`);
       assert.ok(m.ja && m.en && typeof m.transient === 'boolean', `${c.id}: ${code}`);
     }
-    if (c.kind === 'finding') for (const v of c.values) assert.ok(c.valueLabels[v], `${c.id}: value ${v} has no label`);
+    if (c.kind === 'finding') for (const v of c.values) assert.ok(c.valueLabels[v]?.ja && c.valueLabels[v]?.en, `${c.id}: value ${v} has no label`);
   }
 });
 

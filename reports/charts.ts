@@ -75,6 +75,9 @@ function escapeAttr(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 }
 
+/** The Vega-Lite version every chart is written in (and vega-lite in package.json renders). */
+const VEGA_LITE = 'https://vega.github.io/schema/vega-lite/v6.json';
+
 const config = (lang: Lang) => ({
   font: FONT,
   view: { stroke: null },
@@ -89,6 +92,9 @@ export const P = (lang: Lang, s: string) => (lang === 'ja' ? `（${s}）` : ` ($
 
 const fmtPct = (p: number | null) => (p === null ? '—' : `${p}%`);
 
+/** The share axis of a bar chart, its title naming the denominator. */
+const shareAxis = (denominator: number, lang: Lang) => ({ format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${denominator}`)}`, tickCount: 5 });
+
 /** Verdict donut: the share of each verdict, with n, from report.verdicts. */
 export function verdictDonutSpec(r: Figures, lang: Lang): TopLevelSpec {
   const values = VERDICT_ORDER.map((v, i) => ({
@@ -101,7 +107,7 @@ export function verdictDonutSpec(r: Figures, lang: Lang): TopLevelSpec {
   const domain = values.map((v) => v.label);
   const range = VERDICT_ORDER.map((v) => VERDICT_COLORS[v]);
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description: T.overall[lang],
     width: 230,
     height: 230,
@@ -150,7 +156,7 @@ export function criteriaBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
   }
   const y = { field: 'criterion', type: 'nominal', sort: CRITERIA.map((c) => CRITERION_LABELS[c][lang]), title: null };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description: T.perCriterion[lang],
     width: 440,
     height: { step: 26 },
@@ -161,7 +167,7 @@ export function criteriaBarsSpec(r: Figures, lang: Lang): TopLevelSpec {
       {
         mark: { type: 'bar', height: 18 },
         encoding: {
-          x: { field: 'start', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${r.domains}`)}`, tickCount: 5 } },
+          x: { field: 'start', type: 'quantitative', scale: { domain: [0, 1] }, axis: shareAxis(r.domains, lang) },
           x2: { field: 'end' },
           color: {
             field: 'status',
@@ -200,7 +206,7 @@ function shareBarsSpec(bars: readonly ShareBar[], description: string, denominat
     color: b.color,
   }));
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description,
     width: 360,
     height: { step: 28 },
@@ -209,7 +215,7 @@ function shareBarsSpec(bars: readonly ShareBar[], description: string, denominat
     encoding: {
       // Whole labels, never cut with an ellipsis: the width follows them (textWidthEm).
       y: { field: 'key', type: 'nominal', sort: values.map((v) => v.key), title: null, axis: { labelLimit: 0 } },
-      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: { format: '%', title: `${T.share[lang]}${P(lang, `${T.denominator[lang]}: ${denominator}`)}`, tickCount: 5 } },
+      x: { field: 'share', type: 'quantitative', scale: { domain: [0, 1] }, axis: shareAxis(denominator, lang) },
     },
     layer: [
       { mark: { type: 'bar', height: 18 }, encoding: { color: { field: 'color', type: 'nominal', scale: null } } },
@@ -258,7 +264,7 @@ export function yearOverYearSpec(r: Report, lang: Lang): TopLevelSpec | null {
   }
   const periods = [`${short(prev)}${P(lang, `n=${prev.domains}`)}`, `${short(r)}${P(lang, `n=${r.domains}`)}`];
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description: T.yoy[lang],
     width: 420,
     height: metrics.length * 40,
@@ -333,7 +339,7 @@ export function cohortDotSpec(r: Report, lang: Lang): TopLevelSpec | null {
   if (values.length === 0) return null;
   const overall = r.domains === 0 ? 0 : r.verdicts.safe.n / r.domains;
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description: lang === 'ja' ? '区分別の「安全」の割合' : 'Share of safe per cohort',
     width: 420,
     height: { step: 26 },
@@ -375,7 +381,7 @@ export function trendSpec(r: Report, lang: Lang): TopLevelSpec | null {
   const color = { field: 'verdict', type: 'nominal', scale: { domain, range }, legend: { title: null, orient: 'top' } };
   const x = { field: 'period', type: 'ordinal', sort: t.periods.map((p) => p.label), title: null, axis: { labelAngle: 0 } };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: VEGA_LITE,
     description: lang === 'ja' ? '経年推移' : 'Over the years',
     width: 460,
     height: 240,

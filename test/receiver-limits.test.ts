@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { SmtpDialog, holdGreetedSessions, sendMail } from './test-mail-helpers.ts';
+import { SmtpDialog, holdGreetedSessions, sendMail, sessionAtData } from './test-mail-helpers.ts';
 import { startReceiver, clientKey, headerFromAddress, type Receiver } from '../receiver/server.ts';
 import { loadTestMail, setNotDiagnosed } from '../receiver/store.ts';
 
@@ -97,15 +97,7 @@ test('a session has a total deadline: a client that keeps dripping commands is c
 test('all sessions together hold at most the memory budget: the mail that would exceed it is refused (421 4.3.1)', async () => {
   const rx = await receiver({ memoryBudgetBytes: 1024 * 1024 });
   try {
-    const open = async () => {
-      const c = await SmtpDialog.connect(rx.port);
-      await c.read();
-      await c.cmd('EHLO c.example');
-      await c.cmd('MAIL FROM:<a@sender.example>');
-      await c.cmd(`RCPT TO:<check@${OUR}>`);
-      assert.equal((await c.cmd('DATA')).code, 354);
-      return c;
-    };
+    const open = () => sessionAtData(rx.port, 'c.example', 'a@sender.example', `check@${OUR}`);
     const chunk = `Subject: t\r\n\r\n${'y'.repeat(998)}\r\n`.repeat(700);
     const a = await open();
     await a.write(chunk);

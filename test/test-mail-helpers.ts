@@ -153,6 +153,17 @@ export async function holdGreetedSessions(port: number, n: number, held: SmtpDia
   }
 }
 
+/** A session taken up to DATA (354): EHLO `ehlo`, MAIL FROM `from`, RCPT TO `to`; the caller writes the message, or drops it mid-way. */
+export async function sessionAtData(port: number, ehlo: string, from: string, to: string): Promise<SmtpDialog> {
+  const c = await SmtpDialog.connect(port);
+  await c.read();
+  await c.cmd(`EHLO ${ehlo}`);
+  await c.cmd(`MAIL FROM:<${from}>`);
+  await c.cmd(`RCPT TO:<${to}>`);
+  assert.equal((await c.cmd('DATA')).code, 354);
+  return c;
+}
+
 export async function sendMail(
   port: number,
   m: { helo?: string; from: string; to: string[]; data: string | Buffer; tls?: boolean; localAddress?: string },

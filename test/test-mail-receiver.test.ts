@@ -7,7 +7,7 @@ import { startReceiver, headerFromAddress, type Receiver } from '../receiver/ser
 import { openDatabase } from '../lib/db.ts';
 import { createRequest, classifyRecipient, generateToken } from '../receiver/tokens.ts';
 import { loadTestMail, listUndiagnosedTestMails } from '../receiver/store.ts';
-import { SmtpDialog, dotStuff, holdGreetedSessions, sendMail } from './test-mail-helpers.ts';
+import { SmtpDialog, dotStuff, holdGreetedSessions, sendMail, sessionAtData } from './test-mail-helpers.ts';
 
 const DOMAIN = 'receiver.lab.test';
 let tdb: TestDatabase;
@@ -209,12 +209,7 @@ function streamFromChild(port: number, domain: string, mb: number): Promise<stri
 
 test('a client that drops mid-DATA leaves nothing stored and the receiver keeps serving', async () => {
   const before = await count();
-  const c = await SmtpDialog.connect(rx.port);
-  await c.read();
-  await c.cmd('EHLO drop.test');
-  await c.cmd('MAIL FROM:<d@drop.test>');
-  await c.cmd(`RCPT TO:<check@${DOMAIN}>`);
-  assert.equal((await c.cmd('DATA')).code, 354);
+  const c = await sessionAtData(rx.port, 'drop.test', 'd@drop.test', `check@${DOMAIN}`);
   await c.write('From: d@drop.test\r\nSubject: half\r\n\r\nthe first half of a bo');
   c.destroy();
   await new Promise((r) => setTimeout(r, 200));

@@ -24,7 +24,7 @@ import { startReceiver, type Receiver } from '../receiver/server.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
-import { alive, spawnWorker, type WorkerProcess } from './helpers/worker-process.ts';
+import { alive, spawnWorker, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
 import { until } from './helpers/until.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -54,12 +54,9 @@ after(async () => {
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
   return {
-    ...lab.env,
+    ...workerServicesEnv(lab.env, tdb.url, redisUrl, prefix),
     ...FAST_LAB_CHECKER_ENV,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    MAILCENSUS_QUEUE_PREFIX: prefix,
     MAILCENSUS_DNS_QPS: '500',
     MAILCENSUS_TRANSIENT_RETRIES: '0',
     MAILCENSUS_WORKER_CONCURRENCY: '4',

@@ -20,7 +20,8 @@ import { openServices, type Services } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
 import { until } from './helpers/until.ts';
 import { freePort, portOpen } from './helpers/private-services.ts';
-import { alive, spawnWorker as spawnWorkerProcess, type WorkerProcess } from './helpers/worker-process.ts';
+import { FAST_LAB_WORKER_ENV } from './helpers/lab-env.ts';
+import { alive, spawnWorker as spawnWorkerProcess, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
 
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
 
@@ -66,24 +67,14 @@ after(async () => {
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
   return {
-    ...lab.env,
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    MAILCENSUS_QUEUE_PREFIX: prefix,
-    MAILCENSUS_DKIM_SELECTORS: 's1',
-    MAILCENSUS_DNS_TIMEOUT_MS: '1000',
-    MAILCENSUS_DNS_RETRIES: '0',
+    ...workerServicesEnv(lab.env, tdb.url, redisUrl, prefix),
+    ...FAST_LAB_WORKER_ENV,
     MAILCENSUS_DNS_QPS: '500',
-    MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '2000',
-    MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '2000',
-    MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '2000',
     MAILCENSUS_PER_IP_INTERVAL_MS: '100',
     MAILCENSUS_TRANSIENT_RETRIES: '1',
     MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '300',
     MAILCENSUS_MAX_QUEUED: '60',
-    MAILCENSUS_WORKER_CONCURRENCY: '8',
     MAILCENSUS_LOCK_DURATION_MS: '4000',
-    MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
     MAILCENSUS_LOG_LEVEL: 'debug',
   };
 }

@@ -17,7 +17,8 @@ import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
-import { alive, spawnWorker, type WorkerProcess } from './helpers/worker-process.ts';
+import { FAST_LAB_WORKER_ENV } from './helpers/lab-env.ts';
+import { alive, spawnWorker, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
 import { until as waitUntil } from './helpers/until.ts';
 
 const IP = '127.61.1.1';
@@ -55,19 +56,9 @@ after(async () => {
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
   return {
-    ...lab.env,
-    DATABASE_URL: tdb.url,
-    REDIS_URL: redisUrl,
-    MAILCENSUS_QUEUE_PREFIX: prefix,
-    MAILCENSUS_DKIM_SELECTORS: 's1',
-    MAILCENSUS_DNS_TIMEOUT_MS: '1000',
-    MAILCENSUS_DNS_RETRIES: '0',
-    MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '2000',
-    MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '2000',
-    MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '2000',
+    ...workerServicesEnv(lab.env, tdb.url, redisUrl, prefix),
+    ...FAST_LAB_WORKER_ENV,
     MAILCENSUS_PER_IP_INTERVAL_MS: '0',
-    MAILCENSUS_WORKER_CONCURRENCY: '8',
-    MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
     MAILCENSUS_LOG_LEVEL: 'warn',
   };
 }

@@ -35,4 +35,9 @@ export function spawnWorker(env: Record<string, string>, opts: { keepLines?: num
   return { child, lines, exited };
 }
 
+/** Where a test's workers find the lab (resolver, ports, CA), the test's database, Redis and its own queue prefix. */
+export function workerServicesEnv(labEnv: Readonly<Record<string, string>>, databaseUrl: string, redisUrl: string, prefix: string): Record<string, string> {
+  return { ...labEnv, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, MAILCENSUS_QUEUE_PREFIX: prefix };
+}
+
 export const alive = (w: WorkerProcess): boolean => w.child.exitCode === null && w.child.signalCode === null;

@@ -2,14 +2,12 @@
 // receiver and worker processes and BullMQ, and the report it writes reproduces the seed's 2021 figures.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { demoCommand, runToExit } from './helpers/run-to-exit.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let tdb: TestDatabase;
 let out: string;
 
@@ -23,20 +21,7 @@ after(async () => {
 });
 
 test('npm run demo diagnoses the 2021 lab world through receiver and workers and reports the seed figures', async () => {
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/demo.ts'), '--out', out, '--lang', 'en'], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: tdb.url },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 600_000);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve({ code: c, stderr: err });
-    });
-  });
+  const { code, stderr } = await runToExit(demoCommand(out, ['--lang', 'en']), { ...process.env, DATABASE_URL: tdb.url });
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stderr, /all 202 test mails diagnosed/);
   const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));

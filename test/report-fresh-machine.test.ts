@@ -11,13 +11,14 @@
 // browser without privileges. Either way the bundled browser is unpacked afresh (a new XDG_CACHE_HOME).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { demoCommand, runToExit } from './helpers/run-to-exit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const run = promisify(execFile);
@@ -53,7 +54,7 @@ test('npm run demo exits 0 and writes a Japanese PDF without system Chromium and
   const empty = path.join(tmp, 'empty');
   writeFileSync(empty, '', { mode: 0o644 });
   const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: tdb.url, XDG_CACHE_HOME: path.join(tmp, 'cache') };
-  const demo = [process.execPath, '--import', 'tsx', path.join(ROOT, 'scripts/demo.ts'), '--out', out, '--workers', '1', '--world', path.join(ROOT, 'lab/worlds/tiny.json')];
+  const demo = demoCommand(out, ['--workers', '1', '--world', path.join(ROOT, 'lab/worlds/tiny.json')]);
   let argv: string[];
   const isolated = canUnshare();
   if (isolated) {
@@ -67,16 +68,7 @@ test('npm run demo exits 0 and writes a Japanese PDF without system Chromium and
     env.FONTCONFIG_FILE = noFonts;
     argv = [...demo, '--chromium', 'bundled'];
   }
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 600_000);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve({ code: c, stderr: err });
-    });
-  });
+  const { code, stderr } = await runToExit(argv, env);
   assert.equal(code, 0, stderr.slice(-3000));
   if (isolated) assert.match(stderr, /hidden-ok/);
   assert.match(stderr, /all 2 test mails diagnosed/);

@@ -4,6 +4,7 @@
 import { createWriteStream, mkdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../lib/errors.ts';
+import { stopProcess } from '../lib/stop-process.ts';
 import type { LabWorld } from './model.ts';
 import { loadWorld } from './world.ts';
 import { startDnsServer } from './dns-server.ts';
@@ -46,20 +47,7 @@ async function startShardProcesses(start: Omit<ShardStart, 'shard'>, count: numb
 }
 
 async function stopShardProcesses(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
-          c.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(children.map((c) => stopProcess(c, 5000)));
 }
 
 export const DEFAULT_DNS_PORT = 5300;

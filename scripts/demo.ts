@@ -21,6 +21,7 @@ import { startLab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { openDatabase, migrateSchema, redactUrl } from '../lib/db.ts';
+import { stopProcess } from '../lib/stop-process.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'bin/mailcensus.mjs');
@@ -84,20 +85,7 @@ function start(name: string, argv: string[], env: NodeJS.ProcessEnv): ChildProce
 let stopping = false;
 async function stopChildren(): Promise<void> {
   stopping = true;
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const timer = setTimeout(() => c.kill('SIGKILL'), 15_000);
-          c.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(children.map((c) => stopProcess(c, 15_000)));
 }
 
 function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

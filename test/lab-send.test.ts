@@ -7,6 +7,7 @@ import { promises as dnsPromises } from 'node:dns';
 import { domainToASCII, fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import { startMailSink, type MailSink } from './helpers/mail-sink.ts';
 import { authenticate } from 'mailauth';
 import { loadWorld } from '../lab/world.ts';
 import { createLabCa } from '../lab/ca.ts';
@@ -34,7 +35,7 @@ interface Received {
 describe('lab senders', () => {
   let world: LabWorld;
   let dns: DnsServer;
-  let server: SMTPServer;
+  let sink: MailSink;
   let port: number;
   const received: Received[] = [];
   let results: SendResult[];
@@ -71,40 +72,17 @@ describe('lab senders', () => {
     const ca = await createLabCa();
     const probe = world.hosts.get('normal')!;
     const { certPem, keyPem } = ca.certFor({ ...probe, name: RECEIVER });
-    server = new SMTPServer({
-      name: RECEIVER,
-      key: keyPem,
-      cert: certPem,
-      authOptional: true,
-      disableReverseLookup: true,
-      logger: false,
-      onData(stream, session, callback) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          received.push({
-            remoteAddress: session.remoteAddress,
-            clientHostname: session.hostNameAppearsAs,
-            secure: session.secure,
-            // smtp-server shows IDN domains as U-labels; compare in A-label form, as on the wire.
-            mailFrom: session.envelope.mailFrom ? aLabelAddress(session.envelope.mailFrom.address) : '',
-            rcptTo: session.envelope.rcptTo.map((r) => r.address),
-            message: Buffer.concat(chunks),
-          });
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    port = (server.server.address() as AddressInfo).port;
+    sink = await startMailSink(
+      // smtp-server shows IDN domains as U-labels; compare in A-label form, as on the wire.
+      (m) => received.push({ ...m, mailFrom: aLabelAddress(m.mailFrom) }),
+      { name: RECEIVER, key: keyPem, cert: certPem },
+    );
+    port = sink.port;
     results = await sendTestMails(world, { to: { host: '127.0.0.1', port }, concurrency: 4, timeoutMs: 10000 });
   });
 
   after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await sink.close();
     await dns.stop();
   });
 

@@ -14,8 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
+import { startMailSink, type MailSink } from './helpers/mail-sink.ts';
 import { authenticate } from 'mailauth';
 import { startLab, type Lab } from '../lab/index.ts';
 import { createLabCa } from '../lab/ca.ts';
@@ -425,37 +424,19 @@ describe('v2 DKIM keys (dig, mailauth)', () => {
   });
 
   describe('signed mails from v2 selectors, verified by mailauth against the lab DNS', () => {
-    let server: SMTPServer;
+    let sink: MailSink;
     const received = new Map<string, { ip: string; helo: string; from: string; message: Buffer }>();
     let results: SendResult[];
     let resolver: dnsPromises.Resolver;
     before(async () => {
       resolver = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
       resolver.setServers([`127.0.0.1:${dnsPort}`]);
-      server = new SMTPServer({
-        authOptional: true,
-        disableReverseLookup: true,
-        hideSTARTTLS: true,
-        logger: false,
-        onData(stream, session, callback) {
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c));
-          stream.on('end', () => {
-            const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-            received.set(from.split('@')[1]!, { ip: session.remoteAddress, helo: session.hostNameAppearsAs, from, message: Buffer.concat(chunks) });
-            callback();
-          });
-        },
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-      const port = (server.server.address() as AddressInfo).port;
+      sink = await startMailSink((m) => received.set(m.mailFrom.split('@')[1]!, { ip: m.remoteAddress, helo: m.clientHostname, from: m.mailFrom, message: m.message }), { hideSTARTTLS: true });
+      const port = sink.port;
       results = await sendTestMails(lab.world, { to: { host: '127.0.0.1', port }, concurrency: 4, timeoutMs: 10_000 });
     });
     after(async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sink.close();
     });
     const verify = async (domain: string) => {
       const m = received.get(domain);

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import pino from 'pino';
-import { SMTPServer } from 'smtp-server';
+import { startMailSink } from './helpers/mail-sink.ts';
 import type * as dnsPacket from 'dns-packet';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startHostileDns, respond, soa, type HostileDns } from './helpers/hostile-dns.ts';
@@ -32,27 +32,15 @@ interface Listener {
 }
 async function startListener(): Promise<Listener> {
   const l: Listener = { port: 0, connections: 0, messages: [], close: async () => {} };
-  const server = new SMTPServer({
-    authOptional: true,
+  const sink = await startMailSink((m) => l.messages.push({ from: m.mailFrom, to: m.rcptTo, data: m.message.toString() }), {
     disabledCommands: ['AUTH', 'STARTTLS'],
-    disableReverseLookup: true,
-    logger: false,
     onConnect(_s, cb) {
       l.connections++;
       cb();
     },
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        l.messages.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks).toString() });
-        cb();
-      });
-    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  l.port = (server.server.address() as net.AddressInfo).port;
-  l.close = () => new Promise<void>((r) => server.close(() => r()));
+  l.port = sink.port;
+  l.close = sink.close;
   return l;
 }
 

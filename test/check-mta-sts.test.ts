@@ -45,6 +45,19 @@ function judgedTwice(domain: string, dns: DnsObservations): Judged {
   return first;
 }
 
+/**
+ * Collects the domain's DNS with the production deps (short HTTPS deadlines) against the lab in `env`, judges
+ * it twice, and keeps the result and the observations for the nginx comparison and the report test.
+ */
+async function judgedInLab(domain: string, env: Record<string, string>): Promise<Judged> {
+  const deps = { ...createProbeDeps(loadConfig(env)), https: SHORT };
+  const dns = await collectDomain(domain, deps);
+  const j = judgedTwice(domain, dns);
+  labSeen.set(domain, pair(j));
+  labObservations.set(domain, dns);
+  return j;
+}
+
 // The behaviours both the lab and nginx serve, and what they must come to: lab domain, nginx label, value/reason.
 const COMMON: Array<[string, string, string]> = [
   ['sts-ok.test', 'good', 'enforce/policy_enforce'],
@@ -88,11 +101,7 @@ describe('against the lab policy hosts (lab/worlds/test-v2.json)', () => {
 
   for (const [domain, , expect] of COMMON) {
     test(`${domain} → ${expect} (the scan's DNS probe with the production deps; re-judged from JSON)`, async () => {
-      const deps = { ...createProbeDeps(loadConfig(env())), https: SHORT };
-      const dns = await collectDomain(domain, deps);
-      const j = judgedTwice(domain, dns);
-      labSeen.set(domain, pair(j));
-      labObservations.set(domain, dns);
+      const j = await judgedInLab(domain, env());
       assert.equal(pair(j), expect, j.detail);
       if (domain === 'sts-ok.test') {
         assert.equal(j.status, 'ok');
@@ -179,11 +188,7 @@ describe('modes and MX coverage (a lab world of this file)', () => {
   };
   for (const [domain, expect] of Object.entries(expected)) {
     test(`${domain} → ${expect}`, async () => {
-      const deps = { ...createProbeDeps(loadConfig({ ...lab.env, ...FAST_LAB_CHECKER_ENV })), https: SHORT };
-      const dns = await collectDomain(domain, deps);
-      const j = judgedTwice(domain, dns);
-      labSeen.set(domain, pair(j));
-      labObservations.set(domain, dns);
+      const j = await judgedInLab(domain, { ...lab.env, ...FAST_LAB_CHECKER_ENV });
       assert.equal(pair(j), expect, j.detail);
       if (domain === 'uncovered.modes.test') {
         assert.equal(j.status, 'ng');

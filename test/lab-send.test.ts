@@ -7,7 +7,7 @@ import { promises as dnsPromises } from 'node:dns';
 import { domainToASCII, fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
-import { startMailSink, type MailSink } from './helpers/mail-sink.ts';
+import { startMailSink, type MailSink, type SunkMail } from './helpers/mail-sink.ts';
 import { authenticate } from 'mailauth';
 import { loadWorld } from '../lab/world.ts';
 import { createLabCa } from '../lab/ca.ts';
@@ -23,14 +23,8 @@ function aLabelAddress(address: string): string {
   return `${address.slice(0, at)}@${domainToASCII(address.slice(at + 1))}`;
 }
 
-interface Received {
-  remoteAddress: string;
-  clientHostname: string;
-  secure: boolean;
-  mailFrom: string;
-  rcptTo: string[];
-  message: Buffer;
-}
+/** A mail the sink received, its envelope sender in A-label form. */
+type Received = SunkMail;
 
 describe('lab senders', () => {
   let world: LabWorld;

@@ -3,13 +3,15 @@
 // against the lab's per-selector keys (lab/worlds/test-v2.json), and counted by a report like any finding.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { cliJson, runCli } from './helpers/cli.ts';
+import type { IpObservation } from '../lib/observations.ts';
+import type { DnsObservations } from '../lib/probes/dns.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let lab: Lab;
@@ -22,19 +24,12 @@ after(async () => {
 
 function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: string }> {
   const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
-  return new Promise((resolve) => {
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--lang', lang], { env, timeout: 180_000 }, (err, stdout) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
-    );
-  });
+  return runCli(['check', domain, '--lang', lang], env);
 }
 
 async function strength(domain: string): Promise<{ value: unknown; reason: string; detail?: string }> {
   const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
-  const out = await new Promise<string>((resolve, reject) =>
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-  );
-  return JSON.parse(out).findings.dkim_key;
+  return (await cliJson<{ findings: { dkim_key: { value: unknown; reason: string; detail?: string } } }>(['check', domain, '--json'], env)).findings.dkim_key;
 }
 
 test('an RSA-1024 key is weak (RFC 8301 §3.2 SHOULD 2048), Ed25519 strong, and a domain counts under its weakest key', async () => {
@@ -65,10 +60,7 @@ test('a report counts it with its denominator, from the stored diagnoses, with n
     const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
     const run = await scanRun(t.db, 'keys', 3);
     for (const domain of ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim.test']) {
-      const out = await new Promise<string>((resolve, reject) =>
-        execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json'], { env, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-      );
-      const obs = JSON.parse(out).observations;
+      const { observations: obs } = await cliJson<{ observations: { dns: DnsObservations; ips: Record<string, IpObservation> } }>(['check', domain, '--json'], env);
       await run.store(judgeScan(domain, obs.dns, obs.ips, new Date('2026-06-01T00:00:00Z')));
     }
     const r = await scanReport2026(t.db);

@@ -4,13 +4,13 @@
 // on main stored for the same world (test/fixtures/dmarc-observations-main.json); and counted by a report.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { runCli } from './helpers/cli.ts';
 import { rejudge } from '../lib/checks/judge.ts';
 import { checkById } from '../lib/checks/registry.ts';
 
@@ -28,12 +28,7 @@ let lab: Lab;
 const out = new Map<string, Out>();
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
-  return new Promise((resolve) => {
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, ...args], { env, timeout: 180_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+  return runCli(args, { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV });
 }
 
 before(async () => {

@@ -5,7 +5,6 @@
 // judgement from both — then re-judged from stored JSON, shown by `check`, counted by a report.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,6 +21,7 @@ import { checkById } from '../lib/checks/registry.ts';
 import type { FindingCheck } from '../lib/checks/contract.ts';
 import type { MtaStsGathered } from '../lib/checks/mta-sts/policy.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { runCli } from './helpers/cli.ts';
 import { createPki, skipUnless, startDns, startNginx, tempDir, type NginxVhost, type RunningDns, type RunningNginx } from './helpers/real-servers.ts';
 import { GOOD_POLICY, STS_CASES, STS_ZONE, type StsCase } from './helpers/real-worlds.ts';
 
@@ -111,10 +111,11 @@ describe('against the lab policy hosts (lab/worlds/test-v2.json)', () => {
   }
 
   test('through the CLI: `check --json` gives the same value, and the table shows it in both languages', async () => {
-    const run = (args: string[]) =>
-      new Promise<string>((resolve, reject) =>
-        execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', ...args], { env: { ...process.env, ...env() }, timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-      );
+    const run = async (args: string[]) => {
+      const r = await runCli(['check', ...args], { ...process.env, ...env() });
+      if (r.code !== 0) throw new Error(`check ${args.join(' ')} exited ${r.code}\n${r.stderr}`);
+      return r.stdout;
+    };
     for (const domain of ['sts-ok.test', 'sts-custom.test']) {
       const out = JSON.parse(await run([domain, '--json']));
       const f = out.findings.mta_sts;

@@ -4,13 +4,13 @@
 // observations made before the wildcard test. Against the lab world lab/worlds/test-dkim-discovery.json.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { cliJson } from './helpers/cli.ts';
 import { evaluateDkimScan, parseSelectorList, normalizeSelector, givenSelectors, type DkimObservation } from '../lib/checks/dkim/dkim.ts';
 import { selectorsToRemember, jobSelectors } from '../lib/checks/dkim/remember.ts';
 import { reasonMeta } from '../lib/checks/registry.ts';
@@ -39,11 +39,7 @@ function check(domain: string, extra: string[] = []): Promise<CheckJson> {
   // The shipped common selector list (no MAILCENSUS_DKIM_SELECTORS): what a survey really asks.
   const env: Record<string, string | undefined> = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
   delete env.MAILCENSUS_DKIM_SELECTORS;
-  return new Promise((resolve, reject) =>
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, 'check', domain, '--json', ...extra], { env, timeout: 180_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as CheckJson),
-    ),
-  );
+  return cliJson<CheckJson>(['check', domain, '--json', ...extra], env);
 }
 
 /** The DKIM names asked: `_domainkey`, each selector, the random label. */

@@ -1,12 +1,12 @@
 // `mailcensus check` end to end against the lab (DNS and SMTP), as the README shows it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/index.ts';
+import { runCli } from './helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let lab: Lab;
@@ -32,11 +32,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
     MAILCENSUS_DNS_TIMEOUT_MS: '300',
     MAILCENSUS_DNS_RETRIES: '0',
   };
-  return new Promise((resolve) => {
-    execFile('node', [`${ROOT}bin/mailcensus.mjs`, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+  return runCli(args, env, { timeoutMs: 60_000 });
 }
 
 test('check prints every criterion with status and reason, then the findings', async () => {

@@ -38,6 +38,32 @@ export class DomainSet {
     throw new Error('DomainSet: table full'); // unreachable: the table is kept at most half full
   }
 
+  /**
+   * add() for the name in bytes[from, to), ASCII (the ingest's byte path): the same hash and the same table,
+   * so a name added either way is found either way.
+   */
+  addBytes(bytes: Uint8Array, from: number, to: number, line: number): number {
+    const n = to - from;
+    let h = 0x811c9dc5 | 0;
+    for (let i = from; i < to; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+    const mask = this.slots.length - 1;
+    for (let s = h & mask, probes = 0; probes <= mask; s = (s + 1) & mask, probes++) {
+      const e = this.slots[s];
+      if (e === EMPTY) {
+        this.insertBytes(s, h, bytes, from, to, line);
+        return -1;
+      }
+      if (this.hashes[e] === h && this.lengths[e] === n && this.equalsBytes(e, bytes, from, n)) return this.lines[e];
+    }
+    throw new Error('DomainSet: table full');
+  }
+
+  private equalsBytes(e: number, bytes: Uint8Array, from: number, n: number): boolean {
+    const a = this.arena;
+    for (let i = 0, p = this.starts[e]; i < n; i++, p++) if (a[p] !== bytes[from + i]) return false;
+    return true;
+  }
+
   private equals(e: number, name: string): boolean {
     const a = this.arena;
     for (let i = 0, p = this.starts[e]; i < name.length; i++, p++) if (a[p] !== name.charCodeAt(i)) return false;
@@ -45,21 +71,37 @@ export class DomainSet {
   }
 
   private insert(slot: number, h: number, name: string, line: number): void {
-    const e = this.size;
-    if (e >= MAX_ENTRIES) throw new Error(`DomainSet: more than ${MAX_ENTRIES} domains`);
-    if (e === this.hashes.length) this.growEntries();
-    if (this.used + name.length > this.arena.length) {
-      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + name.length));
+    const a = this.room(name.length);
+    for (let i = 0, p = this.used; i < name.length; i++, p++) a[p] = name.charCodeAt(i);
+    this.record(slot, h, name.length, line);
+  }
+
+  private insertBytes(slot: number, h: number, bytes: Uint8Array, from: number, to: number, line: number): void {
+    const a = this.room(to - from);
+    for (let i = from, p = this.used; i < to; i++, p++) a[p] = bytes[i];
+    this.record(slot, h, to - from, line);
+  }
+
+  /** The arena, with room for n more bytes at `used`. */
+  private room(n: number): Uint8Array {
+    if (this.size >= MAX_ENTRIES) throw new Error(`DomainSet: more than ${MAX_ENTRIES} domains`);
+    if (this.size === this.hashes.length) this.growEntries();
+    if (this.used + n > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + n));
       bigger.set(this.arena.subarray(0, this.used));
       this.arena = bigger;
     }
-    const a = this.arena;
-    for (let i = 0, p = this.used; i < name.length; i++, p++) a[p] = name.charCodeAt(i);
+    return this.arena;
+  }
+
+  /** Records the entry whose n bytes were just written at `used`. */
+  private record(slot: number, h: number, n: number, line: number): void {
+    const e = this.size;
     this.hashes[e] = h;
     this.starts[e] = this.used;
-    this.lengths[e] = name.length;
+    this.lengths[e] = n;
     this.lines[e] = line;
-    this.used += name.length;
+    this.used += n;
     this.size = e + 1;
     this.slots[slot] = e;
     if (this.size * 2 > this.slots.length) this.rehash();

@@ -68,6 +68,8 @@ export interface IngestSummary {
 }
 
 export const DEFAULT_MAX_RECORD_SIZE = 1 << 20;
+/** The columns of survey_domains an ingest writes, in the order of the worker's COPY rows. */
+export const INGEST_COLUMNS = ['survey_id', 'domain', 'organization', 'industry', 'tags', 'input', 'dkim_selectors'];
 const STOP_DEADLINE_MS = 10_000;
 
 /**
@@ -80,7 +82,9 @@ async function* workerBatches(
 ): AsyncGenerator<Uint8Array> {
   // execArgv: not the parent's `--import tsx`, whose ESM loader, started again inside a worker on Node 20,
   // now and then hangs the thread at start or at exit (the worker loads its TypeScript itself, see there).
-  const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { workerData: input, execArgv: [] });
+  // `--cpu-prof` flags are passed on, so a profiled ingest profiles this thread too.
+  const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+  const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { workerData: input, execArgv });
   const inbox: WorkerMessage[] = [];
   let crashed: Error | null = null;
   let wake: (() => void) | null = null;
@@ -194,15 +198,14 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
           await tx`CREATE TEMP TABLE ingest_stage (LIKE survey_domains INCLUDING DEFAULTS) ON COMMIT DROP`;
         }
         const table = target.created ? 'survey_domains' : 'ingest_stage';
-        const copy = await tx`COPY ${tx(table)} (survey_id, domain, organization, industry, tags, input, dkim_selectors) FROM STDIN`.writable();
+        const copy = await tx`COPY ${tx(table)} (${tx(INGEST_COLUMNS)}) FROM STDIN`.writable();
         await pipeline(Readable.from(workerBatches(input(target.id), rejects, settle), { objectMode: false }), copy);
         await rejects.flush();
         if (target.created) {
           summary.added = summary.accepted;
         } else {
           const res = await tx`
-            INSERT INTO survey_domains (survey_id, domain, organization, industry, tags, input, dkim_selectors)
-            SELECT survey_id, domain, organization, industry, tags, input, dkim_selectors FROM ingest_stage
+            INSERT INTO survey_domains (${tx(INGEST_COLUMNS)}) SELECT ${tx(INGEST_COLUMNS)} FROM ingest_stage
             ON CONFLICT (survey_id, domain) DO NOTHING`;
           summary.added = res.count;
         }

@@ -282,3 +282,75 @@ test('mixed line ends (CRLF rows, an LF row, a CR row, LF inside a quoted cell) 
   assert.deepEqual((await readRejects(s.rejectsFile!)).map((r) => [r[0], r[1]]), [['7', 'invalid_character']]);
   assert.deepEqual((await domainsOf('mixed')).map((d) => d.organization), ['A', 'B', 'C\nbranch', 'D']);
 });
+
+// Lines an unquoted UTF-8 file is read from on its bytes (ingest/ingest-worker.ts, Records.addBytes) when they are
+// plain, and through the string path otherwise: white space trim() removes at the edges of cells and tags (ASCII
+// and not), bytes COPY text escapes, repeated and empty tags, names the normaliser changes or refuses, repeats,
+// short and long rows, characters of 2, 3 and 4 bytes. No double quote: one is added to make the csv-parse copy.
+const BYTE_PATH_LINES = [
+  'domain,organization,industry,tags,extra',
+  'a.example.jp,Org A,製造業,t1;t2,x',
+  ' b.example.jp ,  Org B  , \u3000Ind\u3000 ,t1 ; t2 ;; t1|t3,x',
+  'c.example.jp,\u00a0Org C,Ind\u00a0,\u00a0t\u00a0;u',
+  'd.example.jp,\ufeffOrg D,Ind\ufeff,a\ufeff;b',
+  'e.example.jp,Org\tTab,Ind\\Back,ta\\b;t\tc',
+  'F.Example.JP,Upper,,',
+  '日本語.jp,組織,業種,タグ;タグ',
+  'xn--wgv71a119e.jp,again,,',
+  'xn--abc.jp,bad punycode,,',
+  'axn--b.example.jp,xn-- inside a label,,',
+  'g.123,numeric,,',
+  '192.0.2.1,ip,,',
+  'a.example.jp,dup,,',
+  ' A.EXAMPLE.JP ,dup2,,',
+  ',no domain,ind,tags',
+  ',,,,',
+  '',
+  'h.example.jp',
+  `${'a'.repeat(63)}.jp,63,,`,
+  `${'a'.repeat(64)}.jp,64,,`,
+  `${Array(63).fill('abc').join('.')}.a.jp,253,,`,
+  `${Array(63).fill('abc').join('.')}.ab.jp,254,,`,
+  '-i.example.jp,,,',
+  'i-.example.jp,,,',
+  'localhost,,,',
+  'j.example.jp,Emoji 😀,😀Ind,😀tag;tag😀;😀',
+  'info@l.example.jp,email,,',
+  'https://m.example.jp/x,url,,',
+  'n.example.jp,Org\x01,\x0bInd\x0c,\x0bt\x0c;t',
+  'o.example.jp,   ,   ,   ',
+  'p.example.jp,\u2028Org\u2029,Ind\u3000x,\u205ft;\u3000',
+  `r.example.jp,${Array(70).fill('f').join(',')}`,
+  's.example.jp.,trailing dot,,',
+  't..example.jp,,,',
+  'u.example.jp,o,i,',
+  'v.example.jp,o,i,;|;',
+  'w.example.jp,カタカナ,ス,ス;ス',
+  'x1.example.jp,ｶﾀｶﾅ,Ａ,Ｂ',
+  'y.example.jp,{curly},[sq],{a};b}',
+  'z.example.jp,=SUM(1),+1,-t;@t',
+  '1.2.3.4.example.jp,,,',
+  'Ab.example.jp,mixed,,',
+];
+
+for (const eol of ['\n', '\r\n']) {
+  test(`an unquoted file (${JSON.stringify(eol)}) read on its bytes gives what csv-parse gives, line by line`, async () => {
+    const tag = eol === '\n' ? 'lf' : 'crlf';
+    const plain = path.join(dir, `bytes-${tag}.csv`);
+    const quoted = path.join(dir, `bytes-${tag}-quoted.csv`);
+    // (No lone CR: it would make the line ends "mixed", which csv-parse reads.)
+    await writeFile(plain, `\ufeff${BYTE_PATH_LINES.join(eol)}${eol}`);
+    await writeFile(quoted, `\ufeff${BYTE_PATH_LINES.join(eol)}${eol}"zz.example.jp",last,,${eol}`);
+    const a = await ingestFile(tdb.sql, { file: plain, survey: `bytes-${tag}` });
+    const b = await ingestFile(tdb.sql, { file: quoted, survey: `bytes-${tag}-quoted` });
+    assert.ok(a.accepted > 20 && a.duplicates >= 3 && a.rejected > 8, JSON.stringify(a));
+    const counts = (s: typeof a) => [s.lines, s.read, s.blank, s.accepted, s.duplicates, s.rejected, s.rejectReasons];
+    assert.deepEqual(counts(b), counts({ ...a, lines: a.lines + 1, read: a.read + 1, accepted: a.accepted + 1 }));
+    assert.deepEqual(await domainsOf(`bytes-${tag}`), (await domainsOf(`bytes-${tag}-quoted`)).filter((r) => r.domain !== 'zz.example.jp'));
+    assert.equal(await readFile(a.rejectsFile!, 'utf8'), await readFile(b.rejectsFile!, 'utf8'));
+    const [{ n }] = await tdb.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM survey_domains d JOIN surveys s ON s.id = d.survey_id
+      WHERE s.name = ${`bytes-${tag}`} AND d.organization IS NOT NULL AND d.tags <> '{}'`;
+    assert.ok(n >= 5, 'rows with cells and tags were compared');
+  });
+}

@@ -15,10 +15,11 @@
 // byte path only takes lines it can prove the string path would accept with the same row; the CSV-path test
 // in test/ingest-file.test.ts compares the two on hostile lines).
 //
-// Protocol: workerData = WorkerInput. The worker posts WorkerMessage: 'batch' messages (at most MAX_IN_FLIGHT
+// Protocol: the main thread starts the worker early and sends { type: 'input', input: WorkerInput } when it
+// knows the file's encoding and survey (or { type: 'stop' } instead). The worker posts WorkerMessage: 'batch' messages (at most MAX_IN_FLIGHT
 // ahead of the main thread's { type: 'credit' } replies), then one 'end' or one 'error'. Batches before an
 // error are posted first, so everything before the failing line is accounted for.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { isUtf8 } from 'node:buffer';
@@ -471,9 +472,11 @@ class Records {
 let credits = MAX_IN_FLIGHT;
 let stopped = false;
 let wakeCredit: (() => void) | null = null;
-parentPort!.on('message', (m: { type?: string }) => {
+let given: WorkerInput | null = null;
+parentPort!.on('message', (m: { type?: string; input?: WorkerInput }) => {
   if (m?.type === 'credit') credits++;
   else if (m?.type === 'stop') stopped = true;
+  else if (m?.type === 'input' && m.input) given = m.input;
   else return;
   const w = wakeCredit;
   wakeCredit = null;
@@ -657,7 +660,9 @@ async function splitCsv(input: WorkerInput, records: Records): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const input = workerData as WorkerInput;
+  while (given === null && !stopped) await new Promise<void>((resolve) => (wakeCredit = resolve));
+  if (given === null) return; // stopped before it was given a file
+  const input: WorkerInput = given;
   const records = new Records(input);
   try {
     if (!input.quoted && input.lineEnding !== 'mixed') await splitPlain(input, records);

@@ -73,33 +73,71 @@ export const INGEST_COLUMNS = ['survey_id', 'domain', 'organization', 'industry'
 const STOP_DEADLINE_MS = 10_000;
 
 /**
- * Runs the worker over the file and yields its COPY bytes, writing its rejects rows on the way; resolves
+ * The ingest thread, started before the file is sniffed and the transaction begun, so that loading its code
+ * (~0.3 s of TypeScript through tsx) overlaps them; it waits for its WorkerInput (workerBatches sends it).
+ */
+class IngestThread {
+  readonly worker: Worker;
+  readonly inbox: WorkerMessage[] = [];
+  crashed: Error | null = null;
+  private wake: (() => void) | null = null;
+  private exited = false;
+  private readonly exit: Promise<void>;
+
+  constructor() {
+    // execArgv: not the parent's `--import tsx`, whose ESM loader, started again inside a worker on Node 20,
+    // now and then hangs the thread at start or at exit (the worker loads its TypeScript itself, see there).
+    // `--cpu-prof` flags are passed on, so a profiled ingest profiles this thread too.
+    const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { execArgv });
+    this.worker = worker;
+    worker.on('message', (m: WorkerMessage) => { this.inbox.push(m); this.signal(); });
+    worker.on('error', (err) => { this.crashed = err; this.signal(); });
+    this.exit = new Promise<void>((resolve) => worker.once('exit', () => { this.exited = true; resolve(); }));
+    worker.on('exit', (code) => { if (code !== 0) this.crashed ??= new Error(`the ingest thread exited with code ${code}`); this.signal(); });
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Resolves when a message arrives or the thread fails. */
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => { this.wake = resolve; });
+  }
+
+  /**
+   * Asks the thread to stop and waits for it to exit by itself: terminate() on Node 20 can hang for good when
+   * it races the thread's own exit while the thread's module loader (tsx) is shutting down. The deadline only
+   * matters if the thread is stuck in a long synchronous step. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    this.worker.postMessage({ type: 'stop' });
+    const deadline = setTimeout(() => void this.worker.terminate(), STOP_DEADLINE_MS);
+    await this.exit;
+    clearTimeout(deadline);
+  }
+}
+
+/**
+ * Runs the thread over the file and yields its COPY bytes, writing its rejects rows on the way; resolves
  * `counts` at the end. At most a few batches are in flight, so memory stays bounded whatever the file's size;
- * the worker stops with the generator (an error, or COPY failing, ends it early).
+ * the thread stops with the generator (an error, or COPY failing, ends it early).
  */
 async function* workerBatches(
-  input: WorkerInput, rejects: RejectsWriter, done: (counts: WorkerCounts) => void,
+  thread: IngestThread, input: WorkerInput, rejects: RejectsWriter, done: (counts: WorkerCounts) => void,
 ): AsyncGenerator<Uint8Array> {
-  // execArgv: not the parent's `--import tsx`, whose ESM loader, started again inside a worker on Node 20,
-  // now and then hangs the thread at start or at exit (the worker loads its TypeScript itself, see there).
-  // `--cpu-prof` flags are passed on, so a profiled ingest profiles this thread too.
-  const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-  const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { workerData: input, execArgv });
-  const inbox: WorkerMessage[] = [];
-  let crashed: Error | null = null;
-  let wake: (() => void) | null = null;
-  const signal = () => { const w = wake; wake = null; w?.(); };
-  worker.on('message', (m: WorkerMessage) => { inbox.push(m); signal(); });
-  worker.on('error', (err) => { crashed = err; signal(); });
-  let exited = false;
-  const exit = new Promise<void>((resolve) => worker.once('exit', () => { exited = true; resolve(); }));
-  worker.on('exit', (code) => { if (code !== 0) crashed ??= new Error(`the ingest thread exited with code ${code}`); signal(); });
+  const { worker, inbox } = thread;
+  worker.postMessage({ type: 'input', input });
   try {
     for (;;) {
       const m = inbox.shift();
       if (!m) {
-        if (crashed) throw crashed;
-        await new Promise<void>((resolve) => { wake = resolve; });
+        if (thread.crashed) throw thread.crashed;
+        await thread.wait();
         continue;
       }
       if (m.type === 'batch') {
@@ -118,15 +156,7 @@ async function* workerBatches(
       }
     }
   } finally {
-    // Ask the thread to stop and wait for it to exit by itself: terminate() on Node 20 can hang for good when
-    // it races the thread's own exit while the thread's module loader (tsx) is shutting down. The deadline
-    // only matters if the thread is stuck in a long synchronous step.
-    if (!exited) {
-      worker.postMessage({ type: 'stop' });
-      const deadline = setTimeout(() => void worker.terminate(), STOP_DEADLINE_MS);
-      await exit;
-      clearTimeout(deadline);
-    }
+    await thread.stop();
   }
 }
 
@@ -163,6 +193,18 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
   const dryRun = options.dryRun ?? false;
   if (!dryRun && !sql) throw new Error('ingestFile needs a database unless dryRun is set');
   const maxRecordSize = options.maxRecordSize ?? DEFAULT_MAX_RECORD_SIZE;
+  const thread = new IngestThread();
+  try {
+    return await ingestWith(thread, sql, options, { started, t0, file, survey, dryRun, maxRecordSize });
+  } finally {
+    await thread.stop(); // when the ingest failed before the thread was given its input
+  }
+}
+
+async function ingestWith(
+  thread: IngestThread, sql: postgres.Sql | null, options: IngestOptions,
+  { started, t0, file, survey, dryRun, maxRecordSize }: { started: Date; t0: number; file: string; survey: string; dryRun: boolean; maxRecordSize: number },
+): Promise<IngestSummary> {
   const sniffed = await sniffFile(file, options.encoding ?? 'auto');
 
   const summary: IngestSummary = {
@@ -184,7 +226,7 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
   };
   try {
     if (dryRun) {
-      for await (const _ of workerBatches(input(0), rejects, settle)) { /* counting only */ }
+      for await (const _ of workerBatches(thread, input(0), rejects, settle)) { /* counting only */ }
       await rejects.flush();
     } else {
       await sql!.begin(async (tx) => {
@@ -199,7 +241,7 @@ export async function ingestFile(sql: postgres.Sql | null, options: IngestOption
         }
         const table = target.created ? 'survey_domains' : 'ingest_stage';
         const copy = await tx`COPY ${tx(table)} (${tx(INGEST_COLUMNS)}) FROM STDIN`.writable();
-        await pipeline(Readable.from(workerBatches(input(target.id), rejects, settle), { objectMode: false }), copy);
+        await pipeline(Readable.from(workerBatches(thread, input(target.id), rejects, settle), { objectMode: false }), copy);
         await rejects.flush();
         if (target.created) {
           summary.added = summary.accepted;

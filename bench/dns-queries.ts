@@ -15,24 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLab } from '../lab/index.ts';
+import { LAB_CHECKER_ENV } from '../lab/checker-env.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps, diagnoseDomain } from '../lib/diagnose.ts';
 import type { Resolver } from '../lib/dns/resolver.ts';
 import type { BenchArgs } from './lib/args.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-// The lab answers at once: short SMTP timeouts keep a refusing or silent host from stretching the run. DNS as
-// shipped (a lost datagram is retried as in production, and every retry counts).
-const CHECKER_ENV: Record<string, string> = {
-  MAILCENSUS_EHLO_NAME: 'checker.mailcensus.lab.test',
-  MAILCENSUS_DNS_QPS: '0',
-  MAILCENSUS_SMTP_CONNECT_TIMEOUT_MS: '3000',
-  MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '5000',
-  MAILCENSUS_SMTP_COMMAND_TIMEOUT_MS: '5000',
-  MAILCENSUS_PER_IP_CONCURRENCY: '4',
-  MAILCENSUS_PER_IP_INTERVAL_MS: '0',
-};
 
 export interface QueryStats {
   domains: number;
@@ -69,7 +58,7 @@ export async function measureWorld(world: string, opts: { golden?: Record<string
   const types = new Map<string, number>();
   const repeated = new Map<string, number>();
   try {
-    const config = loadConfig({ ...process.env, ...lab.env, ...CHECKER_ENV });
+    const config = loadConfig({ ...process.env, ...lab.env, ...LAB_CHECKER_ENV });
     for (const d of lab.world.domains) {
       const deps = createProbeDeps(config);
       const asked: string[] = [];

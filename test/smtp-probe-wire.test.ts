@@ -256,6 +256,42 @@ test('hostile replies are capped: an endless line, an endless multi-line reply, 
   }
 });
 
+test('a chatty server cannot grow the transcript past maxTranscriptChars: the session still ends, truncated', async () => {
+  // Within every other cap (199 lines of 400 characters, 80 KB): only the transcript's own bound stops it.
+  const chatty = `${'250-'.concat('z'.repeat(400), '\r\n').repeat(199)}250 PIPELINING\r\n`;
+  const s = await scripted(async (io) => {
+    io.send('220 mx.test ESMTP\r\n');
+    await dialogue(io, { ehlo: chatty });
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(s.port, { maxTranscriptChars: 4096 }));
+    const chars = obs.transcript.reduce((n, e) => n + e.line.length, 0);
+    assert.ok(chars <= 4096 + 1, `transcript of ${chars} characters`);
+    assert.equal(obs.truncated, true);
+    // The observation itself is complete: the EHLO reply and the relay test were recorded.
+    assert.equal(obs.helo?.reply.lines.length, 200);
+    assert.equal(obs.relay.attempts.length, 1);
+    assert.equal(relayOutcome(obs).outcome, 'refused');
+    // The default (16,384) bounds it too; a normal session is far below it and is not truncated.
+    const dflt = await probeSmtp('127.0.0.1', opts(s.port));
+    assert.ok(dflt.transcript.reduce((n, e) => n + e.line.length, 0) <= 16_384 + 1);
+    assert.equal(dflt.truncated, true);
+  } finally {
+    await s.close();
+  }
+  const plain = await scripted(async (io) => {
+    io.send('220 mx.test ESMTP\r\n');
+    await dialogue(io);
+  });
+  try {
+    const obs = await probeSmtp('127.0.0.1', opts(plain.port, { relayVariants: undefined }));
+    assert.equal(obs.truncated, false);
+    assert.ok(obs.transcript.some((e) => e.line === 'closed'));
+  } finally {
+    await plain.close();
+  }
+});
+
 test('a connection reset after EHLO ends the session as session_failed with the reason', async () => {
   const { obs } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');

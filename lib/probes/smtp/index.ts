@@ -64,6 +64,8 @@ export interface SmtpProbeOptions {
   maxSessionBytes?: number;
   /** Most transcript entries kept. @defaultValue 400 */
   maxTranscript?: number;
+  /** Most transcript characters kept, all entries together (each line is also cut at 512). @defaultValue 16384 */
+  maxTranscriptChars?: number;
 }
 
 /** Probe options from the configuration (reads the extra CA file once). */
@@ -117,6 +119,7 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
       maxSessionBytes: o.maxSessionBytes ?? 262_144,
     },
     maxTranscript: o.maxTranscript ?? 400,
+    maxTranscriptChars: o.maxTranscriptChars ?? 16_384,
   };
 }
 
@@ -127,7 +130,7 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
 
 export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Promise<SmtpObservation> {
   const o = resolveOptions(options);
-  const rec = new Recorder(o.maxTranscript);
+  const rec = new Recorder(o.maxTranscript, o.maxTranscriptChars);
   const obs = emptyObservation(ip, o.host, o.port, o.now());
   try {
     // Checked right before connecting, on the address actually used (SSRF guard; see address-policy.ts).

@@ -30,6 +30,7 @@ export interface Resolved {
   now: () => Date;
   limits: Limits;
   maxTranscript: number;
+  maxTranscriptChars: number;
 }
 
 

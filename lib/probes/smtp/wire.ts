@@ -27,24 +27,32 @@ export function reasonOfSocketError(err: NodeJS.ErrnoException): string {
 
 const TRANSCRIPT_LINE_MAX = 512;
 
+/**
+ * The transcript of one session, bounded in entries and in characters: a worker holds thousands of sessions at
+ * once (issue 18), and a chatty server must not make each one cost up to `max` × 512 characters. A complete
+ * session (EHLO twice, STARTTLS, five relay attempts) is about 50 entries and 3,000 characters.
+ */
 export class Recorder {
   readonly entries: TranscriptEntry[] = [];
   truncated = false;
+  private chars = 0;
   private readonly t0 = performance.now();
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number, private readonly maxChars = Number.POSITIVE_INFINITY) {}
   elapsed(): number {
     return Math.round(performance.now() - this.t0);
   }
   add(dir: TranscriptEntry['dir'], line: string): void {
-    if (this.entries.length >= this.max) {
+    if (this.entries.length >= this.max || this.chars >= this.maxChars) {
       this.truncated = true;
       return;
     }
     let text = line;
-    if (text.length > TRANSCRIPT_LINE_MAX) {
-      text = `${text.slice(0, TRANSCRIPT_LINE_MAX)}…`;
+    const room = Math.min(TRANSCRIPT_LINE_MAX, this.maxChars - this.chars);
+    if (text.length > room) {
+      text = `${text.slice(0, room)}…`;
       this.truncated = true;
     }
+    this.chars += text.length;
     this.entries.push({ t: this.elapsed(), dir, line: text });
   }
 }

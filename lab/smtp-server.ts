@@ -8,11 +8,11 @@
 // loopback), all sharing one connection handler that dispatches on socket.localAddress. Each listener costs a
 // file descriptor, so the number of listening hosts is bounded by `ulimit -n` minus a reserve for sessions;
 // a bigger world fails at start with a message naming both numbers.
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { domainToASCII } from 'node:url';
+import { openFileLimit } from '../lib/concurrency.ts';
 import type { LabCa } from './ca.ts';
 import type { LabHost, LabWorld } from './model.ts';
 
@@ -97,18 +97,6 @@ function plainIp(address: string | undefined): string {
 
 function isLoopbackV4(ip: string): boolean {
   return net.isIPv4(ip) && ip.startsWith('127.');
-}
-
-/** The soft limit of open files, from /proc (Node has no getrlimit). Null when unknown (not Linux). */
-export function openFileLimit(): number | null {
-  try {
-    const limits = readFileSync('/proc/self/limits', 'utf8');
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
-    if (m === null) return null;
-    return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
-  } catch {
-    return null;
-  }
 }
 
 /** How many hosts can listen at once under the current `ulimit -n`. */

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Runs at most `n` of the given tasks at once; the others wait in FIFO order. */
 export function concurrencyLimit(n: number): <T>(task: () => Promise<T>) => Promise<T> {
   let active = 0;
@@ -14,4 +16,16 @@ export function concurrencyLimit(n: number): <T>(task: () => Promise<T>) => Prom
       else active--;
     }
   };
+}
+
+/** The soft limit of open files (`ulimit -n`), from /proc (Node has no getrlimit). Null when unknown (not Linux). */
+export function openFileLimit(): number | null {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    if (m === null) return null;
+    return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+  } catch {
+    return null;
+  }
 }

@@ -45,8 +45,15 @@ export interface Config {
   dnsQps: number;
   /** Survey runs (issue 6): BullMQ key prefix, so several installations can share one Redis. @defaultValue mailcensus */
   queuePrefix: string;
-  /** Jobs one worker process runs at once. @defaultValue 20 */
+  /** Domain jobs (DNS collection, judging) one worker process runs at once. @defaultValue 20 */
   workerConcurrency: number;
+  /**
+   * SMTP probe jobs (one MX IP's session, PTR and DNSBL) one worker process runs at once. Separate from
+   * workerConcurrency because a probe mostly waits (a slow greeting, a tarpit: 30 s and more) while a domain
+   * job computes; issue 18 measured 2,500 sessions in flight in one worker (BENCHMARKS.md, sessions). Each
+   * session holds a socket: the worker's `ulimit -n` must exceed it. @defaultValue 2000
+   */
+  probeConcurrency: number;
   /** Global cap on domain and probe jobs started per second, over all workers (0 = unlimited). @defaultValue 0 */
   jobsPerSecond: number;
   /** Retries of a domain whose diagnosis has transient unknowns (timeout, SERVFAIL, 4xx). @defaultValue 2 */
@@ -215,6 +222,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dnsQps: integer(env, 'MAILCENSUS_DNS_QPS', 200),
     queuePrefix: env.MAILCENSUS_QUEUE_PREFIX || 'mailcensus',
     workerConcurrency: integer(env, 'MAILCENSUS_WORKER_CONCURRENCY', 20, 1),
+    probeConcurrency: integer(env, 'MAILCENSUS_PROBE_CONCURRENCY', 2000, 1),
     jobsPerSecond: integer(env, 'MAILCENSUS_JOBS_PER_SECOND', 0),
     transientRetries: integer(env, 'MAILCENSUS_TRANSIENT_RETRIES', 2),
     transientRetryDelayMs: integer(env, 'MAILCENSUS_TRANSIENT_RETRY_DELAY_MS', 60000),

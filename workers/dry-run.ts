@@ -29,7 +29,7 @@ export async function planRun(db: Db, config: Readonly<Config>, survey: string, 
   const dnsBound = config.dnsQps > 0 ? (total * q) / config.dnsQps : null;
   const jobsBound = config.jobsPerSecond > 0 ? total / config.jobsPerSecond : null;
   // Worst case: no shared MX, one session per domain; the per-IP limits only slow down shared MX IPs.
-  const smtpBound = (total * TYPICAL_SESSION_S) / (Math.max(1, workers) * config.workerConcurrency);
+  const smtpBound = (total * TYPICAL_SESSION_S) / (Math.max(1, workers) * config.probeConcurrency);
   const estimate = Math.max(dnsBound ?? 0, jobsBound ?? 0, smtpBound);
   return {
     survey,
@@ -41,7 +41,7 @@ export async function planRun(db: Db, config: Readonly<Config>, survey: string, 
     estimateSeconds: estimate,
     assumptions: [
       `${q} DNS queries per domain (${config.dkimSelectors.length} DKIM selectors, ${config.dnsblZones.length} DNSBL zones)`,
-      `${workers} worker process(es) x ${config.workerConcurrency} concurrent probes, ~${TYPICAL_SESSION_S} s per SMTP session`,
+      `${workers} worker process(es) x ${config.probeConcurrency} concurrent probes, ~${TYPICAL_SESSION_S} s per SMTP session`,
       'every domain with its own MX IP (shared MX IPs are probed once, so real runs are faster)',
     ],
   };

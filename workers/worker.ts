@@ -33,8 +33,10 @@ function ipLevelTransient(d: Diagnosis, transient: string[]): boolean {
 }
 
 export interface StartOptions {
-  /** @defaultValue config.workerConcurrency */
+  /** Domain jobs at once. @defaultValue config.workerConcurrency */
   concurrency?: number;
+  /** Probe jobs (SMTP sessions) at once: they mostly wait on slow servers (issue 18). @defaultValue config.probeConcurrency */
+  probeConcurrency?: number;
   /** Maintenance (feeder top-up, completion) period. @defaultValue min(5000, lockDurationMs) */
   maintenanceMs?: number;
 }
@@ -312,7 +314,7 @@ export function startWorker(
   const concurrency = options.concurrency ?? config.workerConcurrency;
   const workers = [
     new Worker(QUEUES.domains, watched(processDomain), { ...common, concurrency }),
-    new Worker(QUEUES.probes, watched(processProbe), { ...common, concurrency }),
+    new Worker(QUEUES.probes, watched(processProbe), { ...common, concurrency: options.probeConcurrency ?? config.probeConcurrency }),
     new Worker(QUEUES.control, watched(processControl), { ...common, concurrency: 2, limiter: undefined }),
   ];
   for (const w of workers) {

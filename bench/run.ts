@@ -9,7 +9,7 @@ import { parseArgv, setCommandLine } from './lib/args.ts';
 const dir = path.dirname(fileURLToPath(import.meta.url));
 // The survey part measures the pipeline and, while its 10,000-domain lab is up, the baseline: it runs before
 // `baseline`, which then has nothing left to do. Other parts run in name order.
-const ORDER = ['ingest', 'survey', 'baseline', 'report', 'receiver', 'faults'];
+const ORDER = ['ingest', 'survey', 'baseline', 'report', 'receiver', 'sessions', 'faults'];
 const available = readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))

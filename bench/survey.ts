@@ -8,11 +8,10 @@
 // Options (after `npm run bench -- survey`): --sizes 10000,50000  --workers 1,2  --concurrency 100
 // --baseline-sample 300  --no-baseline  --cpu-prof (profile worker 1 and print its hottest functions)
 // --world uniform,internet (the internet-like world of lab/generate-internet.ts too, or alone; same sizes).
-import { mkdtemp, readFile, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, open as openFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 import { generateWorld } from '../lab/generate.ts';
@@ -22,7 +21,7 @@ import { cpuSeconds, machineBusySeconds, peakRss, spawnCli, stopAll, waitFor, ty
 import { commandCalls, deletePrefix, openRedis, sampleRedis } from './lib/redis.ts';
 import { summarizeProfile } from './lib/profile.ts';
 import { benchOptions, results, type BenchArgs, type BenchWorld, type PipelineResult } from './lib/args.ts';
-import { BENCH_ENV, type LabUp } from './lib/bench-lab.ts';
+import { BENCH_ENV, childEnv, createBenchSurvey, pct, startLabWorld, type LabUp } from './lib/bench-lab.ts';
 import { runBaseline } from './lib/baseline-measure.ts';
 
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -35,36 +34,7 @@ export const WORLD = { sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpR
  */
 export const INTERNET_ENV: Record<string, string> = { MAILCENSUS_SMTP_BANNER_TIMEOUT_MS: '30000' };
 
-function pct(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 const mib = (b: number) => b / 2 ** 20;
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function parseEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) env[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return env;
-}
-
-/** The environment of a spawned command: ours minus any MAILCENSUS_* the user has set, plus `extra`. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MAILCENSUS_')) env[k] = v;
-  return { ...env, ...extra };
-}
 
 /** The lab DNS server's query count so far (dns-stats.json, rewritten by the lab once a second), or null. */
 export async function labDnsQueries(stateDir: string): Promise<number | null> {
@@ -78,42 +48,8 @@ export async function labDnsQueries(stateDir: string): Promise<number | null> {
 
 /** Generates the world of `size` domains and starts `mailcensus lab up` on it in its own process. */
 export async function startBenchLab(size: number, dir: string, kind: BenchWorld = 'uniform'): Promise<LabUp> {
-  const world = (kind === 'internet' ? generateInternetWorld({ domains: size, seed: WORLD.seed }) : generateWorld({ domains: size, ...WORLD })) as {
-    populations: { count: number; name: string }[];
-  };
-  const worldFile = path.join(dir, 'world.json');
-  await writeFile(worldFile, JSON.stringify(world));
-  const domains: string[] = [];
-  for (const p of world.populations) for (let i = 1; i <= p.count; i++) domains.push(p.name.replace('{i}', String(i)));
-  const stateDir = path.join(dir, 'lab');
-  const envFile = path.join(dir, 'lab.env');
-  const started = Date.now();
-  const port = await freePort();
-  const proc = spawnCli(
-    'lab',
-    ['lab', 'up', '--world', worldFile, '--dns-port', '0', '--smtp-port', String(port), '--state-dir', stateDir, '--env-out', envFile],
-    { env: childEnv({}), logDir: dir },
-  );
-  let exited: number | null = null;
-  void proc.exited.then((c) => (exited = c));
-  const text = await waitFor(
-    'the lab to start',
-    async () => {
-      if (exited !== null) throw new Error(`bench: the lab exited with ${exited}: ${proc.stderr().trim().slice(-500)}`);
-      if (!existsSync(envFile)) return null;
-      const t = await readFile(envFile, 'utf8');
-      return t.includes('MAILCENSUS_LAB_STATE=') ? t : null;
-    },
-    600_000,
-    200,
-  );
-  let smtpPids: number[] = [];
-  try {
-    smtpPids = (JSON.parse(await readFile(path.join(stateDir, 'lab.json'), 'utf8')) as { smtpPids?: number[] }).smtpPids ?? [];
-  } catch {
-    // an older lab without shards
-  }
-  return { dir, worldFile, domains, env: parseEnv(text), proc, stateDir, startSeconds: (Date.now() - started) / 1000, pids: [proc.pid, ...smtpPids], world: kind };
+  const world = kind === 'internet' ? generateInternetWorld({ domains: size, seed: WORLD.seed }) : generateWorld({ domains: size, ...WORLD });
+  return startLabWorld(world, dir, kind);
 }
 
 /** SMTP connections per host IP in the lab log from byte `offset` on. */
@@ -340,14 +276,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
             `(${lab.pids.length > 1 ? 'the SMTP hosts spread over several processes: ulimit -n is per process' : 'DNS and every SMTP host in one process'}), ` +
             `peak RSS ${lab.pids.map((p) => mib(peakRss(p) ?? 0).toFixed(0)).join(' + ')} MiB after start`,
         );
-        await admin.unsafe(`CREATE DATABASE ${dbName}`);
-        const csv = path.join(dir, 'domains.csv');
-        await writeFile(csv, `domain\n${lab.domains.join('\n')}\n`);
-        const migrate = spawnCli('migrate', ['migrate'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
-        if ((await migrate.exited) !== 0) throw new Error(`bench: migrate failed: ${migrate.stderr().trim().slice(-500)}`);
-        const ingest = spawnCli('ingest', ['ingest', csv, '--survey', 'bench'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
-        const code = await ingest.exited;
-        if (code !== 0) throw new Error(`bench: ingest exited with ${code}: ${ingest.stderr().trim().slice(-500)}`);
+        await createBenchSurvey(admin, dbName, dbUrl, dir, lab.domains);
         for (const workers of opts.workersFor(size)) {
           const r = await measureRun(lab, dbUrl, admin, dbName, size, workers, opts.concurrency, opts.cpuProf);
           all.push(r);

@@ -64,6 +64,11 @@ export interface LabOptions {
   httpsPort?: number;
   /** Where the CA PEM, the SMTP log and lab.json go. @defaultValue `.lab/` in the working directory */
   stateDir?: string;
+  /**
+   * Concurrent SMTP sessions per lab process (each shard its own); beyond it a client gets `421 4.7.0`. The
+   * sessions bench (bench/sessions.ts) holds thousands of slow sessions at once. @defaultValue 1000
+   */
+  maxSessions?: number;
 }
 
 export interface Lab {
@@ -132,12 +137,13 @@ export async function startLab(worldOrPath: LabWorld | string, opts: LabOptions 
       ca,
       smtpRttMs: world.latency.smtpRttMs,
       onLog: (e: SmtpLogEntry) => sink.write(`${JSON.stringify(e)}\n`),
+      ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
       ...(shards > 1 ? { shard: { index: 0, count: shards } } : {}),
     });
     if (shards > 1) {
       try {
         shardProcesses = await startShardProcesses(
-          { worldPath: path.resolve(worldOrPath as string), port: smtp.port, ca: ca.material(), logFile },
+          { worldPath: path.resolve(worldOrPath as string), port: smtp.port, ca: ca.material(), logFile, maxSessions: opts.maxSessions },
           shards,
         );
       } catch (err) {

@@ -15,6 +15,8 @@ export interface ShardStart {
   /** The parent's CA, so every process presents the same certificates. */
   ca: CaMaterial;
   logFile: string;
+  /** As LabOptions.maxSessions, for this process. */
+  maxSessions?: number;
 }
 
 if (process.send) {
@@ -41,6 +43,7 @@ if (process.send) {
         ca,
         smtpRttMs: world.latency.smtpRttMs,
         shard: msg.shard,
+        ...(msg.maxSessions !== undefined ? { maxSessions: msg.maxSessions } : {}),
         onLog: (e) => log.write(`${JSON.stringify(e)}\n`),
       });
       process.send!({ ready: true });

@@ -1,7 +1,12 @@
-// What the survey bench (bench/survey.ts) and the sequential baseline (bench/baseline.ts) share: the worker
-// settings, and the running lab. A module of its
-// own, so the benches do not import each other.
-import type { Spawned } from './proc.ts';
+// What the benches that start a lab (bench/survey.ts, bench/sessions.ts) and the sequential baseline
+// (bench/baseline.ts) share: the worker settings, starting a lab world, the bench's own survey database. A
+// module of its own, so the benches do not import each other.
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type postgres from 'postgres';
+import { spawnCli, waitFor, type Spawned } from './proc.ts';
 import type { BenchWorld } from './args.ts';
 
 /** The settings every benchmark worker runs with (stored with the run, so the workers all agree). */
@@ -25,7 +30,8 @@ export const BENCH_ENV: Record<string, string> = {
   MAILCENSUS_LOG_LEVEL: 'debug',
 };
 
-export interface LabUp {
+/** A running bench lab; `W`: which generated world it serves. */
+export interface LabUp<W extends string = BenchWorld> {
   dir: string;
   worldFile: string;
   domains: string[];
@@ -35,5 +41,87 @@ export interface LabUp {
   startSeconds: number;
   /** The lab process and its SMTP shard processes (lab/smtp-shard.ts), for CPU accounting. */
   pids: number[];
-  world: BenchWorld;
+  world: W;
+  /** The SMTP port on every host address. */
+  smtpPort: number;
+}
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) env[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return env;
+}
+
+/** The environment of a spawned command: ours minus any MAILCENSUS_* the user has set, plus `extra`. */
+export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MAILCENSUS_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Starts `mailcensus lab up` on `world` (with `labArgs`, e.g. `--max-sessions`) in its own process. */
+export async function startLabWorld<W extends string>(worldObject: object, dir: string, kind: W, labArgs: string[] = []): Promise<LabUp<W>> {
+  const world = worldObject as { populations: { count: number; name: string }[] };
+  const worldFile = path.join(dir, 'world.json');
+  await writeFile(worldFile, JSON.stringify(world));
+  const domains: string[] = [];
+  for (const p of world.populations) for (let i = 1; i <= p.count; i++) domains.push(p.name.replace('{i}', String(i)));
+  const stateDir = path.join(dir, 'lab');
+  const envFile = path.join(dir, 'lab.env');
+  const started = Date.now();
+  const port = await freePort();
+  const proc = spawnCli(
+    'lab',
+    ['lab', 'up', '--world', worldFile, '--dns-port', '0', '--smtp-port', String(port), '--state-dir', stateDir, '--env-out', envFile, ...labArgs],
+    { env: childEnv({}), logDir: dir },
+  );
+  let exited: number | null = null;
+  void proc.exited.then((c) => (exited = c));
+  const text = await waitFor(
+    'the lab to start',
+    async () => {
+      if (exited !== null) throw new Error(`bench: the lab exited with ${exited}: ${proc.stderr().trim().slice(-500)}`);
+      if (!existsSync(envFile)) return null;
+      const t = await readFile(envFile, 'utf8');
+      return t.includes('MAILCENSUS_LAB_STATE=') ? t : null;
+    },
+    600_000,
+    200,
+  );
+  let smtpPids: number[] = [];
+  try {
+    smtpPids = (JSON.parse(await readFile(path.join(stateDir, 'lab.json'), 'utf8')) as { smtpPids?: number[] }).smtpPids ?? [];
+  } catch {
+    // an older lab without shards
+  }
+  return { dir, worldFile, domains, env: parseEnv(text), proc, stateDir, startSeconds: (Date.now() - started) / 1000, pids: [proc.pid, ...smtpPids], world: kind, smtpPort: port };
+}
+
+/** Creates database `dbName`, migrates it and ingests `domains` as survey `bench` (the bench's own database). */
+export async function createBenchSurvey(admin: postgres.Sql, dbName: string, dbUrl: string, dir: string, domains: string[]): Promise<void> {
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const csv = path.join(dir, 'domains.csv');
+  await writeFile(csv, `domain\n${domains.join('\n')}\n`);
+  const migrate = spawnCli('migrate', ['migrate'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
+  if ((await migrate.exited) !== 0) throw new Error(`bench: migrate failed: ${migrate.stderr().trim().slice(-500)}`);
+  const ingest = spawnCli('ingest', ['ingest', csv, '--survey', 'bench'], { env: childEnv({ DATABASE_URL: dbUrl }), logDir: dir });
+  const code = await ingest.exited;
+  if (code !== 0) throw new Error(`bench: ingest exited with ${code}: ${ingest.stderr().trim().slice(-500)}`);
+}
+
+/** The p-th percentile of an ascending list (nearest rank), null when empty. */
+export function pct(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }

@@ -35,6 +35,15 @@ function portOption(name: string) {
   };
 }
 
+function intRange(name: string, min: number, max: number) {
+  const parse = intOption(name);
+  return (raw: string): number => {
+    const n = parse(raw);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be ${min}..${max}, got ${raw}`);
+    return n;
+  };
+}
+
 function numberOption(name: string, min: number, max: number) {
   return (raw: string): number => {
     const n = Number(raw);
@@ -60,13 +69,14 @@ export function register(program: Command): void {
     // --env-out is the same option without the clash.
     .option('--env-out <path>', 'same as --env-file')
     .option('--state-dir <dir>', 'where the lab CA, the SMTP log and lab.json go', '.lab')
+    .option('--max-sessions <n>', 'concurrent SMTP sessions per lab process; beyond it 421 4.7.0', intRange('--max-sessions', 1, 100_000), 1000)
     .action(
-      action(async (opts: { world: string; dnsPort: number; smtpPort: number; httpsPort: number; envFile?: string; envOut?: string; stateDir: string }) => {
+      action(async (opts: { world: string; dnsPort: number; smtpPort: number; httpsPort: number; envFile?: string; envOut?: string; stateDir: string; maxSessions: number }) => {
         const envFile = opts.envOut ?? opts.envFile;
         const { startLab, formatEnv } = await import('../../lab/index.ts');
         let running;
         try {
-          running = await startLab(opts.world, { dnsPort: opts.dnsPort, smtpPort: opts.smtpPort, httpsPort: opts.httpsPort, stateDir: opts.stateDir });
+          running = await startLab(opts.world, { dnsPort: opts.dnsPort, smtpPort: opts.smtpPort, httpsPort: opts.httpsPort, stateDir: opts.stateDir, maxSessions: opts.maxSessions });
         } catch (err) {
           return printAll(err);
         }

@@ -9,7 +9,8 @@
 //
 // Options (after `npm run bench -- sessions`): --hosts 4500 (slow greeters) --silent 500 (never greet)
 // --concurrency 2500 (MAILCENSUS_PROBE_CONCURRENCY: SMTP sessions at once) --domain-concurrency 150
-// (MAILCENSUS_WORKER_CONCURRENCY: domain jobs at once, as in the survey bench) --heap-snapshot (a heap snapshot of the
+// (MAILCENSUS_WORKER_CONCURRENCY: domain jobs at once, as in the survey bench) --max-old-space MiB (the
+// worker's --max-old-space-size) --heap-snapshot (a heap snapshot of the
 // worker at its peak of sessions, kept with --keep) --keep.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -138,6 +139,9 @@ export async function run(args: BenchArgs = {}): Promise<void> {
   const silent = intArg(args.silent, 500, 'silent');
   const concurrency = intArg(args.concurrency, 2500, 'concurrency', 1);
   const domainConcurrency = intArg(args['domain-concurrency'], 150, 'domain-concurrency', 1);
+  // V8's old-space limit for the worker (MiB; 0 = Node's default): the heap grows with garbage, not only with
+  // what is live, until it nears this limit.
+  const maxOldSpace = intArg(args['max-old-space'], 0, 'max-old-space');
   const heapSnapshot = args['heap-snapshot'] === true || args['heap-snapshot'] === 'true';
   const keep = args.keep === true;
   const dir = await mkdtemp(path.join(tmpdir(), 'mailcensus-bench-sessions-'));
@@ -174,7 +178,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
       env,
       logDir: dir,
       keepBytes: 64 * 1024,
-      nodeArgs: ['--import', MEM_SAMPLER, ...(heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [])],
+      nodeArgs: ['--import', MEM_SAMPLER, ...(maxOldSpace > 0 ? [`--max-old-space-size=${maxOldSpace}`] : []), ...(heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [])],
       onStderrLine: (line) => {
         if (line.includes('"ip probed"')) done++;
       },

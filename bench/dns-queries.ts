@@ -9,7 +9,7 @@
 // Prints median, mean and p90 per world. --golden writes every domain's verdict, criteria and findings (for a
 // before/after comparison of the judgements); --by-type adds what the domains asked, by query type, and every
 // question asked more than once within one domain's diagnosis (the resolver's own view: a question answered
-// from its per-diagnosis cache is not sent). Nothing goes to BENCHMARKS.md.
+// from its per-diagnosis cache is not sent). The figures go into BENCHMARKS.md's `dns-queries` section.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps, diagnoseDomain } from '../lib/diagnose.ts';
 import type { Resolver } from '../lib/dns/resolver.ts';
 import type { BenchArgs } from './lib/args.ts';
+import { machine, updateSection } from './_report.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -97,13 +98,23 @@ export async function measureWorld(world: string, opts: { golden?: Record<string
 export async function run(args: BenchArgs = {}): Promise<void> {
   const worlds = typeof args.worlds === 'string' ? args.worlds.split(',').map((w) => w.trim()).filter(Boolean) : ['msc-2021', 'test-v2'];
   const golden: Record<string, Record<string, unknown>> = {};
+  const rows: string[] = [];
+  const loadBefore = os.loadavg()[0].toFixed(1);
   for (const world of worlds) {
     golden[world] = {};
     const { stats, perDomain } = await measureWorld(world, { golden: golden[world], byType: Boolean(args['by-type']) });
+    rows.push(`| ${world} | ${stats.domains} | **${stats.median}** | ${stats.mean.toFixed(2)} | ${stats.p90} | ${stats.max} |`);
     console.log(
       `dns-queries ${world}: ${stats.domains} domains, DNS queries per domain median ${stats.median}, mean ${stats.mean.toFixed(2)}, p90 ${stats.p90}, max ${stats.max} (load ${os.loadavg()[0].toFixed(1)})`,
     );
     if (args.verbose) for (const [d, n] of Object.entries(perDomain)) console.log(`  ${d} ${n}`);
   }
   if (typeof args.golden === 'string') writeFileSync(args.golden, `${JSON.stringify(golden, null, 1)}\n`);
+  await updateSection(
+    'dns-queries',
+    `## DNS queries per domain\n\n` +
+      `\`npm run bench -- dns-queries\` (${new Date().toISOString().slice(0, 10)}; ${machine()}; load average ${loadBefore} → ${os.loadavg()[0].toFixed(1)}; the counts do not depend on it)\n\n` +
+      `Every domain of the world diagnosed as a scan does (\`diagnoseDomain\`: the domain's DNS, one SMTP session per MX IP, the IPs' PTR/FCrDNS and DNSBL), one after the other, each with a fresh resolver: no answer is shared between domains, so this is the cost of one domain alone (a survey shares the answers of shared MX hosts on top). Counted where the lab DNS server receives the queries, retries and TCP fallbacks included.\n\n` +
+      `| world | domains | median | mean | p90 | max |\n|---|---:|---:|---:|---:|---:|\n${rows.join('\n')}\n`,
+  );
 }

@@ -24,6 +24,25 @@ import { benchOptions, results, type BenchArgs, type BenchWorld, type PipelineRe
 import { BENCH_ENV, childEnv, createBenchSurvey, pct, startLabWorld, type LabUp } from './lib/bench-lab.ts';
 import { runBaseline } from './lib/baseline-measure.ts';
 
+const COUNT_CALLS = path.join(path.dirname(new URL(import.meta.url).pathname), 'lib', 'count-calls.mjs');
+
+/** The counts every process preloaded with count-calls.mjs wrote to `dir`, summed. */
+async function ownCalls(dir: string): Promise<{ redis: Map<string, number>; pgStatements: number }> {
+  const redis = new Map<string, number>();
+  let pgStatements = 0;
+  const { readdir } = await import('node:fs/promises');
+  for (const f of existsSync(dir) ? await readdir(dir) : []) {
+    try {
+      const c = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as { redis: Record<string, number>; pgStatements: number };
+      for (const [k, v] of Object.entries(c.redis)) redis.set(k, (redis.get(k) ?? 0) + v);
+      pgStatements += c.pgStatements;
+    } catch {
+      // being rewritten this instant: the next read has it
+    }
+  }
+  return { redis, pgStatements };
+}
+
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const WORLD = { sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpRttMs: 30, seed: 1 } as const;
@@ -91,7 +110,17 @@ async function measureRun(
   cpuProf: boolean,
 ): Promise<PipelineResult> {
   const prefix = `mcbench${randomBytes(4).toString('hex')}`;
-  const env = childEnv({ ...lab.env, ...BENCH_ENV, ...(lab.world === 'internet' ? INTERNET_ENV : {}), DATABASE_URL: dbUrl, REDIS_URL, MAILCENSUS_QUEUE_PREFIX: prefix });
+  const countsDir = path.join(lab.dir, `counts-${workers}`);
+  const env = childEnv({
+    ...lab.env,
+    ...BENCH_ENV,
+    ...(lab.world === 'internet' ? INTERNET_ENV : {}),
+    DATABASE_URL: dbUrl,
+    REDIS_URL,
+    MAILCENSUS_QUEUE_PREFIX: prefix,
+    MAILCENSUS_BENCH_COUNTS_DIR: countsDir,
+  });
+  const countArgs = ['--import', COUNT_CALLS];
   const redis = openRedis(REDIS_URL);
   const durations: number[] = [];
   const procs: Spawned[] = [];
@@ -103,7 +132,7 @@ async function measureRun(
           env,
           logDir: lab.dir,
           keepBytes: 64 * 1024,
-          nodeArgs: cpuProf && i === 1 ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+          nodeArgs: [...countArgs, ...(cpuProf && i === 1 ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
           onStderrLine: (line) => {
             if (!line.includes('domain diagnosed')) return;
             try {
@@ -125,7 +154,10 @@ async function measureRun(
     const logFile = path.join(lab.stateDir, 'smtp-log.jsonl');
     const logOffset = existsSync(logFile) ? (await stat(logFile)).size : 0;
     const cmd0 = await commandCalls(redis);
-    const pg0 = (await admin`SELECT xact_commit::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+    const pg0 = (await admin`SELECT (xact_commit + xact_rollback)::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+    // The workers rewrite their counts every 0.5 s: wait for a fresh snapshot of what starting them took.
+    await new Promise((r) => setTimeout(r, 1200));
+    const own0 = await ownCalls(countsDir);
     const sampler = sampleRedis(redis, prefix);
     const labCpuNow = () => lab.pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
     const labCpu0 = labCpuNow();
@@ -135,7 +167,7 @@ async function measureRun(
     const t0 = Date.now();
     const load0 = loadavg()[0]!;
 
-    const runProc = spawnCli(`run-${workers}`, ['run', '--survey', 'bench', '--wait'], { env, logDir: lab.dir });
+    const runProc = spawnCli(`run-${workers}`, ['run', '--survey', 'bench', '--wait'], { env, logDir: lab.dir, nodeArgs: countArgs });
     const code = await runProc.exited;
     if (code !== 0) throw new Error(`bench: mailcensus run exited with ${code}: ${runProc.stderr().trim().slice(-500)}`);
     const wall = (Date.now() - t0) / 1000;
@@ -148,7 +180,8 @@ async function measureRun(
     const rss = procs.map((p) => peakRss(p.pid) ?? 0);
     const mem = await sampler.stop();
     const cmd1 = await commandCalls(redis);
-    const pg1 = (await admin`SELECT xact_commit::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+    const pg1 = (await admin`SELECT (xact_commit + xact_rollback)::int AS c FROM pg_stat_database WHERE datname = ${dbName}`)[0]?.c ?? 0;
+    const own1 = await ownCalls(countsDir);
 
     const runId = Number(runProc.stdout().trim().split('\n').pop());
     const db = postgres(dbUrl, { max: 1, onnotice: () => {} });
@@ -228,6 +261,10 @@ async function measureRun(
       verdicts,
       topRedis: top,
       pgCommits: pg1 - pg0,
+      ownRedis: Object.fromEntries(
+        [...own1.redis].map(([k, v]) => [k, v - (own0.redis.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]),
+      ),
+      pgStatements: own1.pgStatements - own0.pgStatements,
       profile,
     };
   } finally {
@@ -285,6 +322,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
           console.log(formatPipeline(r));
           console.log(`  DNS queries per domain ${r.dnsPerDomain?.toFixed(1) ?? '?'}; load ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`);
           console.log(`  verdicts ${JSON.stringify(r.verdicts)}; unknown criteria: ${r.unknowns}; ${r.ipsProbed} IPs probed; Redis top: ${r.topRedis}; Postgres commits ${r.pgCommits}`);
+          console.log(`  ${roundTrips(r)}`);
           if (r.profile) console.log(r.profile);
         }
         if (opts.baseline && kind === 'uniform' && size === opts.baselineSize && !results.baseline) {
@@ -306,6 +344,16 @@ export async function run(args: BenchArgs = {}): Promise<void> {
     if (!opts.keep) await rm(base, { recursive: true, force: true });
     else console.log(`bench data kept in ${base}`);
   }
+}
+
+/** Our processes' round trips per diagnosed domain: Redis commands (total and by command), Postgres statements and transactions. */
+export function roundTrips(r: PipelineResult): string {
+  const per = (n: number) => (n / r.diagnosed).toFixed(2);
+  const redisTotal = Object.values(r.ownRedis).reduce((a, b) => a + b, 0);
+  return (
+    `per domain: Redis commands ${per(redisTotal)} (${Object.entries(r.ownRedis).map(([k, v]) => `${k} ${per(v)}`).join(', ')}); ` +
+    `Postgres statements ${per(r.pgStatements)}, transactions ${per(r.pgCommits)}`
+  );
 }
 
 /** Per size and worker count: internet-world rate / uniform-world rate, when both ran. */
@@ -360,6 +408,6 @@ function surveySection(all: PipelineResult[], labNotes: string[], command: strin
     '- **lab CPU** = utime+stime of the lab process(es) / wall time / cores; **workers CPU** likewise for the worker processes; **machine busy** = all of /proc/stat (Postgres, Redis, other users of the machine included).',
     '- **Redis (our keys, peak)**: MEMORY USAGE summed over the run\'s key prefix, sampled every 15 s (the Redis is shared, so the server-wide figure is not ours alone).',
     ...labNotes.map((n) => `- Lab: ${n}.`),
-    ...all.map((r) => `- ${r.size.toLocaleString('en')} (${r.world}) × ${r.workers} worker(s): DNS queries per domain ${r.dnsPerDomain?.toFixed(1) ?? '?'}; verdicts ${Object.entries(r.verdicts).map(([k, v]) => `${k} ${v}`).join(', ')}; load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}; unknown criteria (top): ${r.unknowns || 'none'}; ${r.ipsProbed.toLocaleString('en')} MX IPs probed; Redis busiest commands: ${r.topRedis}; Postgres commits ${r.pgCommits.toLocaleString('en')} (${(r.pgCommits / r.diagnosed).toFixed(1)}/domain).`),
+    ...all.map((r) => `- ${r.size.toLocaleString('en')} (${r.world}) × ${r.workers} worker(s): DNS queries per domain ${r.dnsPerDomain?.toFixed(1) ?? '?'}; verdicts ${Object.entries(r.verdicts).map(([k, v]) => `${k} ${v}`).join(', ')}; load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}; unknown criteria (top): ${r.unknowns || 'none'}; ${r.ipsProbed.toLocaleString('en')} MX IPs probed; Redis busiest commands: ${r.topRedis}; Postgres commits ${r.pgCommits.toLocaleString('en')} (${(r.pgCommits / r.diagnosed).toFixed(1)}/domain); our processes' round trips ${roundTrips(r)}.`),
   ].join('\n');
 }

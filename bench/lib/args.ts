@@ -115,5 +115,11 @@ export interface PipelineResult {
   verdicts: Record<string, number>;
   topRedis: string;
   pgCommits: number;
+  /**
+   * Round trips our own processes (workers and `run`) made, counted in each process (bench/lib/count-calls.mjs):
+   * Redis commands by name (EVALSHA by script), and Postgres statements (Sync/Query messages).
+   */
+  ownRedis: Record<string, number>;
+  pgStatements: number;
   profile?: string;
 }

@@ -24,22 +24,26 @@ export class LimitWaitTimeoutError extends Error {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-// KEYS[1]: bucket hash. ARGV: rate (tokens/s), burst. Returns 0 when a token was taken, else ms to wait.
-const TAKE_TOKEN = `
+// KEYS[1]: bucket hash. ARGV: rate (tokens/s), burst, wanted. Takes up to `wanted` whole tokens (at least 1,
+// or none). Returns { taken, ms to wait when none was taken }: the time until `wanted` (at most burst) are
+// there, so a bucket drained by several workers is still taken from in batches, not a token per call.
+const TAKE_TOKENS = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(b[1])
 local ts = tonumber(b[2])
 if tokens == nil or ts == nil then tokens = burst; ts = now end
 if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end
+local taken = math.min(wanted, math.floor(tokens))
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+if taken >= 1 then tokens = tokens - taken else taken = 0; wait = math.ceil((math.min(wanted, burst) - tokens) * 1000 / rate) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
 redis.call('PEXPIRE', KEYS[1], 60000)
-return wait
+return { taken, wait }
 `;
 
 // KEYS[1]: lease zset (member = holder token, score = expiry ms); KEYS[2]: earliest next session start.
@@ -84,7 +88,7 @@ return 1
 `;
 
 type Scripted = IORedis & {
-  mcTakeToken(key: string, rate: number, burst: number): Promise<number>;
+  mcTakeTokens(key: string, rate: number, burst: number, wanted: number): Promise<[number, number]>;
   mcAcquireSlot(k1: string, k2: string, token: string, limit: number, leaseMs: number, intervalMs: number): Promise<number>;
   mcReleaseSlot(k1: string, k2: string, token: string, intervalMs: number): Promise<number>;
   mcRenewSlot(k1: string, token: string, leaseMs: number): Promise<number>;
@@ -92,8 +96,8 @@ type Scripted = IORedis & {
 
 function scripted(redis: IORedis): Scripted {
   const r = redis as Scripted;
-  if (!('mcTakeToken' in redis)) {
-    redis.defineCommand('mcTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+  if (!('mcTakeTokens' in redis)) {
+    redis.defineCommand('mcTakeTokens', { numberOfKeys: 1, lua: TAKE_TOKENS });
     redis.defineCommand('mcAcquireSlot', { numberOfKeys: 2, lua: ACQUIRE_SLOT });
     redis.defineCommand('mcReleaseSlot', { numberOfKeys: 2, lua: RELEASE_SLOT });
     redis.defineCommand('mcRenewSlot', { numberOfKeys: 1, lua: RENEW_SLOT });
@@ -110,23 +114,109 @@ export interface DnsLimiterOptions {
   maxWaitMs?: number;
 }
 
-/** A token bucket in Redis: every worker's DNS queries together stay under `qps`. */
+/** How long a batch of tokens taken from Redis may be spent locally; what is left then lapses. */
+export const DNS_TOKEN_HOLD_MS = 100;
+/** At most this many tokens per call to Redis. */
+export const DNS_TOKEN_BATCH = 20;
+
+/**
+ * The shape of the shared bucket for `qps`: tokens per Redis call, and the burst.
+ *
+ * Without batching a bucket of burst B lets at most B + qps queries out in any second. A token taken in a
+ * batch may be spent up to DNS_TOKEN_HOLD_MS later, which would stretch that second by the hold time
+ * (B + qps × (1 + hold)); the burst is smaller by exactly qps × hold instead, so the bound stays
+ * qps/5 + qps in any second however the tokens are batched (issue 18). Below 20 qps a batch would be a
+ * single token: no batching, the bucket as before.
+ */
+export function dnsBucketShape(qps: number): { batch: number; burst: number; holdMs: number } {
+  const unbatchedBurst = Math.max(1, Math.ceil(qps / 5));
+  const batch = Math.min(DNS_TOKEN_BATCH, Math.max(1, Math.floor(qps / 10)));
+  if (batch === 1) return { batch: 1, burst: unbatchedBurst, holdMs: 0 };
+  return { batch, burst: Math.max(batch, unbatchedBurst - Math.ceil((qps * DNS_TOKEN_HOLD_MS) / 1000)), holdMs: DNS_TOKEN_HOLD_MS };
+}
+
+/**
+ * A token bucket in Redis: every worker's DNS queries together stay under `qps`. The tokens are taken in
+ * batches (dnsBucketShape: up to 20 per call, one call serving every query of this process waiting at that
+ * moment), so a query costs a Redis round trip only now and then instead of every time.
+ */
 export function redisDnsLimiter(redis: IORedis, options: DnsLimiterOptions): DnsLimiter {
   if (options.qps <= 0) return { acquire: async () => {} };
   const r = scripted(redis);
   const key = `${options.prefix}:mc:dns-bucket`;
-  // A small burst (a fifth of a second's worth) keeps the rate smooth instead of bursting qps at once.
-  const burst = Math.max(1, Math.ceil(options.qps / 5));
+  const { batch, burst, holdMs } = dnsBucketShape(options.qps);
   const maxWaitMs = options.maxWaitMs ?? 120_000;
-  return {
-    async acquire() {
-      const started = Date.now();
-      for (;;) {
-        const wait = Number(await r.mcTakeToken(key, options.qps, burst));
-        if (wait <= 0) return;
-        if (Date.now() - started > maxWaitMs) throw new LimitWaitTimeoutError('DNS rate limit', maxWaitMs);
-        await sleep(Math.min(wait, 1000) + Math.floor(Math.random() * 5));
+  // Tokens of the last batch still to spend, and until when (local clock, counted from before the call, so
+  // never later than hold after Redis took them).
+  let local = 0;
+  let spendBefore = 0;
+  // Tokens spent from the previous batch: the next batch asks for about twice that, so a process that needs few
+  // queries does not take (and let lapse) tokens another worker could use.
+  let lastSpent = 0;
+  let spent = 0;
+  const waiters: { resolve: () => void; reject: (err: Error) => void; since: number }[] = [];
+  let pumping = false;
+  const spendLocal = (): boolean => {
+    if (local <= 0 || performance.now() >= spendBefore) return false;
+    local--;
+    spent++;
+    return true;
+  };
+
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (waiters.length > 0) {
+        if (spendLocal()) {
+          waiters.shift()!.resolve();
+          continue;
+        }
+        if (spent > 0) lastSpent = spent;
+        local = 0;
+        spent = 0;
+        const wanted = Math.min(batch, Math.max(1, waiters.length, 2 * lastSpent));
+        const sentAt = performance.now();
+        let reply: [number, number];
+        try {
+          reply = await r.mcTakeTokens(key, options.qps, burst, wanted);
+        } catch (err) {
+          // Redis down: every waiting query fails (its job is retried), as each did with a call of its own.
+          for (const w of waiters.splice(0)) w.reject(err as Error);
+          return;
+        }
+        const taken = Number(reply[0]);
+        if (taken > 0) {
+          // Spent at once by those waiting (as an unbatched token would be); the rest until the hold ends.
+          local = taken;
+          spendBefore = sentAt + holdMs;
+          while (local > 0 && waiters.length > 0) {
+            local--;
+            spent++;
+            waiters.shift()!.resolve();
+          }
+          continue;
+        }
+        lastSpent = 0;
+        const now = Date.now();
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (now - waiters[i].since > maxWaitMs) waiters.splice(i, 1)[0].reject(new LimitWaitTimeoutError('DNS rate limit', maxWaitMs));
+        }
+        await sleep(Math.min(Number(reply[1]), 1000) + Math.floor(Math.random() * 5));
       }
+    } finally {
+      pumping = false;
+    }
+  };
+
+  return {
+    acquire() {
+      // Waiters are served in arrival order: the fast path only when nobody waits.
+      if (waiters.length === 0 && spendLocal()) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        waiters.push({ resolve, reject, since: Date.now() });
+        void pump();
+      });
     },
   };
 }

@@ -1,5 +1,6 @@
 // A diagnosis as every producer (survey worker, test-mail worker, re-judging) hands it to storage, and the one
 // function that stores it. Idempotent: one row per (run, domain) and per received mail.
+import { sql } from 'kysely';
 import type { Db } from './db.ts';
 import type { Criterion, CriterionFindings, Source, Status } from './criteria.ts';
 import { CRITERIA } from './criteria.ts';
@@ -75,6 +76,55 @@ export async function insertDiagnosis(db: Db, d: Diagnosis, origin: DiagnosisOri
     }
     return { id: inserted.id, inserted: true };
   });
+}
+
+export interface ScanDiagnosis {
+  diagnosis: Diagnosis;
+  runId: number;
+  surveyId: number;
+}
+
+/**
+ * Stores many scans' diagnoses and their MX rows in one statement (one round trip, one transaction: all or
+ * nothing), once per run and domain as insertDiagnosis does. Returns, per item, whether its row was written
+ * now (false: it was there already, or an earlier item of the same call had the same run and domain).
+ */
+export async function insertScanDiagnoses(db: Db, items: ScanDiagnosis[]): Promise<boolean[]> {
+  if (items.length === 0) return [];
+  // One row per run and domain (the same domain twice in one call: a retried job met its abandoned attempt).
+  const key = (i: ScanDiagnosis) => `${i.runId} ${i.diagnosis.domain}`;
+  const firstOf = new Map<string, ScanDiagnosis>();
+  for (const i of items) if (!firstOf.has(key(i))) firstOf.set(key(i), i);
+  const unique = [...firstOf.values()];
+  const rows = unique.map(({ diagnosis: d, runId, surveyId }) => ({
+    source: d.source,
+    domain: d.domain,
+    survey_id: surveyId,
+    run_id: runId,
+    observed_at: d.observedAt.toISOString(),
+    observations: d.observations,
+    ...judgementColumns(d),
+  }));
+  const mx = unique.flatMap(({ diagnosis: d, runId }) => d.mx.map((m) => ({ run_id: runId, domain: d.domain, preference: m.preference, host: m.host, ip: m.ip })));
+  const columns = sql.join(Object.keys(rows[0]!).map((c) => sql.ref(c)));
+  // jsonb_populate_recordset types every field by its column (enums, text[], jsonb, timestamptz), so the
+  // batch is one parameter; the MX rows join the ids of the rows this statement inserted.
+  const res = await sql<{ run_id: number; domain: string }>`
+    WITH ins AS (
+      INSERT INTO diagnoses (${columns})
+      SELECT ${columns} FROM jsonb_populate_recordset(NULL::diagnoses, ${JSON.stringify(rows)}::text::jsonb)
+      ON CONFLICT (run_id, domain) WHERE run_id IS NOT NULL DO NOTHING
+      RETURNING id, run_id, domain
+    ), mx AS (
+      INSERT INTO diagnosis_mx (diagnosis_id, preference, host, ip)
+      SELECT ins.id, m.preference, m.host, m.ip
+        FROM jsonb_to_recordset(${JSON.stringify(mx)}::text::jsonb) AS m(run_id integer, domain text, preference integer, host text, ip inet)
+        JOIN ins ON ins.run_id = m.run_id AND ins.domain = m.domain
+      RETURNING 1
+    )
+    SELECT run_id, domain FROM ins`.execute(db);
+  const written = new Set(res.rows.map((r) => `${r.run_id} ${r.domain}`));
+  return items.map((i) => (firstOf.get(key(i)) === i ? written.has(key(i)) : false));
 }
 
 /**

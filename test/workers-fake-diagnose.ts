@@ -31,6 +31,11 @@ export interface FakeDiagnose extends DiagnoseApi<FakeDeps, Dns, IpObs> {
   domainsCollected: Map<string, number>;
   /** Throws an infrastructure error on the first collectDomain of these domains. */
   failOnceOn: Set<string>;
+  /**
+   * The first diagnosis of these domains carries a NUL character in its observations, which Postgres refuses
+   * in jsonb: the write of the batch it is in fails.
+   */
+  unwritableOnce: Set<string>;
   sessionMs: number;
 }
 
@@ -49,6 +54,7 @@ export function fakeDiagnose(): FakeDiagnose {
     maxConcurrent: new Map(),
     domainsCollected: new Map(),
     failOnceOn: new Set(),
+    unwritableOnce: new Set(),
     sessionMs: 30,
     createProbeDeps(_config, opts) {
       return { dnsLimiter: opts!.dnsLimiter!, ipGate: opts!.ipGate! };
@@ -95,7 +101,7 @@ export function fakeDiagnose(): FakeDiagnose {
         criteria,
         verdict,
         findings: findingResults({ dmarcPolicy: 'absent', mtaSts: 'absent', tlsRpt: 'absent', tlsVersions: [], certProblems: [], nullMx: false }),
-        observations: { dns: d, ips: obs },
+        observations: fake.unwritableOnce.delete(domain) ? { dns: d, ips: obs, bad: 'nul \u0000' } : { dns: d, ips: obs },
         mx: d.mx.map((m) => ({ preference: 10, host: m.host, ip: m.ip })),
       } satisfies Diagnosis;
     },

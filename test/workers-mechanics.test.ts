@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { loadConfig, type Config } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
-import { startWorker, type RunningWorker } from '../workers/worker.ts';
+import { startWorker, runStatsKey, type RunningWorker, type StartOptions } from '../workers/worker.ts';
 import { createRun, runProgress, cancelRun, resumeRun, topUp } from '../workers/run.ts';
 import { addSchedule, listSchedules, removeSchedule } from '../workers/schedule.ts';
 import { fakeDiagnose, type FakeDiagnose } from './workers-fake-diagnose.ts';
@@ -54,8 +54,8 @@ async function setup(extra: Record<string, string> = {}): Promise<{ s: Services;
   return { s, config };
 }
 
-function start(s: Services, diag: FakeDiagnose, maintenanceMs = 300): RunningWorker {
-  const w = startWorker({ db: s.db, config: s.config, redis: s.redis, logger: s.logger, deps: {} as never, queues: s.queues, diag }, { maintenanceMs });
+function start(s: Services, diag: FakeDiagnose, maintenanceMs = 300, options: StartOptions = {}): RunningWorker {
+  const w = startWorker({ db: s.db, config: s.config, redis: s.redis, logger: s.logger, deps: {} as never, queues: s.queues, diag }, { maintenanceMs, ...options });
   cleanups.push(async () => {
     await w.close(5000);
   });
@@ -177,6 +177,52 @@ test('an infrastructure error fails the job, which is retried and writes exactly
   const counts = await diagnosisCounts(run.runId);
   assert.deepEqual([...counts.entries()].sort(), [['x1.test', 1], ['x2.test', 1], ['x3.test', 1]]);
   assert.equal(diag.domainsCollected.get('x2.test'), 2);
+});
+
+test('diagnoses waiting for their batch are written when the worker stops, and their jobs are not done again', async () => {
+  const { s } = await setup();
+  const domains = ['b1.test', 'b2.test', 'b3.test', 'b4.test', 'b5.test'];
+  const name = await survey(domains);
+  const diag = fakeDiagnose();
+  // A batch timer far beyond the test: only the stop can write them.
+  const w = start(s, diag, 300, { writeBatchMs: 600_000, writeBatchSize: 1000 });
+  const run = await createRun(s, name);
+  // Every domain judged and its job held active by the batch it waits for (none waiting for probes any more).
+  const until = Date.now() + 30_000;
+  for (let settled = 0; settled < 3; ) {
+    const c = await s.queues.domains.getJobCounts('active', 'waiting', 'delayed');
+    const probed = await tdb.db.selectFrom('probed_ips').select((eb) => eb.fn.countAll<string>().as('n')).where('run_id', '=', run.runId).executeTakeFirstOrThrow();
+    const ready = c.active === domains.length && c.waiting + c.delayed === 0 && Number(probed.n) === domains.length;
+    settled = ready ? settled + 1 : 0;
+    assert.ok(Date.now() < until, `jobs not all waiting for the batch: ${JSON.stringify(c)}, ${probed.n} IPs probed`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.equal((await diagnosisCounts(run.runId)).size, 0, 'nothing written before the batch goes');
+  const { graceful } = await w.close(10_000);
+  assert.equal(graceful, true);
+  const counts = await diagnosisCounts(run.runId);
+  assert.deepEqual([...counts.keys()].sort(), domains);
+  assert.ok([...counts.values()].every((n) => n === 1));
+  // Their jobs completed with the write: a second worker finishes the run without diagnosing them again.
+  start(s, diag);
+  await waitForState(run.runId, 'done');
+  assert.deepEqual([...diag.domainsCollected.values()], domains.map(() => 1));
+});
+
+test('a batch of diagnoses that Postgres refuses fails every job in it: all are retried and written once', async () => {
+  const { s } = await setup();
+  const domains = ['w1.test', 'w2.test', 'w3.test', 'w4.test'];
+  const name = await survey(domains);
+  const diag = fakeDiagnose();
+  diag.unwritableOnce.add('w2.test');
+  start(s, diag, 300, { writeBatchMs: 1000, writeBatchSize: 1000 });
+  const run = await createRun(s, name);
+  await waitForState(run.runId, 'done');
+  const counts = await diagnosisCounts(run.runId);
+  assert.deepEqual([...counts.entries()].sort(), domains.map((d) => [d, 1]));
+  // w2 spoiled its whole batch: the jobs judged with it were not taken as written, but failed and ran again.
+  const retries = Number(await s.redis.hget(runStatsKey(s.config.queuePrefix, run.runId), 'retries'));
+  assert.ok(retries >= 2, `${retries} job(s) retried`);
 });
 
 test('opted-out domains are skipped and counted, opted-out IPs are never connected to', async () => {

@@ -10,7 +10,9 @@ import { sql } from 'kysely';
 import type { Redis as IORedis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../lib/config.ts';
-import { insertDiagnosis, type Diagnosis } from '../lib/diagnosis.ts';
+import { insertScanDiagnoses, type Diagnosis, type ScanDiagnosis } from '../lib/diagnosis.ts';
+import type { Db } from '../lib/db.ts';
+import { createBatcher } from './batch.ts';
 import type { Criterion } from '../lib/criteria.ts';
 import { QUEUES, probeJobId, type DomainJob, type DomainStep, type JobName, type JobPayloads, type ProbeIpJob, type ScheduledRunJob, type TestMailJob } from './jobs.ts';
 import { JOB_OPTIONS, type Queues } from './queues.ts';
@@ -24,6 +26,41 @@ const IP_LEVEL: Criterion[] = ['open_relay', 'tls_receive', 'reverse_dns', 'dnsb
 const PENDING = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused']);
 /** How often a domain may find one of its probes gone (failed for good, lost) and re-enqueue it. */
 const MAX_PROBE_REQUEUES = 5;
+/**
+ * A domain waiting for its probes asks BullMQ for their state (to find one that failed for good or was lost)
+ * only after waiting this long: until then a probe it enqueued is running or about to (issue 18: a state
+ * query per missing IP and wait was a Redis command per domain).
+ */
+const PROBE_STATE_AFTER_MS = 10_000;
+/** A running run's row is read again after this long (its state: a cancelled run stops within it). */
+const RUN_ROW_TTL_MS = 2000;
+
+/** One MX IP's probe result of a run, for the domains that wait for it. */
+export interface ProbeResult {
+  ip: string;
+  observations: unknown;
+  attempt: number;
+}
+
+/**
+ * The probe results of many (run, IP) pairs in one query: every domain job of a worker asking within a few
+ * milliseconds shares the round trip (the batcher below).
+ */
+export async function probeResults(db: Db, wanted: { runId: number; ips: string[] }[]): Promise<ProbeResult[][]> {
+  const pairs = new Map<string, { runId: number; ip: string }>();
+  for (const w of wanted) for (const ip of w.ips) pairs.set(`${w.runId} ${ip}`, { runId: w.runId, ip });
+  if (pairs.size === 0) return wanted.map(() => []);
+  const list = [...pairs.values()];
+  const rows = await sql<ProbeResult & { run_id: number }>`
+    SELECT p.run_id, host(p.ip) AS ip, p.observations, p.attempt
+      FROM unnest(${sql.val(list.map((p) => p.runId))}::int[], ${sql.val(list.map((p) => p.ip))}::inet[]) AS w(run_id, ip)
+      JOIN probed_ips p ON p.run_id = w.run_id AND p.ip = w.ip`.execute(db);
+  const found = new Map(rows.rows.map((r) => [`${r.run_id} ${r.ip}`, r] as const));
+  return wanted.map((w) => w.ips.flatMap((ip) => {
+    const r = found.get(`${w.runId} ${ip}`);
+    return r ? [{ ip: r.ip, observations: r.observations, attempt: r.attempt }] : [];
+  }));
+}
 
 /** Whether an IP-level criterion (open relay, receive TLS, reverse DNS, DNSBL) is among the transient reasons. */
 function ipLevelTransient(d: Diagnosis, transient: string[]): boolean {
@@ -37,6 +74,14 @@ export interface StartOptions {
   concurrency?: number;
   /** Probe jobs (SMTP sessions) at once: they mostly wait on slow servers (issue 18). @defaultValue config.probeConcurrency */
   probeConcurrency?: number;
+  /**
+   * Diagnoses are written in batches (several domains' rows and MX rows in one statement): a batch goes after
+   * this long, or at `writeBatchSize` diagnoses, or when the worker stops. A job completes only once its
+   * diagnosis is written; a failed batch fails (and so retries) every job in it. @defaultValue 50
+   */
+  writeBatchMs?: number;
+  /** @defaultValue 100 */
+  writeBatchSize?: number;
   /** Maintenance (feeder top-up, completion) period. @defaultValue min(5000, lockDurationMs) */
   maintenanceMs?: number;
 }
@@ -89,12 +134,21 @@ export function startWorker(
   const feeder: FeederContext = { db, queues, redis, config, logger };
   const runs = new Map<number, { info: RunInfo; at: number }>();
 
-  /** The run's state (fresh) and its measurement config and probe deps (cached: they never change). */
+  /**
+   * The run's state and its measurement config and probe deps (cached: they never change). A running run's
+   * row is read again after RUN_ROW_TTL_MS (so a cancel stops the run's jobs within that), any other state
+   * every time (a resumed run goes on at once).
+   */
   async function runInfo(runId: number): Promise<RunInfo | null> {
+    const cached = runs.get(runId);
+    if (cached && cached.info.state === 'running' && Date.now() - cached.at < RUN_ROW_TTL_MS) return cached.info;
     const row = await db.selectFrom('runs').select(['state', 'survey_id', 'config']).where('id', '=', runId).executeTakeFirst();
     if (!row) return null;
-    const cached = runs.get(runId);
-    if (cached) return { ...cached.info, state: row.state };
+    if (cached) {
+      const info = { ...cached.info, state: row.state };
+      runs.set(runId, { info, at: Date.now() });
+      return info;
+    }
     const stored = row.config as Partial<RunSettings>;
     const runConfig = measurementConfig(config, stored);
     const info: RunInfo = {
@@ -108,6 +162,20 @@ export function startWorker(
     runs.set(runId, { info, at: Date.now() });
     return info;
   }
+
+  const writeBatchMs = options.writeBatchMs ?? 50;
+  const diagnosisWriter = createBatcher<ScanDiagnosis, boolean>({
+    maxItems: options.writeBatchSize ?? 100,
+    maxWaitMs: writeBatchMs,
+    run: (items) => insertScanDiagnoses(db, items),
+  });
+  const probeReader = createBatcher<{ runId: number; ips: string[] }, ProbeResult[]>({
+    maxItems: 500,
+    maxWaitMs: 20,
+    run: (items) => probeResults(db, items),
+  });
+  /** Probe jobs this process enqueued lately: a domain needing the same IP does not enqueue it again. */
+  const probesAdded = new Map<string, number>();
 
   const lastTopUp = new Map<number, number>();
   async function maybeTopUp(runId: number): Promise<void> {
@@ -123,9 +191,13 @@ export function startWorker(
     if (abandoned.has(job)) throw new JobTimeoutError(config.jobTimeoutMs);
   }
 
+  /** Moves the job to the delayed set; its data is written only when the step changed in what it keeps. */
   async function waitAgain(job: Job, token: string | undefined, step: DomainStep, delayMs: number): Promise<never> {
     assertLive(job);
-    await job.updateData({ ...(job.data as DomainJob), step });
+    const stored = (job.data as DomainJob).step;
+    if (!stored || stored.phase !== step.phase || stored.attempt !== step.attempt || stored.requeues !== step.requeues || stored.waitingSince !== step.waitingSince) {
+      await job.updateData({ ...(job.data as DomainJob), step });
+    }
     await job.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
   }
@@ -134,8 +206,12 @@ export function startWorker(
     const { runId, domain } = job.data;
     const run = await runInfo(runId);
     if (!run || run.state !== 'running') return { skipped: run?.state ?? 'no such run' };
-    const existing = await db.selectFrom('diagnoses').select('id').where('run_id', '=', runId).where('domain', '=', domain).executeTakeFirst();
-    if (existing) return { skipped: 'diagnosed' };
+    // Only a job that ran before (failed, or stalled with its worker) can find its diagnosis written already;
+    // a first run would pay a round trip for nothing (and the insert is idempotent anyway).
+    if (job.attemptsMade > 0 || job.stalledCounter > 0) {
+      const existing = await db.selectFrom('diagnoses').select('id').where('run_id', '=', runId).where('domain', '=', domain).executeTakeFirst();
+      if (existing) return { skipped: 'diagnosed' };
+    }
 
     let step: DomainStep = job.data.step ?? { phase: 'dns', attempt: 0, waits: 0, startedAt: Date.now() };
     if (step.phase === 'dns' || step.dns === undefined) {
@@ -146,45 +222,55 @@ export function startWorker(
         seen.add(t.ip);
         return true;
       });
+      // Kept in the job's data only if it has to wait (waitAgain): a domain whose probes are done goes on.
       step = { ...step, phase: 'probes', dns, targets, waits: 0, requeues: 0, waitingSince: Date.now() };
-      assertLive(job);
-      await job.updateData({ ...job.data, step });
     }
     const targets = step.targets ?? [];
     const need = step.need ?? {};
     const have = new Map<string, unknown>();
     if (targets.length > 0) {
-      const rows = await db
-        .selectFrom('probed_ips')
-        .select([sql<string>`host(ip)`.as('ip'), 'observations', 'attempt'])
-        .where('run_id', '=', runId)
-        .where(sql<boolean>`ip = ANY(${sql.val(targets.map((t) => t.ip))}::inet[])`)
-        .execute();
+      const rows = await probeReader.add({ runId, ips: [...new Set(targets.map((t) => t.ip))] });
       for (const r of rows) if (r.attempt >= (need[r.ip] ?? 0)) have.set(r.ip, r.observations);
     }
     const missing = targets.filter((t) => !have.has(t.ip));
     if (missing.length > 0) {
       let requeued = false;
-      const toAdd: { name: 'probe-ip'; data: ProbeIpJob; opts: object }[] = [];
+      const waited = Date.now() - (step.waitingSince ?? Date.now());
+      const toAdd: { name: 'probe-ip'; data: ProbeIpJob; opts: { jobId: string } }[] = [];
+      const now = Date.now();
+      for (const [id, at] of probesAdded) if (now - at > 60_000) probesAdded.delete(id);
       for (const m of missing) {
         const attempt = need[m.ip] ?? 0;
         const id = probeJobId(runId, m.ip, attempt);
-        const state = await queues.probes.getJobState(id);
-        if (PENDING.has(state)) continue;
-        if (state === 'completed' || state === 'failed') {
-          // Finished without a result row (its run was cancelled, or it failed for good): run it again.
-          requeued = true;
-          await (await queues.probes.getJob(id))?.remove().catch(() => {});
+        if (waited >= PROBE_STATE_AFTER_MS) {
+          const state = await queues.probes.getJobState(id);
+          if (PENDING.has(state)) continue;
+          if (state === 'completed' || state === 'failed') {
+            // Finished without a result row (its run was cancelled, or it failed for good): run it again.
+            requeued = true;
+            await (await queues.probes.getJob(id))?.remove().catch(() => {});
+          }
+        } else if (probesAdded.has(id)) {
+          continue; // enqueued by this process a moment ago (adding it again would be a no-op)
         }
         const hostnames = targets.filter((t) => t.ip === m.ip).map((t) => t.host);
         toAdd.push({ name: 'probe-ip', data: { runId, ip: m.ip, hostnames, attempt }, opts: { ...JOB_OPTIONS['probe-ip'], jobId: id } });
       }
-      if (toAdd.length > 0) await queues.probes.addBulk(toAdd);
+      if (toAdd.length > 0) {
+        // Marked before the call, so the jobs of this process that need the same IP meanwhile do not add it too.
+        for (const a of toAdd) probesAdded.set(a.opts.jobId, now);
+        // Adding an id that exists is a no-op in BullMQ: probes other domains enqueued stay as they are.
+        await queues.probes.addBulk(toAdd).catch((err: unknown) => {
+          for (const a of toAdd) probesAdded.delete(a.opts.jobId);
+          throw err;
+        });
+      }
       const requeues = (step.requeues ?? 0) + (requeued ? 1 : 0);
       if (requeues <= MAX_PROBE_REQUEUES) {
         const waits = step.waits + 1;
-        // Probes usually finish within seconds; back off to 15 s so 10,000 waiting domains stay cheap.
-        return waitAgain(job, token, { ...step, waits, requeues }, Math.min(500 * 1.5 ** Math.min(waits, 20), 15_000));
+        // Probes usually finish within seconds; back off with the time waited (about half of it, 0.75 to
+        // 15 s) so 10,000 waiting domains stay cheap, without writing a counter into the job at every wait.
+        return waitAgain(job, token, { ...step, waits, requeues }, Math.min(15_000, Math.max(750, waited / 2)));
       }
       logger.warn({ runId, domain, missing: missing.map((m) => m.ip) }, 'judging without the probes that kept failing');
     }
@@ -208,7 +294,8 @@ export function startWorker(
       return waitAgain(job, token, { phase: 'dns', attempt: step.attempt + 1, need: nextNeed, waits: 0, requeues: 0, startedAt: step.startedAt }, delay);
     }
 
-    const { inserted } = await insertDiagnosis(db, diagnosis, { source: 'scan', runId, surveyId: run.surveyId });
+    assertLive(job);
+    const inserted = await diagnosisWriter.add({ diagnosis, runId, surveyId: run.surveyId });
     logger.debug(
       { runId, domain, verdict: diagnosis.verdict.verdict, attempt: step.attempt, waits: step.waits, inserted, mx: targets.length, ms: step.startedAt ? Date.now() - step.startedAt : undefined },
       'domain diagnosed',
@@ -222,13 +309,17 @@ export function startWorker(
     const run = await runInfo(runId);
     if (!run || run.state !== 'running') return { skipped: run?.state ?? 'no such run' };
     if (run.optOutIps.has(ip)) return { skipped: 'opted out' };
-    const existing = await db
-      .selectFrom('probed_ips')
-      .select('attempt')
-      .where('run_id', '=', runId)
-      .where(sql<boolean>`ip = ${ip}::inet`)
-      .executeTakeFirst();
-    if (existing && existing.attempt >= attempt) return { skipped: 'probed' };
+    // A probe job runs once per run and IP (its job id); only a job that ran before can find its result
+    // stored already, and must then not open a second session to the IP.
+    if (job.attemptsMade > 0 || job.stalledCounter > 0) {
+      const existing = await db
+        .selectFrom('probed_ips')
+        .select('attempt')
+        .where('run_id', '=', runId)
+        .where(sql<boolean>`ip = ${ip}::inet`)
+        .executeTakeFirst();
+      if (existing && existing.attempt >= attempt) return { skipped: 'probed' };
+    }
     const started = Date.now();
     const observations = await diag.observeIp(ip, hostnames, run.deps);
     await sql`
@@ -401,9 +492,12 @@ export function startWorker(
       clearInterval(healthTimer);
       redis.off('close', onRedisClose);
       redis.off('ready', onRedisReady);
+      // Diagnoses queued for a batch go now, and every later one at once: the jobs waiting for them finish
+      // instead of waiting for a timer (or being cut off as stalled, their DNS and probes wasted).
+      const drained = Promise.all([diagnosisWriter.drain(), probeReader.drain()]);
       let timeout: NodeJS.Timeout | undefined;
       const graceful = await Promise.race([
-        Promise.all(workers.map((w) => w.close())).then(() => true),
+        Promise.all([drained, ...workers.map((w) => w.close())]).then(() => true),
         new Promise<boolean>((r) => {
           timeout = setTimeout(() => r(false), timeoutMs);
         }),
@@ -413,6 +507,9 @@ export function startWorker(
         logger.warn({ timeoutMs }, 'active jobs did not finish in time; they will be picked up as stalled jobs');
         await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
       }
+      // A batch still being written finishes (or fails) before the database is closed; either way its jobs
+      // are not completed unless it was written, so nothing is lost.
+      await bounded(Promise.all([diagnosisWriter.flush(), probeReader.flush()]), 10_000, () => {});
       await bounded(maintaining.catch(() => {}), 10_000, () => {});
       return { graceful };
     },

@@ -117,7 +117,7 @@ export interface DnsLimiterOptions {
 /** How long a batch of tokens taken from Redis may be spent locally; what is left then lapses. */
 export const DNS_TOKEN_HOLD_MS = 100;
 /** At most this many tokens per call to Redis. */
-export const DNS_TOKEN_BATCH = 20;
+export const DNS_TOKEN_BATCH = 50;
 
 /**
  * The shape of the shared bucket for `qps`: tokens per Redis call, and the burst.
@@ -137,7 +137,7 @@ export function dnsBucketShape(qps: number): { batch: number; burst: number; hol
 
 /**
  * A token bucket in Redis: every worker's DNS queries together stay under `qps`. The tokens are taken in
- * batches (dnsBucketShape: up to 20 per call, one call serving every query of this process waiting at that
+ * batches (dnsBucketShape: up to 50 per call, one call serving every query of this process waiting at that
  * moment), so a query costs a Redis round trip only now and then instead of every time.
  */
 export function redisDnsLimiter(redis: IORedis, options: DnsLimiterOptions): DnsLimiter {

@@ -286,12 +286,18 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
           opts: { ...JOB_OPTIONS.domain, jobId: domainJobId(runId, r.domain) },
         };
       });
-      await ctx.queues.domains.addBulk(jobs);
+      // A sweep meets mostly domains whose jobs are still queued or running: when every job of the page is
+      // there (one EXISTS over their keys), adding them again would be a no-op per job (issue 18: a Redis
+      // command per in-flight domain and sweep). All of a queue's keys share its prefix, so one Cluster slot
+      // whenever BullMQ itself works there.
+      const present = await ctx.redis.exists(...jobs.map((j) => ctx.queues.domains.toKey(j.opts.jobId)));
+      const adding = present < jobs.length;
+      if (adding) await ctx.queues.domains.addBulk(jobs);
       cursor = rows[rows.length - 1].domain;
       // After addBulk: a crash in between re-adds the same ids next time, which is a no-op.
       await ctx.db.updateTable('runs').set({ feed_cursor: cursor }).where('id', '=', runId).execute();
       room -= rows.length;
-      added += rows.length;
+      if (adding) added += rows.length;
     }
     if (added > 0) ctx.logger.debug({ runId, added, cursor }, 'feeder enqueued domains');
     return added;

@@ -28,7 +28,12 @@ if (dir) {
   const sendCommand = Redis.prototype.sendCommand;
   Redis.prototype.sendCommand = function (command, ...rest) {
     let name = String(command?.name ?? '?').toLowerCase();
-    if (name === 'evalsha') name = `evalsha:${scripts.get(String(command.args?.[0])) ?? '?'}`;
+    if (name === 'evalsha') {
+      // The script, and for BullMQ's the queue its first key is under (`<prefix>:<queue>:…`).
+      const script = String(scripts.get(String(command.args?.[0])) ?? '?').replace(/:\d+\.\d+\.\d+$/, '');
+      const queue = /^[^:]+:(domains|probes|control):/.exec(String(command.args?.[2] ?? ''))?.[1];
+      name = `evalsha:${script}${queue ? `@${queue}` : ''}`;
+    }
     redis[name] = (redis[name] ?? 0) + 1;
     return sendCommand.call(this, command, ...rest);
   };

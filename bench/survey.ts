@@ -128,7 +128,10 @@ async function measureRun(
   try {
     for (let i = 1; i <= workers; i++) {
       procs.push(
-        spawnCli(`worker-${workers}-${i}`, ['worker', '--concurrency', String(concurrency)], {
+        // The same figure for domain jobs and probe sessions, as before the probe queue had its own setting: with
+        // the default 2,000 probes against one lab process, the lab itself answers 421 past its session limit and
+        // drops DNS, which measures the lab, not us (bench sessions measures thousands of sessions on their own).
+        spawnCli(`worker-${workers}-${i}`, ['worker', '--concurrency', String(concurrency), '--probe-concurrency', String(concurrency)], {
           env,
           logDir: lab.dir,
           keepBytes: 64 * 1024,

@@ -38,13 +38,19 @@ export type DiagnosisOrigin =
  * returns the id of the row already there and writes nothing.
  */
 export async function insertDiagnosis(db: Db, d: Diagnosis, origin: DiagnosisOrigin): Promise<{ id: string; inserted: boolean }> {
+  if (origin.source === 'scan') {
+    // A scan is stored by the statement the survey workers batch (insertScanDiagnoses), here with one item.
+    const [inserted] = await insertScanDiagnoses(db, [{ diagnosis: d, runId: origin.runId, surveyId: origin.surveyId }]);
+    const { id } = await db.selectFrom('diagnoses').select('id').where('run_id', '=', origin.runId).where('domain', '=', d.domain).executeTakeFirstOrThrow();
+    return { id, inserted: inserted! };
+  }
   return db.transaction().execute(async (trx) => {
     const row = {
       source: d.source,
       domain: d.domain,
-      survey_id: origin.source === 'scan' ? origin.surveyId : origin.surveyId ?? null,
-      run_id: origin.source === 'scan' ? origin.runId : null,
-      test_mail_id: origin.source === 'test-mail' ? origin.testMailId : null,
+      survey_id: origin.surveyId ?? null,
+      run_id: null,
+      test_mail_id: origin.testMailId,
       observed_at: d.observedAt,
       observations: d.observations,
       ...judgementColumns(d),
@@ -52,20 +58,11 @@ export async function insertDiagnosis(db: Db, d: Diagnosis, origin: DiagnosisOri
     const inserted = await trx
       .insertInto('diagnoses')
       .values(row)
-      .onConflict((oc) =>
-        origin.source === 'scan'
-          ? oc.columns(['run_id', 'domain']).where('run_id', 'is not', null).doNothing()
-          : oc.column('test_mail_id').where('test_mail_id', 'is not', null).doNothing(),
-      )
+      .onConflict((oc) => oc.column('test_mail_id').where('test_mail_id', 'is not', null).doNothing())
       .returning('id')
       .executeTakeFirst();
     if (!inserted) {
-      const existing = await trx
-        .selectFrom('diagnoses')
-        .select('id')
-        .$if(origin.source === 'scan', (q) => q.where('run_id', '=', (origin as { runId: number }).runId).where('domain', '=', d.domain))
-        .$if(origin.source === 'test-mail', (q) => q.where('test_mail_id', '=', (origin as { testMailId: string }).testMailId))
-        .executeTakeFirstOrThrow();
+      const existing = await trx.selectFrom('diagnoses').select('id').where('test_mail_id', '=', origin.testMailId).executeTakeFirstOrThrow();
       return { id: existing.id, inserted: false };
     }
     if (d.mx.length > 0) {

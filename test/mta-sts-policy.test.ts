@@ -4,7 +4,7 @@
 // HTTPS policy hosts (lab/worlds/test-v2.json), which must agree.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,7 +93,7 @@ describe('MTA-STS against nginx (real HTTPS server)', { skip }, () => {
   const held = new Set<net.Socket>();
   const gate = createOutboundGate({ lab: true });
   const deps = () => ({ resolver, gate, port: HTTPS_PORT, extraCaPems: [w.pki.rootPem], deadlineMs: 2_000, connectTimeoutMs: 1_000 });
-  const accessLog = () => readFileSync(path.join(w.nginx.dir, 'logs', 'access.log'), 'utf8').split('\n').filter(Boolean);
+  const accessLog = () => w.nginx.accessLog();
 
   before(async () => {
     w = await startStsWorld(1);
@@ -192,7 +192,7 @@ describe('MTA-STS against nginx (real HTTPS server)', { skip }, () => {
     assert.equal(f.http?.status, 301);
     assert.equal(f.http?.location, 'https://mta-sts.good.sts.test/.well-known/mta-sts.txt');
     assert.equal(f.body, null);
-    const lines = accessLog().slice(before);
+    const lines = await w.nginx.accessLogAfter(before, 1);
     assert.equal(lines.length, 1, lines.join('\n'));
     assert.match(lines[0], /"GET \/\.well-known\/mta-sts\.txt HTTP\/1\.1" 301/);
   });

@@ -345,6 +345,13 @@ export interface RunningNginx {
   port: number;
   dir: string;
   process: ManagedProcess;
+  /** The access log's lines. */
+  accessLog(): string[];
+  /**
+   * The lines logged after the first `before`, once there are `count` of them or after 2 s: nginx writes a line in
+   * its log phase, after the response has gone out, so a client that has read the response can be faster.
+   */
+  accessLogAfter(before: number, count: number): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -412,7 +419,20 @@ http {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  return { ip: opts.ip, port: opts.port, dir, process: proc, stop: () => proc.stop().then(() => rmSync(dir, { recursive: true, force: true })) };
+  const accessLog = () => readFileSync(path.join(dir, 'logs', 'access.log'), 'utf8').split('\n').filter(Boolean);
+  const accessLogAfter = async (before: number, count: number) => {
+    for (let i = 0; i < 100 && accessLog().length < before + count; i++) await new Promise((r) => setTimeout(r, 20));
+    return accessLog().slice(before);
+  };
+  return {
+    ip: opts.ip,
+    port: opts.port,
+    dir,
+    process: proc,
+    accessLog,
+    accessLogAfter,
+    stop: () => proc.stop().then(() => rmSync(dir, { recursive: true, force: true })),
+  };
 }
 
 function tail(file: string, bytes = 3000): string {

@@ -140,6 +140,15 @@ export function reason(en: string, ja: string, transient = false): ReasonMeta {
   return { en, ja, transient };
 }
 
+/**
+ * The reason table of codes an evaluator declares with their transient flag (dane/tlsa.ts DANE_REASONS,
+ * mta-sts/policy.ts MTA_STS_POLICY_REASONS) and a check labels in its own folder: one entry per label, in
+ * the labels' order.
+ */
+export function labelledReasons<R extends string>(labels: Readonly<Record<R, Label>>, evaluator: Readonly<Record<NoInfer<R>, { transient: boolean }>>): Reasons<R> {
+  return Object.fromEntries((Object.keys(labels) as R[]).map((k) => [k, reason(labels[k].en, labels[k].ja, evaluator[k].transient)])) as Record<R, ReasonMeta>;
+}
+
 /** The status/reason/detail of a result, without the value. */
 export function asFinding(r: CheckResult): Finding {
   return r.detail === undefined ? { status: r.status, reason: r.reason } : { status: r.status, reason: r.reason, detail: r.detail };

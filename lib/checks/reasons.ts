@@ -1,5 +1,5 @@
-// Reason codes several checks share: why a DNS lookup or an SMTP session produced no fact, and why a host was
-// not measured at all. Each check's own table (lib/checks/<id>/index.ts) spreads in the ones it can give, so
+// Reason codes several checks share: why a DNS lookup or an SMTP session produced no fact, why the MX set gives
+// no host to judge, and why a host was not measured at all. Each check's own table (lib/checks/<id>/index.ts) spreads in the ones it can give, so
 // every check still declares its whole closed set. `transient`: a later attempt may well not repeat it
 // (lib/checks/judge.ts transientUnknowns; the workers retry such a domain before the unknown is final).
 import { reason, type ReasonMeta } from './contract.ts';
@@ -21,6 +21,23 @@ export const DNS_FAILURE_REASONS = {
 } as const satisfies Record<string, ReasonMeta>;
 export type DnsFailureReason = keyof typeof DNS_FAILURE_REASONS;
 
+/** The MX reasons a check judged over the MX hosts passes on when there is no host to judge. */
+export const MX_SET_REASONS = {
+  no_mx: reason('no MX: the domain receives no mail', 'MXがない（メールを受け取らない）'),
+  null_mx: reason('null MX (RFC 7505): the domain receives no mail', 'ヌルMX（RFC 7505）'),
+  null_mx_mixed: reason('a null MX next to other MX records', 'ヌルMXと他のMXが混在'),
+  mx_is_ip: reason('an MX target is an IP address', 'MXの値がIPアドレス'),
+  mx_without_address: reason('no MX host has an address', 'MXホストにアドレスがない'),
+  no_ip: reason('no address to judge', '判定するアドレスがない'),
+} as const satisfies Record<string, ReasonMeta>;
+
+/**
+ * Why a finding judged over the MX hosts (tls_cert, tls_key, dane) has no host to look at: what
+ * lib/checks/judge-input.ts noMxHosts passes on from the MX set (null or no MX, or the DNS failure, an
+ * invalid name among them, that left the set unknown).
+ */
+export const NO_MX_HOST_REASONS = { ...MX_SET_REASONS, ...DNS_FAILURE_REASONS } as const;
+
 /** Why a finding judged over the MX hosts' TLS (versions, certificates) has nothing to look at. */
 export const NO_TLS_REASONS = {
   no_tls: reason('no TLS handshake completed', 'TLSハンドシェイクが完了しなかった'),
@@ -33,6 +50,12 @@ export const NOT_MEASURED_REASONS = {
   no_address: reason('the MX name has no address', 'MXホスト名にアドレスがない'),
   invalid_ip: reason('not an IP address', 'IPアドレスとして正しくない'),
 } as const satisfies Record<string, ReasonMeta>;
+
+/**
+ * Every reason a criterion judged per IP (reverse_dns, dnsbl: lib/checks/judge-input.ts overJudgedIps) can
+ * leave unknown or n/a with besides its own: the MX set's, an IP not measured, a DNS failure.
+ */
+export const JUDGED_IP_REASONS = { ...MX_SET_REASONS, ...NOT_MEASURED_REASONS, ...DNS_FAILURE_REASONS } as const;
 
 /**
  * Why an SMTP session gave no answer to judge (lib/checks/smtp-reasons.ts maps what the probe recorded to these:

@@ -3,8 +3,7 @@
 // observation; checks judge with the closed code and keep the raw text in the detail.
 import type { Finding } from '../criteria.ts';
 import type { SmtpFailureReason } from './reasons.ts';
-import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from './reasons.ts';
-import { MX_SET_REASONS } from './mx/index.ts';
+import { DNS_FAILURE_REASONS, MX_SET_REASONS, NOT_MEASURED_REASONS, SMTP_FAILURE_REASONS } from './reasons.ts';
 
 /**
  * Every reason a criterion judged over the MX hosts' SMTP sessions can leave unknown or n/a with: the MX set's,

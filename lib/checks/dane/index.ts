@@ -6,14 +6,13 @@
 // not asked, and the host is recorded as not applicable with the reason. The judgement matches the TLSA
 // records against the chain the host presented in the SMTP session the scan already makes (no extra
 // connection): per MX (host, address) row, then the domain (../shared/CRITERIA.md).
-import { finding, type Finding, type Status } from '../../criteria.ts';
+import { finding, type Status } from '../../criteria.ts';
 import { isFact } from '../../dns/resolver.ts';
 import type { Lookup } from '../../dns/observation.ts';
-import { defineFinding, reason, type GatherDeps, type GatherOptions, type Label, type ReasonMeta } from '../contract.ts';
-import { fromMx, type JudgeInput } from '../judge-input.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
+import { defineFinding, labelledReasons, reason, type GatherDeps, type GatherOptions, type Label, type ReasonMeta, UNKNOWN_VALUE_LABEL } from '../contract.ts';
+import { noMxHosts, type JudgeInput } from '../judge-input.ts';
 import type { MxObservation } from '../mx/mx.ts';
-import { DNS_FAILURE_REASONS } from '../reasons.ts';
+import { NO_MX_HOST_REASONS } from '../reasons.ts';
 import { DANE_REASONS, evaluateDane, retrieveTlsa, type DaneEvaluation, type DaneReason, type DaneValue, type TlsaObservation } from './tlsa.ts';
 
 /** Why DANE does not apply to an MX host, so its TLSA records were not asked (RFC 7672 §2.2). */
@@ -69,6 +68,7 @@ export type DaneDomainValue = (typeof DANE_VALUES)[number];
 /** Worst first: what a domain without a valid MX shows when its MX hosts differ. */
 const WORST: DaneValue[] = ['bogus', 'mismatch', 'unusable', 'insecure', 'none'];
 
+/** ja/en labels of the TLSA reasons (their value and transient flag are in tlsa.ts DANE_REASONS). */
 const REASON_LABELS: Record<DaneReason, Label> = {
   tlsa_match: { en: 'a usable TLSA record matches the presented certificate or chain', ja: '利用可能なTLSAレコードが提示された証明書に一致する' },
   tlsa_mismatch: { en: 'secure TLSA records, none matches the presented chain', ja: 'DNSSECで検証済みのTLSAがあるが、提示された証明書に一致しない' },
@@ -90,9 +90,6 @@ const NOT_APPLICABLE_REASONS: Record<DaneNotApplicable, ReasonMeta> = {
     'MXホストのアドレスがDNSSECで保護されていないためDANEは適用されない（TLSAを調べない）',
   ),
 };
-const TLSA_REASONS = Object.fromEntries(
-  (Object.keys(REASON_LABELS) as DaneReason[]).map((k) => [k, reason(REASON_LABELS[k].en, REASON_LABELS[k].ja, DANE_REASONS[k].transient)]),
-) as Record<DaneReason, ReasonMeta>;
 
 const STATUS: Record<DaneDomainValue, Status> = {
   valid: 'ok', partial: 'ng', mismatch: 'ng', unusable: 'ng', bogus: 'ng', insecure: 'ng', none: 'na', no_mx: 'na', unknown: 'unknown',
@@ -149,14 +146,6 @@ export function daneRows(input: JudgeInput): RowResult[] | null {
   return out;
 }
 
-function noHosts(input: JudgeInput): Finding | null {
-  if (input.invalid) return input.invalid;
-  const mx = input.mx;
-  if (mx.kind === 'null' || mx.kind === 'none') return finding('na', mx.kind === 'null' ? 'null_mx' : 'no_mx', mx.finding.detail);
-  if (mx.kind === 'unknown') return fromMx(mx.finding);
-  return null;
-}
-
 export const daneCheck = defineFinding({
   id: 'dane',
   label: { ja: 'DANE（SMTP）', en: 'DANE for SMTP' },
@@ -174,20 +163,19 @@ export const daneCheck = defineFinding({
     insecure: { ja: 'TLSAがDNSSECで保護されていない', en: 'TLSA not DNSSEC-secure' },
     none: { ja: 'TLSAなし、またはDANE非適用（MXがDNSSECで保護されていない）', en: 'no TLSA, or DANE not applicable (MX not DNSSEC-secure)' },
     no_mx: { ja: '対象のMXなし', en: 'no MX host' },
-    unknown: { ja: '測定不能', en: 'unknown' },
+    unknown: UNKNOWN_VALUE_LABEL,
   },
   reasons: {
-    ...TLSA_REASONS,
+    ...labelledReasons(REASON_LABELS, DANE_REASONS),
     ...NOT_APPLICABLE_REASONS,
     dane_partial: reason('some MX hosts are DANE-valid, others are not', '一部のMXのみDANEが有効'),
     chain_not_recorded: reason('secure TLSA records; the presented chain was not recorded when this was measured', 'TLSAはあるが測定時に証明書チェーンを記録していない'),
     not_recorded: reason('the TLSA records were not looked up when this was measured', '測定時にTLSAを調べていない'),
-    ...MX_SET_REASONS,
-    ...DNS_FAILURE_REASONS,
+    ...NO_MX_HOST_REASONS,
   },
   gather: { key: 'dane', after: ['mx'], retrieve: gatherDane },
   judge(input) {
-    const none = noHosts(input);
+    const none = noMxHosts(input);
     if (none) return { ...none, value: none.status === 'na' ? 'no_mx' : 'unknown' };
     const rows = daneRows(input);
     if (rows === null) return { ...finding('unknown', 'not_recorded'), value: 'unknown' };

@@ -2,8 +2,7 @@
 // answer is the operator's error signal, never "listed".
 import { defineCriterion, reason } from '../contract.ts';
 import { overJudgedIps } from '../judge-input.ts';
-import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS } from '../reasons.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
+import { JUDGED_IP_REASONS } from '../reasons.ts';
 import { evaluateDnsbl } from './dnsbl.ts';
 
 export const dnsblCheck = defineCriterion({
@@ -17,9 +16,7 @@ export const dnsblCheck = defineCriterion({
     dnsbl_error: reason('the DNSBL answered with its error signal', 'DNSBLがエラーを返した'),
     unexpected_answer: reason('an answer outside 127.0.0.0/24', '想定外の応答'),
     no_zones: reason('no DNSBL zone configured', 'DNSBLが設定されていない'),
-    ...MX_SET_REASONS,
-    ...NOT_MEASURED_REASONS,
-    ...DNS_FAILURE_REASONS,
+    ...JUDGED_IP_REASONS,
   },
   judge: (input) => overJudgedIps(input, (o) => evaluateDnsbl(o.dnsbl)),
 });

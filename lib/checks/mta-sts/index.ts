@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { finding } from '../../criteria.ts';
 import { httpsPort } from '../../net/https-fetch.ts';
-import { defineFinding, reason, type GatherDeps, type Label, type ReasonMeta, RECORD_VALUE_LABELS } from '../contract.ts';
+import { defineFinding, labelledReasons, reason, type GatherDeps, type Label, RECORD_VALUE_LABELS } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectMtaSts, evaluateMtaSts } from './mta-sts.ts';
@@ -75,10 +75,6 @@ const POLICY_LABELS: Record<Exclude<MtaStsPolicyReason, 'txt_dns_failure'>, Labe
   mx_not_covered: { en: 'an MX host matches none of the policy mx patterns (RFC 8461 §4.1)', ja: 'ポリシーのmxに一致しないMXがある' },
 };
 
-const POLICY_REASONS = Object.fromEntries(
-  (Object.keys(POLICY_LABELS) as (keyof typeof POLICY_LABELS)[]).map((k) => [k, reason(POLICY_LABELS[k].en, POLICY_LABELS[k].ja, MTA_STS_POLICY_REASONS[k].transient)]),
-) as Record<keyof typeof POLICY_LABELS, ReasonMeta>;
-
 /** The extra CA files read once per path (the lab CA in lab mode). */
 const caPems = new Map<string, string[]>();
 function extraCaPems(file: string | null | undefined): string[] {
@@ -139,7 +135,7 @@ export const mtaStsCheck = defineFinding({
   values: MTA_STS_VALUES,
   valueLabels: VALUE_LABELS,
   reasons: {
-    ...POLICY_REASONS,
+    ...labelledReasons(POLICY_LABELS, MTA_STS_POLICY_REASONS),
     policy_not_recorded: reason('a valid MTA-STS record; the policy was not fetched when this was measured', '正しいMTA-STSレコード（ポリシーは測定時に取得していない）'),
     not_measured: reason('the policy was not fetched (no outbound connection in this run)', 'ポリシーを取得していない（外部接続なしの実行）'),
     ...DNS_FAILURE_REASONS,

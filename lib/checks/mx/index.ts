@@ -1,18 +1,8 @@
 // The MX set (RFC 5321 §5.1, RFC 7505 null MX): shown by `check` and stored; the SMTP criteria, reverse DNS
 // and DNSBL are judged over its hosts (lib/checks/judge-input.ts reads it once for all of them).
 import { defineFinding, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
-import { DNS_FAILURE_REASONS } from '../reasons.ts';
+import { DNS_FAILURE_REASONS, MX_SET_REASONS } from '../reasons.ts';
 import { collectMx } from './mx.ts';
-
-/** The MX reasons a check judged over the MX hosts passes on when there is no host to judge. */
-export const MX_SET_REASONS = {
-  no_mx: reason('no MX: the domain receives no mail', 'MXがない（メールを受け取らない）'),
-  null_mx: reason('null MX (RFC 7505): the domain receives no mail', 'ヌルMX（RFC 7505）'),
-  null_mx_mixed: reason('a null MX next to other MX records', 'ヌルMXと他のMXが混在'),
-  mx_is_ip: reason('an MX target is an IP address', 'MXの値がIPアドレス'),
-  mx_without_address: reason('no MX host has an address', 'MXホストにアドレスがない'),
-  no_ip: reason('no address to judge', '判定するアドレスがない'),
-} as const;
 
 export const mxCheck = defineFinding({
   id: 'mx',

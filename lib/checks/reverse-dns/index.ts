@@ -2,8 +2,7 @@
 // RFC 8601 §3): the MX IPs of a scan, the client IP of a test mail.
 import { defineCriterion, reason } from '../contract.ts';
 import { overJudgedIps } from '../judge-input.ts';
-import { DNS_FAILURE_REASONS, NOT_MEASURED_REASONS } from '../reasons.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
+import { JUDGED_IP_REASONS } from '../reasons.ts';
 import { evaluateReverseDns } from './reverse-dns.ts';
 
 export const reverseDnsCheck = defineCriterion({
@@ -15,9 +14,7 @@ export const reverseDnsCheck = defineCriterion({
     fcrdns: reason('the PTR name resolves back to the IP', 'PTR名が同じIPに解決される'),
     no_ptr: reason('no PTR record', 'PTRレコードがない'),
     ptr_mismatch: reason('the PTR name does not resolve back', 'PTR名が元のIPに解決されない'),
-    ...MX_SET_REASONS,
-    ...NOT_MEASURED_REASONS,
-    ...DNS_FAILURE_REASONS,
+    ...JUDGED_IP_REASONS,
   },
   judge: (input) => overJudgedIps(input, (o) => evaluateReverseDns(o.reverseDns)),
 });

@@ -7,8 +7,7 @@
 import { finding, type Finding } from '../../criteria.ts';
 import { defineFinding, reason, NO_TLS_VALUE_LABEL, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import { noMxHosts } from '../judge-input.ts';
-import { MX_SET_REASONS } from '../mx/index.ts';
-import { DNS_FAILURE_REASONS, NO_TLS_REASONS } from '../reasons.ts';
+import { NO_MX_HOST_REASONS, NO_TLS_REASONS } from '../reasons.ts';
 import { CERT_PROBLEMS, EXPIRES_SOON_DAYS, KEY_CLASSES, describeHost, describeKey, hostCerts, keyClass, type CertProblem, type KeyClass } from './tls-cert.ts';
 
 /** The certificate problems in words, and `any`: cert_problems counts four of them under the same labels. */
@@ -53,8 +52,7 @@ export const tlsCertCheck = defineFinding({
     cert_ok: reason('every MX certificate is in order', 'MXの証明書に問題はない'),
     chain_not_recorded: reason('the presented chain was not recorded when this was measured: key size and chain not judged', '測定時に証明書チェーンを記録していない（鍵長・チェーンは未判定）'),
     ...NO_TLS_REASONS,
-    ...MX_SET_REASONS,
-    ...DNS_FAILURE_REASONS,
+    ...NO_MX_HOST_REASONS,
   },
   judge(input) {
     const none = noMxHosts(input);
@@ -95,8 +93,7 @@ export const tlsKeyCheck = defineFinding({
     other_key: reason('an MX key of another type (DSA, …)', 'MXの鍵がその他の種類（DSAなど）'),
     chain_not_recorded: reason('the presented chain was not recorded when this was measured', '測定時に証明書チェーンを記録していない'),
     ...NO_TLS_REASONS,
-    ...MX_SET_REASONS,
-    ...DNS_FAILURE_REASONS,
+    ...NO_MX_HOST_REASONS,
   },
   judge(input) {
     const none = noMxHosts(input);

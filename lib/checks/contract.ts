@@ -59,6 +59,14 @@ export interface DomainGatherer<O = unknown> {
   retrieve(domain: string, deps: GatherDeps, opts: GatherOptions): Promise<O>;
 }
 
+/**
+ * The gatherer of a check whose observation is DNS lookups alone: `collect` reads `domain` through the
+ * injected resolver, with checking disabled when the domain is DNSSEC-bogus.
+ */
+export function dnsGatherer<O>(key: string, collect: (domain: string, resolver: Resolver, opts: { cd: boolean }) => Promise<O>): DomainGatherer<O> {
+  return { key, retrieve: (domain, deps, { cd }) => collect(domain, deps.resolver, { cd }) };
+}
+
 export interface GatherOptions extends DomainHints {
   cd: boolean;
   /** The observations of the gatherers named in `after`, under their keys (empty without `after`). */

@@ -7,7 +7,7 @@
 //   one `rua:<value>` and one `ruf:<value>` per domain, so a report table shows both address kinds).
 import { finding } from '../../criteria.ts';
 import { failureReason } from '../../dns/observation.ts';
-import { defineFinding, reason, RECORD_VALUE_LABELS, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
+import { defineFinding, dnsGatherer, reason, RECORD_VALUE_LABELS, type Label, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import { judgeRecord, type JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import {
@@ -63,7 +63,7 @@ export const dmarcPolicyCheck = defineFinding({
     p_none: reason('p=none (monitoring only)', 'p=none（監視のみ）'),
     ...NO_POLICY_REASONS,
   },
-  gather: { key: 'dmarc', retrieve: (domain, deps, { cd }) => collectDmarc(domain, deps.resolver, { cd }) },
+  gather: dnsGatherer('dmarc', collectDmarc),
   judge: (input) => judgeRecord(input, (dns) => evaluateDmarc(dns.dmarc)),
 });
 

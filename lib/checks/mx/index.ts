@@ -1,6 +1,6 @@
 // The MX set (RFC 5321 §5.1, RFC 7505 null MX): shown by `check` and stored; the SMTP criteria, reverse DNS
 // and DNSBL are judged over its hosts (lib/checks/judge-input.ts reads it once for all of them).
-import { defineFinding, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
+import { defineFinding, dnsGatherer, reason, UNKNOWN_VALUE_LABEL } from '../contract.ts';
 import { DNS_FAILURE_REASONS, MX_SET_REASONS } from '../reasons.ts';
 import { collectMx } from './mx.ts';
 
@@ -27,7 +27,7 @@ export const mxCheck = defineFinding({
     ...MX_SET_REASONS,
     ...DNS_FAILURE_REASONS,
   },
-  gather: { key: 'mx', retrieve: (domain, deps, { cd }) => collectMx(domain, deps.resolver, { cd }) },
+  gather: dnsGatherer('mx', collectMx),
   judge(input) {
     return { ...input.mx.finding, value: input.mx.kind };
   },

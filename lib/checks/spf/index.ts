@@ -1,6 +1,6 @@
 // spf (CRITERIA.md): scan — the published policy judged statically (RFC 7208 §4.5, §4.6.4); test mail —
 // check_host() for the client IP and MAIL FROM as mailauth computed it (pass only is ok).
-import { defineCriterion, reason } from '../contract.ts';
+import { defineCriterion, dnsGatherer, reason } from '../contract.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectSpf, evaluateSpfScan, evaluateSpfTestMail } from './spf.ts';
 
@@ -31,7 +31,7 @@ export const spfCheck = defineCriterion({
     unexpected_result: reason('an unexpected SPF result', '想定外のSPF結果'),
     ...DNS_FAILURE_REASONS,
   },
-  gather: { key: 'spf', retrieve: (domain, deps, { cd }) => collectSpf(domain, deps.resolver, { cd }) },
+  gather: dnsGatherer('spf', collectSpf),
   judge(input) {
     if (input.mail) return evaluateSpfTestMail(input.mail.spf);
     return input.dns.valid ? evaluateSpfScan(input.dns.spf) : input.invalid!;

@@ -1,5 +1,5 @@
 // tls_rpt, a finding beyond MSchecker: the `_smtp._tls` TXT record and its report destinations (RFC 8460 §3).
-import { defineFinding, reason, RECORD_VALUE_LABELS } from '../contract.ts';
+import { defineFinding, dnsGatherer, reason, RECORD_VALUE_LABELS } from '../contract.ts';
 import { judgeRecord } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
 import { collectTlsRpt, evaluateTlsRpt } from './tls-rpt.ts';
@@ -19,6 +19,6 @@ export const tlsRptCheck = defineFinding({
     invalid_tls_rpt_record: reason('a TLS-RPT record without a valid rua=', 'rua=が正しくないTLS-RPTレコード'),
     ...DNS_FAILURE_REASONS,
   },
-  gather: { key: 'tlsRpt', retrieve: (domain, deps, { cd }) => collectTlsRpt(domain, deps.resolver, { cd }) },
+  gather: dnsGatherer('tlsRpt', collectTlsRpt),
   judge: (input) => judgeRecord(input, (dns) => evaluateTlsRpt(dns.tlsRpt)),
 });

@@ -38,6 +38,9 @@ const NO_POLICY_LABELS = {
   unknown: RECORD_VALUE_LABELS.unknown,
 } as const satisfies Record<string, Label>;
 
+/** The values of dmarc_policy and dmarc_subdomain_policy (the p= or sp= that applies, else why none does), as reports list them. */
+const POLICY_VALUES = ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown'] as const;
+
 const POLICY_LABELS = {
   reject: { ja: 'reject', en: 'reject' },
   quarantine: { ja: 'quarantine', en: 'quarantine' },
@@ -55,7 +58,7 @@ export const dmarcPolicyCheck = defineFinding({
   rule: 'The p= of the _dmarc TXT record of the domain, or of its organizational domain (RFC 7489 §6.3, §6.6.3); several records or no valid p= is invalid.',
   scope: 'domain',
   column: 'dmarc_policy',
-  values: ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown'],
+  values: POLICY_VALUES,
   valueLabels: POLICY_LABELS,
   reasons: {
     p_reject: reason('p=reject', 'p=reject'),
@@ -72,7 +75,7 @@ export const dmarcSubdomainPolicyCheck = defineFinding({
   label: { ja: 'DMARCサブドメインポリシー', en: 'DMARC subdomain policy' },
   rule: 'The sp= of the applied DMARC record, or its p= when it has none (RFC 7489 §6.3); for a record found at the organizational domain this is the policy receivers apply to the domain itself (§6.6.3).',
   scope: 'domain',
-  values: ['reject', 'quarantine', 'none', 'absent', 'invalid', 'unknown'],
+  values: POLICY_VALUES,
   valueLabels: POLICY_LABELS,
   reasons: {
     sp_reject: reason('sp=reject', 'sp=reject'),

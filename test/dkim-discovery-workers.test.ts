@@ -4,52 +4,45 @@
 // key under the selectors the survey knows: the listed ones, and the one the test mail was signed with.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { Redis } from 'ioredis';
-import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
-import { createRun, runProgress } from '../workers/run.ts';
-import { startReceiver, type Receiver } from '../receiver/server.ts';
+import { createRun } from '../workers/run.ts';
+import type { Receiver } from '../receiver/server.ts';
+import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { alive, spawnWorker, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
-import { until } from './helpers/until.ts';
+import { TEST_REDIS_URL, deleteQueueKeys, newQueuePrefix, waitForRunDone } from './helpers/survey-run.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUR_DOMAIN = 'mailcensus.lab.test';
 let tdb: TestDatabase;
+let testLab: TestLab;
 let lab: Lab;
 let rx: Receiver;
-let tmp: string;
 const enqueued: string[] = [];
 let worker: WorkerProcess | null = null;
 
 before(async () => {
-  tmp = mkdtempSync(path.join(tmpdir(), 'mc-dkimrun-'));
-  [lab, tdb] = await Promise.all([
-    startLab(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(tmp, 'lab') }),
-    createTestDatabase(),
-  ]);
-  rx = await startReceiver({ db: tdb.db, domain: OUR_DOMAIN, host: '127.65.0.1', port: 0, sweepIntervalMs: 0, maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) });
+  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), 'mc-dkimrun-'), createTestDatabase()]);
+  lab = testLab.lab;
+  rx = await startLabReceiver(tdb.db, { host: '127.65.0.1', maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) });
 });
 after(async () => {
   if (worker && alive(worker)) worker.child.kill('SIGKILL');
   await rx?.close();
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(tmp, { recursive: true, force: true });
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
@@ -67,8 +60,8 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
 
 
 test('a survey run finds keys under the listed selectors and under the selector of a received test mail', async () => {
-  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-  const prefix = `mctest-dkim-${randomBytes(4).toString('hex')}`;
+  const redisUrl = TEST_REDIS_URL;
+  const prefix = newQueuePrefix('mctest-dkim');
   // The shipped common selectors (no MAILCENSUS_DKIM_SELECTORS): corp2024 and m2026 are not among them.
   const config = loadConfig(env(redisUrl, prefix));
   assert.ok(!config.dkimSelectors.includes('corp2024') && !config.dkimSelectors.includes('m2026'));
@@ -83,7 +76,7 @@ test('a survey run finds keys under the listed selectors and under the selector 
   assert.deepEqual(seen, [{ domain: 'dk-mailsel.test', selector: 'm2026' }]);
 
   // 2. The list names corp2024 for two domains.
-  const csv = path.join(tmp, 'list.csv');
+  const csv = path.join(testLab.dir, 'list.csv');
   writeFileSync(csv, 'domain,selectors\ndk-custom.test,corp2024\ndk-wild-custom.test,corp2024 s1\ndk-mailsel.test,\ndk-wild.test,\ndk-plain.test,\ndk-none.test,\n');
   const ing = await ingestFile(tdb.sql, { file: csv, survey: 'dkim-disc' });
   assert.equal(ing.accepted, 6);
@@ -94,7 +87,7 @@ test('a survey run finds keys under the listed selectors and under the selector 
   try {
     const run = await createRun(s, 'dkim-disc');
     assert.equal(run.total, 6);
-    await until('the run to finish', async () => (await runProgress(tdb.db, run.runId)).state === 'done', 120_000);
+    await waitForRunDone(tdb.db, run.runId, 120_000);
     const rows = await tdb.db.selectFrom('diagnoses').select(['domain', 'dkim', 'dkim_reason', 'observations']).where('run_id', '=', run.runId).orderBy('domain').execute();
     const got = Object.fromEntries(rows.map((x) => [x.domain, `${x.dkim} ${x.dkim_reason}`]));
     assert.deepEqual(got, {
@@ -115,7 +108,5 @@ test('a survey run finds keys under the listed selectors and under the selector 
     worker.child.kill('SIGTERM');
   }
   assert.deepEqual(await worker.exited, { code: 0, signal: null });
-  const redis = new Redis(redisUrl);
-  await deleteKeysUnder(redis, prefix);
-  await redis.quit();
+  await deleteQueueKeys(redisUrl, prefix);
 });

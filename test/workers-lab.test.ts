@@ -6,19 +6,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
 import { until } from './helpers/until.ts';
+import { TEST_REDIS_URL, deleteQueueKeys, insertSurvey, newQueuePrefix, waitForRunDone } from './helpers/survey-run.ts';
 import { freePort, portOpen } from './helpers/private-services.ts';
 import { FAST_LAB_WORKER_ENV } from './helpers/lab-env.ts';
 import { alive, spawnWorker as spawnWorkerProcess, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
@@ -26,8 +24,8 @@ import { alive, spawnWorker as spawnWorkerProcess, workerServicesEnv, type Worke
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
 
 let tdb: TestDatabase;
+let testLab: TestLab;
 let lab: Lab;
-let tmp: string;
 
 function world(): object {
   const shared = (id: string, n: number) => ({
@@ -54,15 +52,12 @@ function world(): object {
 
 before(async () => {
   tdb = await createTestDatabase();
-  tmp = mkdtempSync(path.join(tmpdir(), 'mc-workers-'));
-  const file = path.join(tmp, 'world.json');
-  writeFileSync(file, JSON.stringify(world()));
-  lab = await startLab(file, { dnsPort: 0, smtpPort: 0, stateDir: path.join(tmp, 'lab') });
+  testLab = await startTestLab(world(), 'mc-workers-');
+  lab = testLab.lab;
 });
 after(async () => {
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(tmp, { recursive: true, force: true });
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
@@ -98,8 +93,7 @@ async function open(redisUrl: string, prefix: string): Promise<Services> {
 }
 
 async function survey(name: string): Promise<void> {
-  const { id } = await tdb.db.insertInto('surveys').values({ name }).returning('id').executeTakeFirstOrThrow();
-  await tdb.db.insertInto('survey_domains').values(lab.world.domains.map((d) => ({ survey_id: id, domain: d.name }))).execute();
+  await insertSurvey(tdb.db, name, lab.world.domains.map((d) => d.name));
 }
 
 async function assertOnePerDomain(runId: number): Promise<void> {
@@ -124,8 +118,8 @@ function maxConcurrentPerIp(since: number): Map<string, number> {
 }
 
 test('two worker processes share a 200-domain lab run: one diagnosis per domain, shared MX IPs connected once, one session per IP at a time, SIGTERM exits 0', async () => {
-  const prefix = `mctest-${randomBytes(4).toString('hex')}`;
-  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const prefix = newQueuePrefix();
+  const redisUrl = TEST_REDIS_URL;
   await survey('lab-200');
   const before = Object.fromEntries(Object.values(SHARED).map((ip) => [ip, lab.smtp.connections(ip)]));
   const since = Date.now();
@@ -135,7 +129,7 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
   try {
     const run = await createRun(s, 'lab-200');
     assert.equal(run.total, 200);
-    await until('the run to finish', async () => (await runProgress(tdb.db, run.runId)).state === 'done', 240_000);
+    await waitForRunDone(tdb.db, run.runId, 240_000);
     await assertOnePerDomain(run.runId);
     for (const ip of Object.values(SHARED)) assert.equal(lab.smtp.connections(ip) - before[ip], 1, `shared MX ${ip} connected once`);
     for (const [ip, n] of maxConcurrentPerIp(since)) assert.equal(n, 1, `${ip} saw ${n} sessions at once`);
@@ -149,9 +143,7 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
     w2.child.kill('SIGTERM');
   }
   const [e1, e2] = await Promise.all([w1.exited, w2.exited]);
-  const redis = new Redis(redisUrl);
-  await deleteKeysUnder(redis, prefix);
-  await redis.quit();
+  await deleteQueueKeys(redisUrl, prefix);
   assert.deepEqual(e1, { code: 0, signal: null });
   assert.deepEqual(e2, { code: 0, signal: null });
   assert.ok(w1.lines.some((l) => l.includes('"worker stopped"')));
@@ -169,9 +161,8 @@ async function redisUp(port: number): Promise<void> {
 
 test('a worker killed with SIGKILL and a Redis restart mid-run still end with every domain diagnosed exactly once', async () => {
   const port = await freePort();
-  const dir = path.join(tmp, 'redis');
+  const dir = path.join(testLab.dir, 'redis');
   rmSync(dir, { recursive: true, force: true });
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(dir);
   let redis = startRedis(port, dir);
   const stopRedis = async () => {
@@ -182,13 +173,11 @@ test('a worker killed with SIGKILL and a Redis restart mid-run still end with ev
     await exited;
   };
   const redisUrl = `redis://127.0.0.1:${port}`;
-  const prefix = `mctest-${randomBytes(4).toString('hex')}`;
+  const prefix = newQueuePrefix();
   try {
     await redisUp(port);
     // Each domain's probe is slower here, so the kills land mid-run.
-    await tdb.db.insertInto('surveys').values({ name: 'lab-faults' }).execute();
-    const { id } = await tdb.db.selectFrom('surveys').select('id').where('name', '=', 'lab-faults').executeTakeFirstOrThrow();
-    await tdb.db.insertInto('survey_domains').values(lab.world.domains.map((d) => ({ survey_id: id, domain: d.name }))).execute();
+    await survey('lab-faults');
     const e = { ...env(redisUrl, prefix), MAILCENSUS_WORKER_CONCURRENCY: '3', MAILCENSUS_PER_IP_INTERVAL_MS: '100' };
     const victim = spawnWorker(e);
     const survivor = spawnWorker(e);
@@ -208,7 +197,7 @@ test('a worker killed with SIGKILL and a Redis restart mid-run still end with ev
     await new Promise((r) => setTimeout(r, 1500));
     redis = startRedis(port, dir);
     await redisUp(port);
-    await until('the run to finish after the faults', async () => (await runProgress(tdb.db, runId)).state === 'done', 240_000);
+    await waitForRunDone(tdb.db, runId, 240_000, 'the run to finish after the faults');
     await assertOnePerDomain(runId);
     const probed = await tdb.db.selectFrom('probed_ips').select(['ip']).where('run_id', '=', runId).execute();
     assert.equal(new Set(probed.map((p) => p.ip)).size, probed.length, 'one probed_ips row per IP');

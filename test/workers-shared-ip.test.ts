@@ -5,34 +5,28 @@
 // more.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
-import { createRun, runProgress } from '../workers/run.ts';
+import { createRun } from '../workers/run.ts';
 import { FAST_LAB_WORKER_ENV } from './helpers/lab-env.ts';
 import { alive, spawnWorker, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
-import { until as waitUntil } from './helpers/until.ts';
+import { TEST_REDIS_URL, deleteQueueKeys, insertSurvey, newQueuePrefix, waitForRunDone } from './helpers/survey-run.ts';
 
 const IP = '127.61.1.1';
 const DIRECT = Array.from({ length: 6 }, (_, i) => `shared-${i + 1}.test`);
 const ALIASED = ['alias-1.test', 'alias-2.test'];
 
 let tdb: TestDatabase;
+let testLab: TestLab;
 let lab: Lab;
-let tmp: string;
 let worker: WorkerProcess | null = null;
 
 before(async () => {
   tdb = await createTestDatabase();
-  tmp = mkdtempSync(path.join(tmpdir(), 'mc-shared-ip-'));
   const world = {
     version: 2,
     name: 'workers-shared-ip',
@@ -43,15 +37,13 @@ before(async () => {
     ],
     domains: [...DIRECT.map((name) => ({ name, mx: ['s1'], spf: `v=spf1 ip4:${IP} -all` })), ...ALIASED.map((name) => ({ name }))],
   };
-  const file = path.join(tmp, 'world.json');
-  writeFileSync(file, JSON.stringify(world));
-  lab = await startLab(file, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(tmp, 'lab') });
+  testLab = await startTestLab(world, 'mc-shared-ip-');
+  lab = testLab.lab;
 });
 after(async () => {
   if (worker && alive(worker)) worker.child.kill('SIGKILL');
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(tmp, { recursive: true, force: true });
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
@@ -63,13 +55,10 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
   };
 }
 
-const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { pollMs: 200 });
-
 test('domains sharing one MX IP (under two MX names) get one SMTP connection per run, in production workers', async () => {
-  const prefix = `mctest-${randomBytes(4).toString('hex')}`;
-  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-  const { id } = await tdb.db.insertInto('surveys').values({ name: 'shared-ip' }).returning('id').executeTakeFirstOrThrow();
-  await tdb.db.insertInto('survey_domains').values([...DIRECT, ...ALIASED].map((domain) => ({ survey_id: id, domain }))).execute();
+  const prefix = newQueuePrefix();
+  const redisUrl = TEST_REDIS_URL;
+  await insertSurvey(tdb.db, 'shared-ip', [...DIRECT, ...ALIASED]);
   const e = env(redisUrl, prefix);
   worker = spawnWorker(e);
   const s = await openServices(loadConfig(e), createLogger({ level: 'silent' }));
@@ -78,7 +67,7 @@ test('domains sharing one MX IP (under two MX names) get one SMTP connection per
       const before = lab.smtp.connections(IP);
       const run = await createRun(s, 'shared-ip');
       assert.equal(run.total, 8);
-      await until(`run ${round} to finish`, async () => (await runProgress(tdb.db, run.runId)).state === 'done', 120_000);
+      await waitForRunDone(tdb.db, run.runId, 120_000, `run ${round} to finish`, { pollMs: 200 });
       assert.equal(lab.smtp.connections(IP) - before, 1, `run ${round}: the shared IP was connected once`);
       const probed = await tdb.db.selectFrom('probed_ips').select(['ip', 'hostnames']).where('run_id', '=', run.runId).execute();
       assert.deepEqual(probed.map((p) => p.ip), [IP], `run ${round}: one stored probe of the shared IP`);
@@ -90,7 +79,5 @@ test('domains sharing one MX IP (under two MX names) get one SMTP connection per
     worker.child.kill('SIGTERM');
   }
   assert.deepEqual(await worker.exited, { code: 0, signal: null });
-  const redis = new Redis(redisUrl);
-  await deleteKeysUnder(redis, prefix);
-  await redis.quit();
+  await deleteQueueKeys(redisUrl, prefix);
 });

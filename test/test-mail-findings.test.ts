@@ -4,45 +4,41 @@
 // re-judged from the stored observations to the same result, and counted by a report with its denominator.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
 import { rejudge } from '../lib/checks/judge.ts';
 import { FINDING_CHECKS } from '../lib/checks/registry.ts';
-import { startReceiver, type Receiver } from '../receiver/server.ts';
+import type { Receiver } from '../receiver/server.ts';
+import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { buildReport } from '../reports/aggregate.ts';
 import { yearPeriod } from '../reports/period.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUR_DOMAIN = 'mailcensus.lab.test';
 const SENDERS = ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim-testing.test', 'dkim-revoked.test'];
 
+let testLab: TestLab;
 let lab: Lab;
 let tdb: TestDatabase;
 let rx: Receiver;
-let stateDir: string;
 type Stored = { domain: string; observed_at: Date; observations: unknown; findings: Record<string, { status: string; reason: string; value: unknown }> };
 let rows: Stored[] = [];
 
 before(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'mc-tm-findings-'));
-  [lab, tdb] = await Promise.all([
-    startLab(path.join(ROOT, 'lab/worlds/test-v2.json'), { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir }),
-    createTestDatabase(),
-  ]);
+  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-v2.json'), 'mc-tm-findings-'), createTestDatabase()]);
+  lab = testLab.lab;
   const config = loadConfig({ ...lab.env, MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN, MAILCENSUS_RESULT_MAIL: '0', ...FAST_LAB_CHECKER_ENV });
   const ids: string[] = [];
-  rx = await startReceiver({
-    db: tdb.db, domain: OUR_DOMAIN, port: 0, clock: config.clock, sweepIntervalMs: 0, maxConnectionsPerIp: 50,
+  rx = await startLabReceiver(tdb.db, {
+    clock: config.clock,
     enqueue: async (id) => {
       ids.push(id);
     },
@@ -56,9 +52,8 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 const of = (domain: string) => {

@@ -3,19 +3,19 @@
 // criteria and verdict must be those ../shared/CRITERIA.md gives for it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig, type Config } from '../lib/config.ts';
 import { createProbeDeps, rejudge, type ProbeDeps } from '../lib/diagnose.ts';
 import { CRITERIA, type Criterion, type Status } from '../lib/criteria.ts';
 import type { Verdict } from '../lib/verdict.ts';
-import { startReceiver, type Receiver } from '../receiver/server.ts';
+import type { Receiver } from '../receiver/server.ts';
+import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { judgeTestMail, type TestMailObservations } from '../lib/test-mail.ts';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +27,6 @@ import { sendMail } from './test-mail-helpers.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUR_DOMAIN = 'mailcensus.lab.test';
 
 // open_relay, spf, dkim, tls_receive, tls_send, reverse_dns, dnssec, dnsbl
 type Row = [string, string, Verdict];
@@ -55,34 +54,26 @@ const EXPECTED: Row[] = [
   ['nothing.test', 'ok ng ng ng ng ok ng ok', 'needs_improvement'],
 ];
 
+let testLab: TestLab;
 let lab: Lab;
 let tdb: TestDatabase;
 let rx: Receiver;
 let config: Readonly<Config>;
 let deps: ProbeDeps;
-let stateDir: string;
 const enqueued: string[] = [];
 const logger = pino({ level: 'silent' });
 
 before(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'mc-testmail-'));
-  [lab, tdb] = await Promise.all([
-    startLab(path.join(ROOT, 'lab/worlds/test-mail-senders.json'), { dnsPort: 0, smtpPort: 0, stateDir }),
-    createTestDatabase(),
-  ]);
+  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-mail-senders.json'), 'mc-testmail-'), createTestDatabase()]);
+  lab = testLab.lab;
   config = loadConfig({
     ...lab.env,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
     ...FAST_LAB_CHECKER_ENV,
   });
   deps = createProbeDeps(config);
-  rx = await startReceiver({
-    db: tdb.db,
-    domain: OUR_DOMAIN,
-    port: 0,
+  rx = await startLabReceiver(tdb.db, {
     clock: config.clock,
-    sweepIntervalMs: 0,
-    maxConnectionsPerIp: 50,
     enqueue: async (id) => {
       enqueued.push(id);
     },
@@ -91,9 +82,8 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 test('every sender variant gets the criteria and verdict of CRITERIA.md, and a result mail through its MX', async () => {
@@ -172,8 +162,8 @@ test('through the queue: the receiver enqueues, `mailcensus worker` diagnoses ev
   const consumer = createRedis(qconfig.redisUrl, { worker: true });
   const queues = openQueues(producer, qconfig);
   const ids: string[] = [];
-  const rx2 = await startReceiver({
-    db: tdb.db, domain: OUR_DOMAIN, port: 0, clock: qconfig.clock, sweepIntervalMs: 0, maxConnectionsPerIp: 50,
+  const rx2 = await startLabReceiver(tdb.db, {
+    clock: qconfig.clock,
     enqueue: async (id) => {
       ids.push(id);
       await enqueueTestMail(queues, id);

@@ -2,43 +2,34 @@
 // is diagnosed — reproduces the seed's 2021 figures (../shared/SEED.md) in the database.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
-import { startReceiver, type Receiver } from '../receiver/server.ts';
+import type { Receiver } from '../receiver/server.ts';
+import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUR_DOMAIN = 'mailcensus.lab.test';
 
+let testLab: TestLab;
 let lab: Lab;
 let tdb: TestDatabase;
 let rx: Receiver;
-let stateDir: string;
 const ids: string[] = [];
 
 before(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'mc-msc2021-'));
-  [lab, tdb] = await Promise.all([
-    startLab(path.join(ROOT, 'lab/worlds/msc-2021.json'), { dnsPort: 0, smtpPort: 0, stateDir }),
-    createTestDatabase(),
-  ]);
-  rx = await startReceiver({
-    db: tdb.db,
-    domain: OUR_DOMAIN,
-    port: 0,
+  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/msc-2021.json'), 'mc-msc2021-'), createTestDatabase()]);
+  lab = testLab.lab;
+  rx = await startLabReceiver(tdb.db, {
     clock: lab.world.observedAt ? new Date(lab.world.observedAt) : null,
-    sweepIntervalMs: 0,
     // A provider's outbound host sends dozens of the lab's mails: the per-IP limits are for the internet.
-    maxConnectionsPerIp: 50,
     maxMessagesPerWindow: 10_000,
     maxConnectionsPerWindow: 10_000,
     enqueue: async (id) => {
@@ -49,9 +40,8 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await lab?.stop();
+  await testLab?.stop();
   await tdb?.drop();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 test('the msc-2021 world reproduces MSchecker 2021: safe 12, review 102, needs improvement 87, danger 1; SPF+DKIM NG 32; reverse DNS NG 8', async () => {

@@ -4,32 +4,33 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { cliJson, runCli } from './helpers/cli.ts';
 import type { IpObservation } from '../lib/observations.ts';
 import type { DnsObservations } from '../lib/probes/dns.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let testLab: TestLab;
 let lab: Lab;
 before(async () => {
-  lab = await startLab(`${ROOT}lab/worlds/test-v2.json`, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: mkdtempSync(path.join(os.tmpdir(), 'mc-keys-')) });
+  testLab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-keys-');
+  lab = testLab.lab;
 });
 after(async () => {
-  await lab.stop();
+  await testLab?.stop();
 });
 
+/** `check` against the lab, asking every selector the world publishes. */
+const checkEnv = () => ({ ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' });
+
 function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: string }> {
-  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
-  return runCli(['check', domain, '--lang', lang], env);
+  return runCli(['check', domain, '--lang', lang], checkEnv());
 }
 
 async function strength(domain: string): Promise<{ value: unknown; reason: string; detail?: string }> {
-  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
-  return (await cliJson<{ findings: { dkim_key: { value: unknown; reason: string; detail?: string } } }>(['check', domain, '--json'], env)).findings.dkim_key;
+  return (await cliJson<{ findings: { dkim_key: { value: unknown; reason: string; detail?: string } } }>(['check', domain, '--json'], checkEnv())).findings.dkim_key;
 }
 
 test('an RSA-1024 key is weak (RFC 8301 §3.2 SHOULD 2048), Ed25519 strong, and a domain counts under its weakest key', async () => {

@@ -5,10 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startLab, type Lab } from '../lab/index.ts';
+import { readFileSync } from 'node:fs';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { runCli } from './helpers/cli.ts';
 import { rejudge } from '../lib/checks/judge.ts';
@@ -24,6 +23,7 @@ interface Out {
   observations: { dns: Record<string, unknown> & { dmarc: unknown }; ips: Record<string, unknown> };
   dnsStats: { queries?: number } & Record<string, unknown>;
 }
+let testLab: TestLab;
 let lab: Lab;
 const out = new Map<string, Out>();
 
@@ -32,7 +32,8 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 before(async () => {
-  lab = await startLab(WORLD, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: mkdtempSync(path.join(os.tmpdir(), 'mc-dmarc-')) });
+  testLab = await startTestLab(WORLD, 'mc-dmarc-');
+  lab = testLab.lab;
   // Three `check` processes at a time (bounded: the world's 20 domains).
   const queue = [...DOMAINS];
   await Promise.all(
@@ -46,14 +47,17 @@ before(async () => {
   );
 });
 after(async () => {
-  await lab?.stop();
+  await testLab?.stop();
 });
 
 const f = (domain: string, id: string) => out.get(domain)!.findings[id];
-const vr = (domain: string, id: string) => [f(domain, id).value, f(domain, id).reason];
+/** Asserts finding `id`'s [value, reason] for each domain of `expected`. */
+function expectValueAndReason(id: (typeof IDS)[number], expected: Record<string, [string | string[], string]>): void {
+  for (const [d, e] of Object.entries(expected)) assert.deepEqual([f(d, id).value, f(d, id).reason], e, d);
+}
 
 test('dmarc_policy keeps its meaning: the p= of the applied record', () => {
-  const expected: Record<string, [string, string]> = {
+  expectValueAndReason('dmarc_policy', {
     'p-reject.test': ['reject', 'p_reject'],
     'p-quarantine.test': ['quarantine', 'p_quarantine'],
     'p-none.test': ['none', 'p_none'],
@@ -63,12 +67,11 @@ test('dmarc_policy keeps its meaning: the p= of the applied record', () => {
     'multiple.test': ['invalid', 'multiple_dmarc_records'],
     'sp-invalid.test': ['reject', 'p_reject'],
     'rfail.test': ['unknown', 'servfail'],
-  };
-  for (const [d, e] of Object.entries(expected)) assert.deepEqual(vr(d, 'dmarc_policy'), e, d);
+  });
 });
 
 test('dmarc_subdomain_policy: sp=, or p= when absent; for an inherited record, the sp= that applies to the domain', () => {
-  const expected: Record<string, [string, string]> = {
+  expectValueAndReason('dmarc_subdomain_policy', {
     'p-reject.test': ['quarantine', 'sp_quarantine'],
     'p-quarantine.test': ['quarantine', 'sp_absent'],
     'p-none.test': ['none', 'sp_none'],
@@ -78,13 +81,12 @@ test('dmarc_subdomain_policy: sp=, or p= when absent; for an inherited record, t
     'absent.test': ['absent', 'no_dmarc_record'],
     'multiple.test': ['invalid', 'multiple_dmarc_records'],
     'rfail.test': ['unknown', 'servfail'],
-  };
-  for (const [d, e] of Object.entries(expected)) assert.deepEqual(vr(d, 'dmarc_subdomain_policy'), e, d);
+  });
   assert.match(f('sub.inherit.test', 'dmarc_subdomain_policy').detail ?? '', /_dmarc\.inherit\.test \(organizational domain/);
 });
 
 test('dmarc_flags: pct below 100 and inheritance, each a value of its own', () => {
-  const expected: Record<string, [string[], string]> = {
+  expectValueAndReason('dmarc_flags', {
     'p-reject.test': [[], 'own_full'],
     'p-quarantine.test': [['pct_partial'], 'pct_partial'],
     'pct-zero.test': [['pct_partial'], 'pct_partial'],
@@ -94,14 +96,13 @@ test('dmarc_flags: pct below 100 and inheritance, each a value of its own', () =
     'absent.test': [['absent'], 'no_dmarc_record'],
     'invalid.test': [['invalid'], 'invalid_dmarc_record'],
     'rfail.test': [['unknown'], 'servfail'],
-  };
-  for (const [d, e] of Object.entries(expected)) assert.deepEqual(vr(d, 'dmarc_flags'), e, d);
+  });
   // pct=150 is no integer 0–100: ignored, the default 100 holds (RFC 7489 §6.3).
   assert.match(f('p-none.test', 'dmarc_flags').detail ?? '', /pct=100 \(pct=150 ignored\)/);
 });
 
 test('dmarc_reports: rua and ruf each absent / internal / authorized / unauthorized, authorisation per RFC 7489 §7.1', () => {
-  const expected: Record<string, [string[], string]> = {
+  expectValueAndReason('dmarc_reports', {
     'p-reject.test': [['rua:internal', 'ruf:internal'], 'reports_internal'],
     'p-quarantine.test': [['rua:authorized', 'ruf:absent'], 'reports_authorized'],
     'p-none.test': [['rua:unauthorized', 'ruf:authorized'], 'unauthorized_destination'],
@@ -114,8 +115,7 @@ test('dmarc_reports: rua and ruf each absent / internal / authorized / unauthori
     'absent.test': [['no_policy'], 'no_dmarc_policy'],
     'invalid.test': [['no_policy'], 'no_dmarc_policy'],
     'rfail.test': [['rua:unknown', 'ruf:unknown'], 'servfail'],
-  };
-  for (const [d, e] of Object.entries(expected)) assert.deepEqual(vr(d, 'dmarc_reports'), e, d);
+  });
   // The authorisation names asked: <policy domain>._report._dmarc.<report domain>, for an inherited record the
   // organizational domain's; at most 4 per diagnosis, the rest listed as not asked.
   const dmarc = (d: string) => out.get(d)!.observations.dns.dmarc as { reports: { reportDomain: string; txt: { name: string } }[]; reportsNotAsked?: string[] };
@@ -127,15 +127,14 @@ test('dmarc_reports: rua and ruf each absent / internal / authorized / unauthori
 });
 
 test('non_mail: null or no MX and exactly v=spf1 -all', () => {
-  const expected: Record<string, [string, string]> = {
+  expectValueAndReason('non_mail', {
     'nomail-null.test': ['non_mail', 'null_mx_spf_all'],
     'nomail-none.test': ['non_mail', 'no_mx_spf_all'],
     'null-sends.test': ['mail', 'may_send'],
     'mailer.test': ['mail', 'has_mx'],
     'absent.test': ['mail', 'no_spf'],
     'rfail.test': ['unknown', 'servfail'],
-  };
-  for (const [d, e] of Object.entries(expected)) assert.deepEqual(vr(d, 'non_mail'), e, d);
+  });
 });
 
 // That every reason and value of these findings is labelled is the registry's test (criteria-doc.test.ts).

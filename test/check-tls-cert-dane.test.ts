@@ -5,10 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startLab, type Lab } from '../lab/index.ts';
+import { startTestLab, type TestLab } from './helpers/lab.ts';
+import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { runCli } from './helpers/cli.ts';
 import { judgeScan, rejudge } from '../lib/checks/judge.ts';
@@ -18,12 +16,14 @@ import type { DnsObservations } from '../lib/probes/dns.ts';
 import type { DaneGathered, DaneNotApplicable } from '../lib/checks/dane/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let testLab: TestLab;
 let lab: Lab;
 before(async () => {
-  lab = await startLab(`${ROOT}lab/worlds/test-v2.json`, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: mkdtempSync(path.join(os.tmpdir(), 'mc-certs-')) });
+  testLab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-certs-');
+  lab = testLab.lab;
 });
 after(async () => {
-  await lab.stop();
+  await testLab?.stop();
 });
 
 interface Out {

@@ -6,6 +6,8 @@ import { CRITERIA, finding, type CriterionFindings } from '../lib/criteria.ts';
 import { judgeVerdict } from '../lib/verdict.ts';
 import type { Diagnosis } from '../lib/diagnosis.ts';
 import type { DiagnoseApi } from '../workers/diagnose-api.ts';
+import type { Services } from '../workers/setup.ts';
+import { startWorker, type RunningWorker, type StartOptions } from '../workers/worker.ts';
 import type { DnsLimiter, IpGate } from '../workers/limits.ts';
 import { findingResults } from './report-fixtures.ts';
 import { transientUnknowns } from '../lib/checks/judge.ts';
@@ -109,4 +111,9 @@ export function fakeDiagnose(): FakeDiagnose {
     transientUnknowns,
   };
   return fake;
+}
+
+/** A worker in the test process on `s`, probing through `diag` (no real probe dependencies). */
+export function startFakeWorker(s: Services, diag: FakeDiagnose, options: StartOptions): RunningWorker {
+  return startWorker({ db: s.db, config: s.config, redis: s.redis, logger: s.logger, deps: {} as never, queues: s.queues, diag }, options);
 }

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { loadConfig, type Config } from '../lib/config.ts';
-import { createLogger } from '../workers/logger.ts';
-import { openServices, type Services } from '../workers/setup.ts';
-import { startWorker, runStatsKey, type RunningWorker, type StartOptions } from '../workers/worker.ts';
+import type { Config } from '../lib/config.ts';
+import type { Services } from '../workers/setup.ts';
+import { runStatsKey, type RunningWorker, type StartOptions } from '../workers/worker.ts';
 import { createRun, runProgress, cancelRun, resumeRun, topUp } from '../workers/run.ts';
 import { addSchedule, listSchedules, removeSchedule } from '../workers/schedule.ts';
-import { fakeDiagnose, type FakeDiagnose } from './workers-fake-diagnose.ts';
+import { fakeDiagnose, startFakeWorker, type FakeDiagnose } from './workers-fake-diagnose.ts';
+import { inProcessWorkerConfig, insertSurvey, openInProcessServices } from './helpers/survey-run.ts';
 
 let tdb: TestDatabase;
 const cleanups: (() => Promise<void>)[] = [];
@@ -28,25 +28,15 @@ after(async () => {
   await tdb.drop();
 });
 
-function testConfig(extra: Record<string, string> = {}): Readonly<Config> {
-  return loadConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
-    MAILCENSUS_QUEUE_PREFIX: `mctest-${randomBytes(4).toString('hex')}`,
+async function setup(extra: Record<string, string> = {}): Promise<{ s: Services; config: Readonly<Config> }> {
+  const config = inProcessWorkerConfig(tdb.url, {
     MAILCENSUS_MAX_QUEUED: '10',
     MAILCENSUS_WORKER_CONCURRENCY: '5',
     MAILCENSUS_PER_IP_INTERVAL_MS: '50',
-    MAILCENSUS_DNS_QPS: '0',
     MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '200',
-    MAILCENSUS_LOCK_DURATION_MS: '5000',
     ...extra,
   });
-}
-
-async function setup(extra: Record<string, string> = {}): Promise<{ s: Services; config: Readonly<Config> }> {
-  const config = testConfig(extra);
-  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const s = await openServices(config, logger, { worker: true });
+  const s = await openInProcessServices(config);
   cleanups.push(async () => {
     await deleteKeysUnder(s.redis, config.queuePrefix);
     await s.close();
@@ -55,7 +45,7 @@ async function setup(extra: Record<string, string> = {}): Promise<{ s: Services;
 }
 
 function start(s: Services, diag: FakeDiagnose, maintenanceMs = 300, options: StartOptions = {}): RunningWorker {
-  const w = startWorker({ db: s.db, config: s.config, redis: s.redis, logger: s.logger, deps: {} as never, queues: s.queues, diag }, { maintenanceMs, ...options });
+  const w = startFakeWorker(s, diag, { maintenanceMs, ...options });
   cleanups.push(async () => {
     await w.close(5000);
   });
@@ -65,10 +55,7 @@ function start(s: Services, diag: FakeDiagnose, maintenanceMs = 300, options: St
 let surveyN = 0;
 async function survey(domains: string[]): Promise<string> {
   const name = `s${++surveyN}-${randomBytes(3).toString('hex')}`;
-  const { id } = await tdb.db.insertInto('surveys').values({ name }).returning('id').executeTakeFirstOrThrow();
-  for (let i = 0; i < domains.length; i += 500) {
-    await tdb.db.insertInto('survey_domains').values(domains.slice(i, i + 500).map((domain) => ({ survey_id: id, domain }))).execute();
-  }
+  await insertSurvey(tdb.db, name, domains);
   return name;
 }
 

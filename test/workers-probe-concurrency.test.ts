@@ -7,11 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { deleteKeysUnder } from '../workers/queues.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { loadConfig } from '../lib/config.ts';
-import { createLogger } from '../workers/logger.ts';
-import { openServices } from '../workers/setup.ts';
-import { startWorker } from '../workers/worker.ts';
-import { createRun, runProgress } from '../workers/run.ts';
-import { fakeDiagnose } from './workers-fake-diagnose.ts';
+import { createRun } from '../workers/run.ts';
+import { fakeDiagnose, startFakeWorker } from './workers-fake-diagnose.ts';
+import { inProcessWorkerConfig, insertSurvey, openInProcessServices, waitForRunDone } from './helpers/survey-run.ts';
 
 let tdb: TestDatabase;
 before(async () => {
@@ -31,18 +29,12 @@ test('MAILCENSUS_PROBE_CONCURRENCY defaults to 2000 and is read apart from MAILC
 });
 
 test('one domain job at a time still keeps six slow sessions in flight: probes have their own concurrency', async () => {
-  const config = loadConfig({
-    DATABASE_URL: tdb.url,
-    REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
-    MAILCENSUS_QUEUE_PREFIX: `mctest-${randomBytes(4).toString('hex')}`,
+  const config = inProcessWorkerConfig(tdb.url, {
     MAILCENSUS_WORKER_CONCURRENCY: '1',
     MAILCENSUS_PROBE_CONCURRENCY: '6',
     MAILCENSUS_PER_IP_INTERVAL_MS: '0',
-    MAILCENSUS_DNS_QPS: '0',
-    MAILCENSUS_LOCK_DURATION_MS: '5000',
   });
-  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const s = await openServices(config, logger, { worker: true });
+  const s = await openInProcessServices(config);
   const diag = fakeDiagnose();
   // A slow server: each session waits 3 s (the domain jobs themselves take milliseconds).
   diag.sessionMs = 3000;
@@ -58,17 +50,12 @@ test('one domain job at a time still keeps six slow sessions in flight: probes h
       active--;
     }
   };
-  const w = startWorker({ db: s.db, config: s.config, redis: s.redis, logger, deps: {} as never, queues: s.queues, diag }, { maintenanceMs: 300 });
+  const w = startFakeWorker(s, diag, { maintenanceMs: 300 });
   try {
     const name = `p-${randomBytes(3).toString('hex')}`;
-    const { id } = await tdb.db.insertInto('surveys').values({ name }).returning('id').executeTakeFirstOrThrow();
-    await tdb.db.insertInto('survey_domains').values(Array.from({ length: 12 }, (_, i) => ({ survey_id: id, domain: `own${i}.test` }))).execute();
+    await insertSurvey(tdb.db, name, Array.from({ length: 12 }, (_, i) => `own${i}.test`));
     const run = await createRun(s, name);
-    const until = Date.now() + 60_000;
-    while ((await runProgress(tdb.db, run.runId)).state !== 'done') {
-      assert.ok(Date.now() < until, 'the run finishes within 60 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForRunDone(tdb.db, run.runId, 60_000, 'the run to finish', { pollMs: 200 });
     assert.equal(diag.sessions.size, 12);
     assert.equal(peak, 6, `sessions in flight at once: ${peak}`);
   } finally {

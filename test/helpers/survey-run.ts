@@ -3,6 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { DbHandle } from '../../lib/db.ts';
+import { loadConfig, type Config } from '../../lib/config.ts';
+import { createLogger } from '../../workers/logger.ts';
+import { openServices, type Services } from '../../workers/setup.ts';
 import { runProgress } from '../../workers/run.ts';
 import { deleteKeysUnder } from '../../workers/queues.ts';
 import { until } from './until.ts';
@@ -34,4 +37,24 @@ export async function deleteQueueKeys(redisUrl: string, prefix: string): Promise
   } finally {
     await redis.quit();
   }
+}
+
+/**
+ * The settings of workers run in the test process (the queue-mechanics tests): the test database, the shared
+ * Redis under a fresh queue prefix, no DNS rate limit, 5 s locks; `env` adds to them or overrides them.
+ */
+export function inProcessWorkerConfig(databaseUrl: string, env: Record<string, string> = {}): Readonly<Config> {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    MAILCENSUS_QUEUE_PREFIX: newQueuePrefix(),
+    MAILCENSUS_DNS_QPS: '0',
+    MAILCENSUS_LOCK_DURATION_MS: '5000',
+    ...env,
+  });
+}
+
+/** The services a worker in the test process runs on (its Redis connection a worker's), logging at TEST_LOG_LEVEL. */
+export function openInProcessServices(config: Readonly<Config>): Promise<Services> {
+  return openServices(config, createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), { worker: true });
 }

@@ -5,36 +5,20 @@
 // fault injected at 30% of the run. For each: the time from the fault (for a stall: from its start and from
 // its end) to the first diagnosis written after it, the run's total time against the fault-free run, and
 // that every domain was diagnosed exactly once with the fault-free run's verdicts and criteria.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
-import postgres from 'postgres';
 import { sql } from 'kysely';
-import { openDatabase, migrateSchema, type DbHandle } from '../lib/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
-import { generateWorld } from '../lab/generate.ts';
+import type { DbHandle } from '../lib/db.ts';
 import { loadConfig } from '../lib/config.ts';
 import { CRITERIA, type Criterion } from '../lib/criteria.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
-import { startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '../test/helpers/private-services.ts';
-import { startStallProxy, type StallProxy } from '../test/helpers/stall-proxy.ts';
+import { startFaultRig, type FaultRig } from '../test/helpers/fault-rig.ts';
 import { spawnCli, type Spawned } from './lib/proc.ts';
 import type { BenchArgs } from './lib/args.ts';
 import { machine, updateSection } from './_report.ts';
-
-interface Env {
-  pg: PrivatePostgres;
-  redis: PrivateRedis;
-  pgProxy: StallProxy;
-  redisProxy: StallProxy;
-  lab: Lab;
-  db: DbHandle;
-  dbUrl: string;
-  dir: string;
-  workerEnv: Record<string, string>;
-}
 
 interface FaultResult {
   fault: string;
@@ -78,45 +62,32 @@ export async function run(args: BenchArgs): Promise<void> {
   const stallMs = Number(args['stall-ms'] ?? 60_000);
   const dir = mkdtempSync(path.join(tmpdir(), 'mailcensus-bench-faults-'));
   const workers: Spawned[] = [];
-  let env: Env | undefined;
+  let rig: FaultRig | undefined;
   try {
-    const pg = await startPrivatePostgres();
-    const redis = await startPrivateRedis();
-    const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
-    await admin.unsafe('CREATE DATABASE faults');
-    await admin.end();
-    const dbUrl = pg.urlFor('faults');
-    const db = openDatabase(dbUrl, { max: 3 });
-    await migrateSchema(db.db);
-    const pgProxy = await startStallProxy({ port: pg.port });
-    const redisProxy = await startStallProxy({ port: redis.port });
-    const worldFile = path.join(dir, 'world.json');
-    writeFileSync(worldFile, JSON.stringify(generateWorld({ domains, sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpRttMs: 30, seed: 7 })));
-    const lab = await startLab(worldFile, { dnsPort: 0, smtpPort: 0, stateDir: path.join(dir, 'lab') });
-    const { id } = await db.db.insertInto('surveys').values({ name: 'faults' }).returning('id').executeTakeFirstOrThrow();
-    await db.db.insertInto('survey_domains').values(lab.world.domains.map((d) => ({ survey_id: id, domain: d.name }))).execute();
-    env = {
-      pg, redis, pgProxy, redisProxy, lab, db, dbUrl, dir,
-      // The shipped defaults, except where the machine is: the lab, the private servers behind the proxies.
-      workerEnv: {
-        ...lab.env,
-        DATABASE_URL: `postgres://postgres@127.0.0.1:${pgProxy.port}/faults`,
-        REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
-        MAILCENSUS_QUEUE_PREFIX: 'mcbenchfaults',
-        MAILCENSUS_LOG_LEVEL: 'warn',
-        // Shorter than the shipped 60 s, so the transient retries of the world's faulty domains do not
-        // dominate every run; recovery does not depend on it.
-        MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '5000',
-      },
+    rig = await startFaultRig({
+      dir,
+      database: 'faults',
+      survey: 'faults',
+      world: { domains, sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 20, smtpRttMs: 30, seed: 7 },
+      poolMax: 3,
+    });
+    const { pg, redis, pgProxy, redisProxy, db, dbUrl } = rig;
+    // The shipped defaults, except where the machine is: the lab, the private servers behind the proxies.
+    const workerEnv = {
+      ...rig.proxiedEnv,
+      MAILCENSUS_QUEUE_PREFIX: 'mcbenchfaults',
+      MAILCENSUS_LOG_LEVEL: 'warn',
+      // Shorter than the shipped 60 s, so the transient retries of the world's faulty domains do not
+      // dominate every run; recovery does not depend on it.
+      MAILCENSUS_TRANSIENT_RETRY_DELAY_MS: '5000',
     };
-    const e = env;
     const spawnWorker = () => {
-      const w = spawnCli(`worker-${workers.length + 1}`, ['worker'], { env: { ...process.env, ...e.workerEnv }, logDir: dir });
+      const w = spawnCli(`worker-${workers.length + 1}`, ['worker'], { env: { ...process.env, ...workerEnv }, logDir: dir });
       workers.push(w);
       return w;
     };
     const alive = () => workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
-    const direct = loadConfig({ ...e.workerEnv, DATABASE_URL: dbUrl, REDIS_URL: redis.url });
+    const direct = loadConfig({ ...workerEnv, DATABASE_URL: dbUrl, REDIS_URL: redis.url });
 
     let reference: Map<string, string> | null = null;
     let baseSeconds = 0;
@@ -212,14 +183,7 @@ export async function run(args: BenchArgs): Promise<void> {
   } finally {
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     await Promise.all(workers.map((w) => w.exited));
-    if (env) {
-      await env.db.close().catch(() => {});
-      await env.lab.stop().catch(() => {});
-      await env.pgProxy.close().catch(() => {});
-      await env.redisProxy.close().catch(() => {});
-      await env.pg.stop().catch(() => {});
-      await env.redis.stop().catch(() => {});
-    }
+    await rig?.stop();
     if (!args.keep) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -13,17 +13,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
-import { openDatabase, migrateSchema, type DbHandle } from '../lib/db.ts';
-import { startLab, type Lab } from '../lab/index.ts';
-import { generateWorld } from '../lab/generate.ts';
+import type { DbHandle } from '../lib/db.ts';
+import type { Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
 import { createRun, runProgress } from '../workers/run.ts';
 import { CRITERIA } from '../lib/criteria.ts';
-import { startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from './helpers/private-services.ts';
-import { startStallProxy, type StallProxy } from './helpers/stall-proxy.ts';
+import type { PrivatePostgres, PrivateRedis } from './helpers/private-services.ts';
+import type { StallProxy } from './helpers/stall-proxy.ts';
+import { startFaultRig, type FaultRig } from './helpers/fault-rig.ts';
 import { until as waitUntil } from './helpers/until.ts';
 import { alive, spawnWorker as spawnWorkerProcess, type WorkerProcess } from './helpers/worker-process.ts';
 
@@ -32,6 +31,7 @@ const DOMAINS = Number(process.env.MAILCENSUS_CHAOS_DOMAINS ?? 200);
 const STALL_MS = Number(process.env.MAILCENSUS_CHAOS_STALL_MS ?? 60_000);
 const SURVEY = 'chaos';
 
+let rig: FaultRig | undefined;
 let pg: PrivatePostgres;
 let redis: PrivateRedis;
 let pgProxy: StallProxy;
@@ -44,41 +44,27 @@ let reference: Map<string, string>;
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'mc-chaos-'));
-  pg = await startPrivatePostgres();
-  redis = await startPrivateRedis();
-  const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
-  await admin.unsafe('CREATE DATABASE chaos');
-  await admin.end();
-  dbUrl = pg.urlFor('chaos');
-  db = openDatabase(dbUrl, { max: 4 });
-  await migrateSchema(db.db);
-  pgProxy = await startStallProxy({ port: pg.port });
-  redisProxy = await startStallProxy({ port: redis.port });
-  const worldFile = path.join(tmp, 'world.json');
-  writeFileSync(worldFile, JSON.stringify(generateWorld({ domains: DOMAINS, sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 5, smtpRttMs: 10, seed: 13 })));
-  lab = await startLab(worldFile, { dnsPort: 0, smtpPort: 0, stateDir: path.join(tmp, 'lab') });
-  const { id } = await db.db.insertInto('surveys').values({ name: SURVEY }).returning('id').executeTakeFirstOrThrow();
-  await db.db.insertInto('survey_domains').values(lab.world.domains.map((d) => ({ survey_id: id, domain: d.name }))).execute();
+  rig = await startFaultRig({
+    dir: tmp,
+    database: 'chaos',
+    survey: SURVEY,
+    world: { domains: DOMAINS, sharedMxShare: 0.4, providers: 5, dnsLatencyMs: 5, smtpRttMs: 10, seed: 13 },
+    poolMax: 4,
+  });
+  ({ pg, redis, pgProxy, redisProxy, lab, db, dbUrl } = rig);
 });
 
 after(async () => {
   for (const w of workers) if (alive(w)) w.child.kill('SIGKILL');
   await Promise.all(workers.map((w) => w.exited));
-  await db?.close().catch(() => {});
-  await lab?.stop().catch(() => {});
-  await pgProxy?.close().catch(() => {});
-  await redisProxy?.close().catch(() => {});
-  await pg?.stop().catch(() => {});
-  await redis?.stop().catch(() => {});
+  await rig?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
 /** The workers' environment: through the proxies, short timeouts and lock so faults are noticed quickly. */
 function workerEnv(): Record<string, string> {
   return {
-    ...lab.env,
-    DATABASE_URL: `postgres://postgres@127.0.0.1:${pgProxy.port}/chaos`,
-    REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
+    ...rig!.proxiedEnv,
     MAILCENSUS_QUEUE_PREFIX: 'mcchaos',
     MAILCENSUS_DNS_TIMEOUT_MS: '1500',
     MAILCENSUS_DNS_RETRIES: '1',

@@ -2,30 +2,19 @@
 // given a check-<token>@ address, the lab's sender mails it to the real receiver, a real worker diagnoses it,
 // and the page, which updates itself, shows the verdict CRITERIA.md gives; the same for a domain that needs
 // improvement; a hostile HELO shows as text; the result page is private (404 for any other token).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sendTestMails } from '../lab/sender.ts';
-import { launchBrowser, screenshot, type TestBrowser } from './helpers/browser.ts';
-import { startWebStack, OUR_DOMAIN, type WebStack } from './helpers/web.ts';
+import { screenshot } from './helpers/browser.ts';
+import { webStackWithBrowserForFile, OUR_DOMAIN } from './helpers/web.ts';
 import { sendMail } from './test-mail-helpers.ts';
 
-let stack: WebStack;
-let browser: TestBrowser;
-
-before(async () => {
-  stack = await startWebStack();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const ui = webStackWithBrowserForFile();
 
 /** Requests a diagnosis through the form; returns the address the page shows and the private URL. */
 async function requestThroughForm(domainOrAddress: string, lang: 'ja' | 'en'): Promise<{ address: string; url: string }> {
-  const { page } = browser;
-  await page.goto(`${stack.baseUrl}/?lang=${lang}`);
+  const { page } = ui.browser;
+  await page.goto(`${ui.stack.baseUrl}/?lang=${lang}`);
   await page.fill('#domain', domainOrAddress);
   await page.click('button[type=submit]');
   await page.waitForSelector('#address');
@@ -34,13 +23,13 @@ async function requestThroughForm(domainOrAddress: string, lang: 'ja' | 'en'): P
 }
 
 async function mailFrom(domain: string, rcpt: string): Promise<void> {
-  const only = { ...stack.lab.world, domains: stack.lab.world.domains.filter((d) => d.name === domain) };
-  const [sent] = await sendTestMails(only, { to: { host: '127.0.0.1', port: stack.rx.port }, rcpt });
+  const only = { ...ui.stack.lab.world, domains: ui.stack.lab.world.domains.filter((d) => d.name === domain) };
+  const [sent] = await sendTestMails(only, { to: { host: '127.0.0.1', port: ui.stack.rx.port }, rcpt });
   assert.ok(sent?.ok, `the lab sender of ${domain} delivered: ${sent?.error}`);
 }
 
 test('a person asks for a diagnosis of safe.test, mails the shown address, and the page shows "safe" by itself', async () => {
-  const { page } = browser;
+  const { page } = ui.browser;
   const { address, url } = await requestThroughForm('safe.test', 'en');
   const m = new RegExp(`^check-([a-z2-7]{26})@${OUR_DOMAIN.replace(/\./g, '\\.')}$`).exec(address);
   assert.ok(m, `the page shows a check-<128-bit token> address: ${address}`);
@@ -70,11 +59,11 @@ test('a person asks for a diagnosis of safe.test, mails the shown address, and t
   await page.goto(url.replace('lang=en', 'lang=ja'));
   assert.equal(await page.textContent('.verdict'), '安全');
   await screenshot(page, 'public-3-result-safe-ja');
-  assert.deepEqual(browser.consoleErrors.filter((e) => /Content Security Policy/i.test(e)), [], 'no CSP violation on our pages');
+  assert.deepEqual(ui.browser.consoleErrors.filter((e) => /Content Security Policy/i.test(e)), [], 'no CSP violation on our pages');
 });
 
 test('an address at a domain that needs improvement: the verdict, the NG criteria and what to fix first', async () => {
-  const { page } = browser;
+  const { page } = ui.browser;
   // The person types an address, not a domain: its domain is used.
   const { address } = await requestThroughForm('info@spf-softfail-nodkim.test', 'ja');
   assert.equal(await page.textContent('.domain'), 'spf-softfail-nodkim.test');
@@ -90,11 +79,11 @@ test('an address at a domain that needs improvement: the verdict, the NG criteri
 });
 
 test('a hostile HELO name with <script> shows as text and runs nothing', async () => {
-  const { page } = browser;
+  const { page } = ui.browser;
   const { address, url } = await requestThroughForm('safe.test', 'en');
   // An EHLO argument is one word (no spaces), anything else goes.
   const hostile = '<script>window.__pwned=1</script><img/src=x/onerror=window.__pwned=2>';
-  const r = await sendMail(stack.rx.port, {
+  const r = await sendMail(ui.stack.rx.port, {
     helo: hostile,
     from: 'postmaster@safe.test',
     to: [address],
@@ -112,10 +101,10 @@ test('a hostile HELO name with <script> shows as text and runs nothing', async (
 
 test('results are private: an unknown or malformed token is 404, and nothing lists requests', async () => {
   for (const p of ['/r/aaaaaaaaaaaaaaaaaaaaaaaaaa', '/r/1', '/r/AAAAAAAAAAAAAAAAAAAAAAAAAA', '/r/aaaaaaaaaaaaaaaaaaaaaaaaaa/status.json', '/r/', '/r']) {
-    const res = await fetch(stack.baseUrl + p, { redirect: 'manual' });
+    const res = await fetch(ui.stack.baseUrl + p, { redirect: 'manual' });
     assert.equal(res.status, 404, p);
   }
-  const res = await fetch(`${stack.baseUrl}/r/aaaaaaaaaaaaaaaaaaaaaaaaaa`);
+  const res = await fetch(`${ui.stack.baseUrl}/r/aaaaaaaaaaaaaaaaaaaaaaaaaa`);
   assert.equal(res.headers.get('x-robots-tag'), 'noindex, nofollow');
   assert.equal(res.headers.get('cache-control'), 'no-store');
   assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
@@ -123,8 +112,8 @@ test('results are private: an unknown or malformed token is 404, and nothing lis
 });
 
 test('a domain that is not one gets the form again with the error, and creates nothing', async () => {
-  const { page } = browser;
-  await page.goto(`${stack.baseUrl}/?lang=en`);
+  const { page } = ui.browser;
+  await page.goto(`${ui.stack.baseUrl}/?lang=en`);
   await page.fill('#domain', 'not a domain <b>');
   await page.click('button[type=submit]');
   await page.waitForSelector('.error');

@@ -2,24 +2,13 @@
 // CSV with bad lines and sees them with their line numbers (a hostile cell as text); starts a run and watches
 // it finish on its live page (a real worker scans the lab); generates the report and downloads the PDF, views
 // the HTML and reads the JSON; a domain's history; a schedule; Bull Board; logs out.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { launchBrowser, screenshot, type TestBrowser } from './helpers/browser.ts';
-import { startWebStack, OPERATOR_PASSWORD, type WebStack } from './helpers/web.ts';
+import { screenshot } from './helpers/browser.ts';
+import { webStackWithBrowserForFile, OPERATOR_PASSWORD } from './helpers/web.ts';
 
-let stack: WebStack;
-let browser: TestBrowser;
-
-before(async () => {
-  stack = await startWebStack();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const ui = webStackWithBrowserForFile();
 
 const CSV = [
   'domain,organization',
@@ -36,8 +25,8 @@ const CSV = [
 ].join('\r\n');
 
 test('an operator logs in, uploads a CSV, runs the survey, watches it finish and downloads the report', async () => {
-  const { page } = browser;
-  const base = stack.baseUrl;
+  const { page } = ui.browser;
+  const base = ui.stack.baseUrl;
 
   // Not logged in: the overview is refused (401) and only the login form is shown.
   const refused = await page.goto(`${base}/ops/surveys`);
@@ -50,7 +39,7 @@ test('an operator logs in, uploads a CSV, runs the survey, watches it finish and
   await page.fill('#password', OPERATOR_PASSWORD);
   await page.click('button[type=submit]');
   await page.waitForURL(`${base}/ops/surveys`);
-  const cookies = await browser.context.cookies(base);
+  const cookies = await ui.browser.context.cookies(base);
   const session = cookies.find((c) => c.name === 'mc_session');
   assert.ok(session, 'a session cookie');
   assert.equal(session.httpOnly, true);
@@ -85,7 +74,7 @@ test('an operator logs in, uploads a CSV, runs the survey, watches it finish and
   const verdictCells = await page.locator('table.verdicts .verdict').evaluateAll((els) => els.map((e) => e.getAttribute('data-verdict')));
   assert.ok(verdictCells.includes('danger'), 'open-mx.test relays: danger');
   await screenshot(page, 'ops-4-run-done');
-  const stored = await stack.tdb.db.selectFrom('diagnoses').select(['domain', 'verdict']).where('run_id', '=', runId).execute();
+  const stored = await ui.stack.tdb.db.selectFrom('diagnoses').select(['domain', 'verdict']).where('run_id', '=', runId).execute();
   assert.equal(stored.length, 5);
   assert.equal(stored.find((d) => d.domain === 'open-mx.test')?.verdict, 'danger');
 

@@ -1,6 +1,7 @@
 // Everything `mailcensus serve` runs beside, for the web tests: the lab (test-mail-senders world), a fresh
 // database, a random Redis prefix with the queues, `mailcensus receive`, one `mailcensus worker`, and the web
 // server itself on an ephemeral port. stop() closes all of it and removes every Redis key of the prefix.
+import { before, after } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { startWorker, type RunningWorker } from '../../workers/worker.ts';
 import { loadDiagnose } from '../../workers/diagnose-api.ts';
 import { buildServer, type WebApp } from '../../web/server.ts';
 import { FAST_LAB_CHECKER_ENV } from './lab-env.ts';
+import { launchBrowser, type TestBrowser } from './browser.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const OUR_DOMAIN = 'mailcensus.lab.test';
@@ -88,6 +90,35 @@ export async function startWebStack(env: Record<string, string> = {}, options: {
       await tdb.drop();
       rmSync(stateDir, { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The browser tests' set-up: a stack (with its worker) and a headless browser for every test of the calling
+ * file, started in a `before` hook and closed in an `after` hook. Read `stack` and `browser` inside the tests.
+ */
+export function webStackWithBrowserForFile(): { readonly stack: WebStack; readonly browser: TestBrowser } {
+  let stack: WebStack | undefined;
+  let browser: TestBrowser | undefined;
+  before(async () => {
+    stack = await startWebStack();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+  const started = <T>(x: T | undefined): T => {
+    if (x === undefined) throw new Error('the web stack and browser start in a before hook: use them inside tests');
+    return x;
+  };
+  return {
+    get stack() {
+      return started(stack);
+    },
+    get browser() {
+      return started(browser);
     },
   };
 }

@@ -5,21 +5,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { cliJson, runCli } from './helpers/cli.ts';
 import type { IpObservation } from '../lib/observations.ts';
 import type { DnsObservations } from '../lib/probes/dns.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 before(async () => {
-  testLab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-keys-');
-  lab = testLab.lab;
+  lab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-keys-');
 });
 after(async () => {
-  await testLab?.stop();
+  await lab?.stop();
 });
 
 /** `check` against the lab, asking every selector the world publishes. */

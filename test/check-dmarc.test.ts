@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { runCli } from './helpers/cli.ts';
 import { rejudge } from '../lib/checks/judge.ts';
@@ -23,8 +22,7 @@ interface Out {
   observations: { dns: Record<string, unknown> & { dmarc: unknown }; ips: Record<string, unknown> };
   dnsStats: { queries?: number } & Record<string, unknown>;
 }
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 const out = new Map<string, Out>();
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -32,8 +30,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 before(async () => {
-  testLab = await startTestLab(WORLD, 'mc-dmarc-');
-  lab = testLab.lab;
+  lab = await startTestLab(WORLD, 'mc-dmarc-');
   // Three `check` processes at a time (bounded: the world's 20 domains).
   const queue = [...DOMAINS];
   await Promise.all(
@@ -47,7 +44,7 @@ before(async () => {
   );
 });
 after(async () => {
-  await testLab?.stop();
+  await lab?.stop();
 });
 
 const f = (domain: string, id: string) => out.get(domain)!.findings[id];

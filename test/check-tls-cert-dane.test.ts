@@ -6,7 +6,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 import { runCli } from './helpers/cli.ts';
 import { judgeScan, rejudge } from '../lib/checks/judge.ts';
@@ -16,14 +15,12 @@ import type { DnsObservations } from '../lib/probes/dns.ts';
 import type { DaneGathered, DaneNotApplicable } from '../lib/checks/dane/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 before(async () => {
-  testLab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-certs-');
-  lab = testLab.lab;
+  lab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-certs-');
 });
 after(async () => {
-  await testLab?.stop();
+  await lab?.stop();
 });
 
 interface Out {

@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
@@ -27,21 +26,19 @@ import { TEST_REDIS_URL, deleteQueueKeys, newQueuePrefix, waitForRunDone } from 
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let tdb: TestDatabase;
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 let rx: Receiver;
 const enqueued: string[] = [];
 let worker: WorkerProcess | null = null;
 
 before(async () => {
-  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), 'mc-dkimrun-'), createTestDatabase()]);
-  lab = testLab.lab;
+  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), 'mc-dkimrun-'), createTestDatabase()]);
   rx = await startLabReceiver(tdb.db, { host: '127.65.0.1', maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) });
 });
 after(async () => {
   if (worker && alive(worker)) worker.child.kill('SIGKILL');
   await rx?.close();
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 
@@ -76,7 +73,7 @@ test('a survey run finds keys under the listed selectors and under the selector 
   assert.deepEqual(seen, [{ domain: 'dk-mailsel.test', selector: 'm2026' }]);
 
   // 2. The list names corp2024 for two domains.
-  const csv = path.join(testLab.dir, 'list.csv');
+  const csv = path.join(lab.dir, 'list.csv');
   writeFileSync(csv, 'domain,selectors\ndk-custom.test,corp2024\ndk-wild-custom.test,corp2024 s1\ndk-mailsel.test,\ndk-wild.test,\ndk-plain.test,\ndk-none.test,\n');
   const ing = await ingestFile(tdb.sql, { file: csv, survey: 'dkim-disc' });
   assert.equal(ing.accepted, 6);

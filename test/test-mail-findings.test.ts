@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
@@ -25,16 +24,14 @@ import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SENDERS = ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim-testing.test', 'dkim-revoked.test'];
 
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 let tdb: TestDatabase;
 let rx: Receiver;
 type Stored = { domain: string; observed_at: Date; observations: unknown; findings: Record<string, { status: string; reason: string; value: unknown }> };
 let rows: Stored[] = [];
 
 before(async () => {
-  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-v2.json'), 'mc-tm-findings-'), createTestDatabase()]);
-  lab = testLab.lab;
+  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-v2.json'), 'mc-tm-findings-'), createTestDatabase()]);
   const config = loadConfig({ ...lab.env, MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN, MAILCENSUS_RESULT_MAIL: '0', ...FAST_LAB_CHECKER_ENV });
   const ids: string[] = [];
   rx = await startLabReceiver(tdb.db, {
@@ -52,7 +49,7 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig, type Config } from '../lib/config.ts';
 import { createProbeDeps, rejudge, type ProbeDeps } from '../lib/diagnose.ts';
@@ -54,8 +53,7 @@ const EXPECTED: Row[] = [
   ['nothing.test', 'ok ng ng ng ng ok ng ok', 'needs_improvement'],
 ];
 
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 let tdb: TestDatabase;
 let rx: Receiver;
 let config: Readonly<Config>;
@@ -64,8 +62,7 @@ const enqueued: string[] = [];
 const logger = pino({ level: 'silent' });
 
 before(async () => {
-  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-mail-senders.json'), 'mc-testmail-'), createTestDatabase()]);
-  lab = testLab.lab;
+  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-mail-senders.json'), 'mc-testmail-'), createTestDatabase()]);
   config = loadConfig({
     ...lab.env,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
@@ -82,7 +79,7 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 

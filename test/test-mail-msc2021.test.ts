@@ -8,7 +8,6 @@ import { sql } from 'kysely';
 import pino from 'pino';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
@@ -18,15 +17,13 @@ import { processTestMail } from '../workers/test-mail.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 let tdb: TestDatabase;
 let rx: Receiver;
 const ids: string[] = [];
 
 before(async () => {
-  [testLab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/msc-2021.json'), 'mc-msc2021-'), createTestDatabase()]);
-  lab = testLab.lab;
+  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/msc-2021.json'), 'mc-msc2021-'), createTestDatabase()]);
   rx = await startLabReceiver(tdb.db, {
     clock: lab.world.observedAt ? new Date(lab.world.observedAt) : null,
     // A provider's outbound host sends dozens of the lab's mails: the per-IP limits are for the internet.
@@ -40,7 +37,7 @@ before(async () => {
 
 after(async () => {
   await rx?.close();
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 

@@ -10,7 +10,6 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
@@ -24,8 +23,7 @@ import { alive, spawnWorker as spawnWorkerProcess, workerServicesEnv, type Worke
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
 
 let tdb: TestDatabase;
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 
 function world(): object {
   const shared = (id: string, n: number) => ({
@@ -52,11 +50,10 @@ function world(): object {
 
 before(async () => {
   tdb = await createTestDatabase();
-  testLab = await startTestLab(world(), 'mc-workers-');
-  lab = testLab.lab;
+  lab = await startTestLab(world(), 'mc-workers-');
 });
 after(async () => {
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 
@@ -161,7 +158,7 @@ async function redisUp(port: number): Promise<void> {
 
 test('a worker killed with SIGKILL and a Redis restart mid-run still end with every domain diagnosed exactly once', async () => {
   const port = await freePort();
-  const dir = path.join(testLab.dir, 'redis');
+  const dir = path.join(lab.dir, 'redis');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
   let redis = startRedis(port, dir);

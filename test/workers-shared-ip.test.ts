@@ -7,7 +7,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestLab, type TestLab } from './helpers/lab.ts';
-import type { Lab } from '../lab/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
@@ -21,8 +20,7 @@ const DIRECT = Array.from({ length: 6 }, (_, i) => `shared-${i + 1}.test`);
 const ALIASED = ['alias-1.test', 'alias-2.test'];
 
 let tdb: TestDatabase;
-let testLab: TestLab;
-let lab: Lab;
+let lab: TestLab;
 let worker: WorkerProcess | null = null;
 
 before(async () => {
@@ -37,12 +35,11 @@ before(async () => {
     ],
     domains: [...DIRECT.map((name) => ({ name, mx: ['s1'], spf: `v=spf1 ip4:${IP} -all` })), ...ALIASED.map((name) => ({ name }))],
   };
-  testLab = await startTestLab(world, 'mc-shared-ip-');
-  lab = testLab.lab;
+  lab = await startTestLab(world, 'mc-shared-ip-');
 });
 after(async () => {
   if (worker && alive(worker)) worker.child.kill('SIGKILL');
-  await testLab?.stop();
+  await lab?.stop();
   await tdb?.drop();
 });
 

@@ -1,15 +1,13 @@
 // A lab for a test file: every service of a world on ephemeral ports (DNS, SMTP, HTTPS), its state in a fresh
-// temp directory that stop() removes. The directory is the test's own as well (a CSV, a Redis dir): the lab
-// keeps its state in `dir/lab`.
+// temp directory that stop() removes as well. The directory is the test's own too (a CSV, a Redis dir): the
+// lab keeps its state in `dir/lab`.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../../lab/index.ts';
 
-export interface TestLab {
-  lab: Lab;
+export interface TestLab extends Lab {
   dir: string;
-  stop(): Promise<void>;
 }
 
 /**
@@ -26,7 +24,7 @@ export async function startTestLab(world: string | object, tmpPrefix: string): P
     }
     const lab = await startLab(file as string, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(dir, 'lab') });
     return {
-      lab,
+      ...lab,
       dir,
       async stop() {
         await lab.stop();

@@ -20,6 +20,7 @@ import {
 import postgres from 'postgres';
 import { sql } from 'kysely';
 import { migrations } from '../migrations/index.ts';
+import { redactUrl } from './redact-url.ts';
 import type { Status, Source } from './criteria.ts';
 import type { Verdict } from './verdict.ts';
 import type { Provenance } from './observations.ts';
@@ -192,19 +193,8 @@ export interface DbHandle {
 
 export class DatabaseUnavailableError extends Error {
   constructor(url: string, cause: unknown) {
-    super(`cannot reach Postgres at ${redactUrl(url)}: ${(cause as Error)?.message ?? cause}`);
+    super(`cannot reach Postgres at ${redactUrl(url, 'DATABASE_URL')}: ${(cause as Error)?.message ?? cause}`);
     this.name = 'DatabaseUnavailableError';
-  }
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable DATABASE_URL)';
   }
 }
 

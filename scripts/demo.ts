@@ -20,7 +20,8 @@ import { deleteKeysUnder } from '../workers/queues.ts';
 import { startLab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
-import { openDatabase, migrateSchema, redactUrl } from '../lib/db.ts';
+import { openDatabase, migrateSchema } from '../lib/db.ts';
+import { redactUrl } from '../lib/redact-url.ts';
 import { stopProcess } from '../lib/stop-process.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -181,7 +182,7 @@ async function main(): Promise<number> {
   if (code === 0 || pdfOnly) {
     say(`HTML: ${html}`);
     say(pdfOnly ? `PDF:  not written — no browser could start (see the error above); open the HTML and print it instead` : `PDF:  ${pdf}`);
-    say(`the diagnoses are in ${redactUrl(base.databaseUrl)} (view diagnosis_results); see README "SQL for analysts"`);
+    say(`the diagnoses are in ${redactUrl(base.databaseUrl, 'DATABASE_URL')} (view diagnosis_results); see README "SQL for analysts"`);
     return 0;
   }
   return code;

@@ -5,6 +5,7 @@ import { Redis as IORedis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../lib/config.ts';
 import { ServiceUnavailableError } from '../lib/errors.ts';
+import { redactUrl } from '../lib/redact-url.ts';
 import { QUEUES, testMailJobId, type JobName, type JobPayloads } from './jobs.ts';
 
 /**
@@ -33,17 +34,7 @@ export async function assertRedisReachable(redis: IORedis, url: string): Promise
       new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 5 s')), 5000).unref()),
     ]);
   } catch (err) {
-    throw new ServiceUnavailableError(`cannot reach Redis at ${redactRedis(url)}: ${(err as Error).message}`);
-  }
-}
-
-export function redactRedis(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable REDIS_URL)';
+    throw new ServiceUnavailableError(`cannot reach Redis at ${redactUrl(url, 'REDIS_URL')}: ${(err as Error).message}`);
   }
 }
 

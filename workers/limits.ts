@@ -24,12 +24,16 @@ export class LimitWaitTimeoutError extends Error {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+// The Lua scripts' clock: Redis's own (TIME, seconds and microseconds), in ms as `now`, so every worker
+// judges buckets and leases by one clock, not by its own.
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
 // KEYS[1]: bucket hash. ARGV: rate (tokens/s), burst, wanted. Takes up to `wanted` whole tokens (at least 1,
 // or none). Returns { taken, ms to wait when none was taken }: the time until `wanted` (at most burst) are
 // there, so a bucket drained by several workers is still taken from in batches, not a token per call.
 const TAKE_TOKENS = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_MS}
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
@@ -49,8 +53,7 @@ return { taken, wait }
 // KEYS[1]: lease zset (member = holder token, score = expiry ms); KEYS[2]: earliest next session start.
 // ARGV: token, limit, leaseMs, intervalMs. Returns 0 when the slot was taken, else a hint in ms.
 const ACQUIRE_SLOT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_MS}
 local limit = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local interval = tonumber(ARGV[4])
@@ -66,8 +69,7 @@ return 0
 
 // Same keys. ARGV: token, intervalMs. Frees the slot; the next session starts no earlier than interval after.
 const RELEASE_SLOT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_MS}
 local interval = tonumber(ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 if interval > 0 then
@@ -79,8 +81,7 @@ return 1
 
 // KEYS[1]: lease zset. ARGV: token, leaseMs. Returns 1 when the lease was still held and is extended.
 const RENEW_SLOT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_MS}
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)

@@ -46,7 +46,9 @@ export interface WorkerInput {
 }
 
 export interface WorkerCounts {
+  /** Physical lines of the file, header included. */
   lines: number;
+  /** Data records: every record after the header that is not blank. */
   read: number;
   blank: number;
   accepted: number;

@@ -18,7 +18,6 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { InputError } from '../lib/errors.ts';
-import type { RejectReason } from './normalize.ts';
 import { sniffFile, SJIS_CODEC, type Encoding, type EncodingOption } from './sniff.ts';
 import { RejectsWriter, rejectsPathFor } from './rejects.ts';
 import type { WorkerCounts, WorkerInput, WorkerMessage } from './ingest-worker.ts';
@@ -37,7 +36,8 @@ export interface IngestOptions {
   maxRecordSize?: number;
 }
 
-export interface IngestSummary {
+/** What an ingest did: the worker's counts of the file (ingest-worker.ts), and where they went. */
+export interface IngestSummary extends WorkerCounts {
   file: string;
   survey: string;
   surveyId: number | null;
@@ -48,19 +48,8 @@ export interface IngestSummary {
   /** True when `--encoding auto` chose the encoding. */
   encodingDetected: boolean;
   warning?: string;
-  headerless: boolean;
-  header: string[];
-  /** Physical lines of the file, header included. */
-  lines: number;
-  /** Data records: every record after the header that is not blank. */
-  read: number;
-  blank: number;
-  accepted: number;
-  duplicates: number;
-  rejected: number;
   /** Accepted domains that were new in the survey; null in a dry run. */
   added: number | null;
-  rejectReasons: Partial<Record<RejectReason, number>>;
   /** The rejects CSV written, or null when nothing was rejected. */
   rejectsFile: string | null;
   dryRun: boolean;

@@ -194,6 +194,11 @@ function matchReply(buf: Buffer, id: number, name: string, type: QueryType): Mat
   return { kind: 'match', packet };
 }
 
+/** The reason code of a socket error: the stage it failed in and its errno code (`connect_econnrefused`). */
+function errnoReason(stage: 'socket' | 'connect' | 'send' | 'tcp', err: Error): string {
+  return `${stage}_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase();
+}
+
 function udpExchange(server: { host: string; port: number }, name: string, type: QueryType, cd: boolean, timeoutMs: number): Promise<Exchange> {
   return new Promise((resolve) => {
     const id = randomInt(0, 65536);
@@ -211,7 +216,7 @@ function udpExchange(server: { host: string; port: number }, name: string, type:
       () => finish(sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : { outcome: 'timeout', reason: 'timeout' }),
       timeoutMs,
     );
-    socket.on('error', (err) => finish({ outcome: 'error', reason: `socket_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() }));
+    socket.on('error', (err) => finish({ outcome: 'error', reason: errnoReason('socket', err) }));
     let peer: { address: string; port: number } | null = null;
     socket.on('message', (msg, rinfo) => {
       // Only the address and port we asked may answer (RFC 5452 §9.1): the socket is connected, so the kernel
@@ -226,10 +231,10 @@ function udpExchange(server: { host: string; port: number }, name: string, type:
       if (done) return;
       socket.connect(server.port, server.host, (err?: Error) => {
         if (done) return;
-        if (err) return finish({ outcome: 'error', reason: `connect_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() });
+        if (err) return finish({ outcome: 'error', reason: errnoReason('connect', err) });
         peer = socket.remoteAddress();
         socket.send(encodeQuery(id, name, type, cd), (e) => {
-          if (e) finish({ outcome: 'error', reason: `send_${(e as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() });
+          if (e) finish({ outcome: 'error', reason: errnoReason('send', e) });
         });
       });
     });
@@ -278,7 +283,7 @@ function tcpExchange(server: { host: string; port: number }, name: string, type:
       }
       if (buf.length > 70_000) finish({ outcome: 'malformed', reason: 'oversized_tcp_reply' });
     });
-    socket.on('error', (err) => finish({ outcome: 'error', reason: `tcp_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase() }));
+    socket.on('error', (err) => finish({ outcome: 'error', reason: errnoReason('tcp', err) }));
     socket.on('close', () => finish(sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : { outcome: 'error', reason: 'tcp_closed' }));
   });
 }

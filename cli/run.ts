@@ -1,6 +1,7 @@
 // Wraps a command's action: one-line error on stderr and the exit code of lib/errors.ts, never a stack trace
 // (set MAILCENSUS_DEBUG=1 to see one).
-import { exitCodeOf, messageOf } from '../lib/errors.ts';
+import { exitCodeOf, messageOf, InputError } from '../lib/errors.ts';
+import type { Lang } from '../lib/criteria.ts';
 
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
   return async (...args: A): Promise<void> => {
@@ -23,13 +24,35 @@ export function intOption(name: string) {
   };
 }
 
+/** A command's `--lang`: `ja` or `en`, else an InputError naming what was given; `fallback` when not given. */
+export function langOption(given: string | undefined, fallback: Lang): Lang {
+  const lang = given ?? fallback;
+  if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${given}"`);
+  return lang;
+}
+
+/** Checks integer options that have a floor (a concurrency, a size): each one given must be at least `min`. */
+export function requireAtLeast(min: number, options: Record<string, number | undefined>): void {
+  for (const [name, v] of Object.entries(options)) {
+    if (v !== undefined && v < min) throw new InputError(`${name} must be >= ${min}, got ${v}`);
+  }
+}
+
+/** Resolves with the signal when the process gets SIGTERM or SIGINT: how a long-running command is stopped. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
 /**
  * Runs `fn` with the database of DATABASE_URL, reachable and migrated (a one-line error, exit 3, when Postgres
- * is down), and closes it afterwards.
+ * is down), and closes it afterwards. `migrated: false` skips the schema check (for `migrate` itself).
  */
 export async function withDatabase<T>(
   fn: (handle: import('../lib/db.ts').DbHandle, cfg: Readonly<import('../lib/config.ts').Config>) => Promise<T>,
-  options: { max?: number } = {},
+  options: { max?: number; migrated?: boolean } = {},
 ): Promise<T> {
   const { config } = await import('../lib/config.ts');
   const { openDatabase, assertReachable, ensureSchema } = await import('../lib/db.ts');
@@ -37,7 +60,7 @@ export async function withDatabase<T>(
   const handle = openDatabase(cfg.databaseUrl, { max: options.max ?? 2 });
   try {
     await assertReachable(handle, cfg.databaseUrl);
-    await ensureSchema(handle.db);
+    if (options.migrated !== false) await ensureSchema(handle.db);
     return await fn(handle, cfg);
   } finally {
     await handle.close();

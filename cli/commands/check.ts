@@ -2,7 +2,7 @@
 // check of the registry (lib/checks/registry.ts) with its status, reason and detail, then the verdict and why
 // (or the JSON of the observations, statuses and verdict).
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, langOption } from '../run.ts';
 import { STATUS_LABELS, type Status } from '../../lib/criteria.ts';
 import { checkById } from '../../lib/checks/registry.ts';
 import type { Label } from '../../lib/checks/contract.ts';
@@ -67,8 +67,7 @@ export function register(program: Command): void {
     .action(
       action(async (domainArg: string, opts: { json?: boolean; lang?: string; selectors?: string }) => {
         const { InputError } = await import('../../lib/errors.ts');
-        const lang = opts.lang ?? (/^ja/i.test(process.env.LC_ALL || process.env.LANG || '') ? 'ja' : 'en');
-        if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${opts.lang}"`);
+        const lang = langOption(opts.lang, /^ja/i.test(process.env.LC_ALL || process.env.LANG || '') ? 'ja' : 'en');
         const { normalizeDomain } = await import('../../lib/dns/names.ts');
         if (!normalizeDomain(domainArg)) throw new InputError(`not a valid domain name: "${domainArg}"`);
         const { parseSelectorList } = await import('../../lib/checks/dkim/dkim.ts');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, intOption } from '../run.ts';
+import { action, intOption, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -28,14 +28,8 @@ export function register(program: Command): void {
           console.log(formatSummary(await ingestFile(null, { ...base, dryRun: true })));
           return 0;
         }
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
-        const url = config().databaseUrl;
-        const handle = openDatabase(url, { max: 2 });
         try {
-          await assertReachable(handle, url);
-          await ensureSchema(handle.db);
-          console.log(formatSummary(await ingestFile(handle.sql, base)));
+          await withDatabase(async (handle) => console.log(formatSummary(await ingestFile(handle.sql, base))));
         } catch (err) {
           // The server went away in the middle: that is the service's fault (exit 3), and the transaction
           // was rolled back with the connection.
@@ -45,8 +39,6 @@ export function register(program: Command): void {
             throw new ServiceUnavailableError(`lost the connection to Postgres during the ingest (nothing was written): ${(err as Error).message}`);
           }
           throw err;
-        } finally {
-          await handle.close();
         }
         return 0;
       }),

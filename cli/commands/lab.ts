@@ -2,7 +2,7 @@
 // Heavy modules (the servers, forge, ajv) are imported inside the actions.
 import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { action, intOption as runIntOption } from '../run.ts';
+import { action, intOption as runIntOption, untilSignal } from '../run.ts';
 import { InputError } from '../../lib/errors.ts';
 
 /** A world error lists every problem on its own line: print them all, not only the first (exit 2). */
@@ -96,10 +96,7 @@ export function register(program: Command): void {
           `lab "${running.world.name}" is up: ${running.world.domains.length} domains, ${listening} SMTP hosts${policies ? `, ${policies} MTA-STS policy hosts` : ''}; ` +
             `DNS ${running.dns.host}:${running.dns.port}, SMTP port ${running.smtpPort}, HTTPS port ${running.httpsPort}. Ctrl-C or SIGTERM stops it.\n`,
         );
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
+        const signal = await untilSignal();
         // A second signal while stopping means "now".
         const force = () => process.exit(130);
         process.once('SIGINT', force);

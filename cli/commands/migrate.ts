@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action } from '../run.ts';
+import { action, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -8,12 +8,8 @@ export function register(program: Command): void {
     .option('--down', 'undo the latest migration instead')
     .action(
       action(async (opts: { down?: boolean }) => {
-        const { config } = await import('../../lib/config.ts');
-        const { openDatabase, assertReachable, migrator, schemaState } = await import('../../lib/db.ts');
-        const url = config().databaseUrl;
-        const handle = openDatabase(url, { max: 1 });
-        try {
-          await assertReachable(handle, url);
+        const { migrator, schemaState } = await import('../../lib/db.ts');
+        await withDatabase(async (handle) => {
           const m = migrator(handle.db);
           const { error, results } = opts.down ? await m.migrateDown() : await m.migrateToLatest();
           for (const r of results ?? []) {
@@ -26,9 +22,7 @@ export function register(program: Command): void {
           const state = await schemaState(handle.db);
           if ((results ?? []).length === 0) console.log(`schema is up to date (version ${state.database})`);
           else console.log(`schema version ${state.database ?? '(none)'}; this mailcensus expects ${state.expected}`);
-        } finally {
-          await handle.close();
-        }
+        }, { max: 1, migrated: false });
       }),
     );
 }

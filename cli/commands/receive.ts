@@ -1,7 +1,7 @@
 // `mailcensus receive`: the test-mail receiver (MSchecker's inbox). Stores each mail, then enqueues its
 // diagnosis for `mailcensus worker`; a sweeper re-enqueues stored mails that have no diagnosis yet.
 import type { Command } from 'commander';
-import { action, intOption } from '../run.ts';
+import { action, intOption, requireAtLeast, untilSignal, withDatabase } from '../run.ts';
 
 interface ReceiveOptions {
   listen?: string;
@@ -37,7 +37,6 @@ export function register(program: Command): void {
         const { readFileSync } = await import('node:fs');
         const { config, parseHostPort } = await import('../../lib/config.ts');
         const { InputError } = await import('../../lib/errors.ts');
-        const { openDatabase, assertReachable, ensureSchema } = await import('../../lib/db.ts');
         const { createLogger } = await import('../../workers/logger.ts');
         const { createRedis, openQueues, enqueueTestMail } = await import('../../workers/queues.ts');
         const { startReceiver } = await import('../../receiver/server.ts');
@@ -60,78 +59,70 @@ export function register(program: Command): void {
         };
         const cert = certFile ? read(certFile, 'certificate') : null;
         const key = keyFile ? read(keyFile, 'private key') : null;
-        if (opts.maxSize !== undefined && opts.maxSize < 1024) throw new InputError(`--max-size must be >= 1024, got ${opts.maxSize}`);
-        for (const [name, v] of [['--max-connections-per-ip', opts.maxConnectionsPerIp], ['--max-messages-per-minute', opts.maxMessagesPerMinute]] as const) {
-          if (v !== undefined && v < 1) throw new InputError(`${name} must be >= 1, got ${v}`);
-        }
+        requireAtLeast(1024, { '--max-size': opts.maxSize });
+        requireAtLeast(1, { '--max-connections-per-ip': opts.maxConnectionsPerIp, '--max-messages-per-minute': opts.maxMessagesPerMinute });
 
         const logger = createLogger({ pretty: opts.pretty, level: opts.logLevel });
-        const handle = openDatabase(cfg.databaseUrl, { max: 10 });
-        await assertReachable(handle, cfg.databaseUrl);
-        await ensureSchema(handle.db);
-        // Redis may be down: mails are still stored (and answered 250), and the sweeper enqueues them later.
-        const redis = createRedis(cfg.redisUrl);
-        redis.on('error', () => {});
-        const queues = openQueues(redis, cfg);
-        const enqueue = async (id: string) => {
-          let timer: NodeJS.Timeout | undefined;
+        return withDatabase(async (handle) => {
+          // Redis may be down: mails are still stored (and answered 250), and the sweeper enqueues them later.
+          const redis = createRedis(cfg.redisUrl);
+          redis.on('error', () => {});
+          const queues = openQueues(redis, cfg);
+          const enqueue = async (id: string) => {
+            let timer: NodeJS.Timeout | undefined;
+            try {
+              await Promise.race([
+                enqueueTestMail(queues, id),
+                new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('Redis did not answer within 5 s')), 5000))),
+              ]);
+            } finally {
+              clearTimeout(timer);
+            }
+          };
+          let receiver;
           try {
-            await Promise.race([
-              enqueueTestMail(queues, id),
-              new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('Redis did not answer within 5 s')), 5000))),
-            ]);
-          } finally {
-            clearTimeout(timer);
+            receiver = await startReceiver({
+              db: handle.db,
+              domain,
+              hostname: opts.hostname ?? cfg.receiverHostname,
+              host: listen.host,
+              port: listen.port,
+              cert,
+              key,
+              maxSize: opts.maxSize ?? cfg.receiverMaxSize,
+              // The lab sends every mail of a provider from one address: loosen the per-IP limits there.
+              maxConnectionsPerIp: opts.maxConnectionsPerIp ?? (cfg.lab ? 50 : 5),
+              maxMessagesPerWindow: opts.maxMessagesPerMinute ?? (cfg.lab ? 10_000 : 30),
+              maxConnectionsPerWindow: cfg.lab ? 10_000 : 60,
+              rateWindowMs: 60_000,
+              maxClients: cfg.receiverMaxClients,
+              sessionTimeoutMs: cfg.receiverSessionTimeoutMs,
+              maxHeaderBytes: cfg.receiverMaxHeaderBytes,
+              memoryBudgetBytes: cfg.receiverMemoryBytes,
+              rawRetentionDays: cfg.rawMailRetentionDays,
+              clock: cfg.clock,
+              resultMail: opts.resultMail && cfg.resultMail,
+              enqueue,
+              logger,
+            });
+          } catch (err) {
+            await queues.close().catch(() => {});
+            redis.disconnect();
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === 'EADDRINUSE' || code === 'EACCES') {
+              throw new InputError(`cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`);
+            }
+            throw err;
           }
-        };
-        let receiver;
-        try {
-          receiver = await startReceiver({
-            db: handle.db,
-            domain,
-            hostname: opts.hostname ?? cfg.receiverHostname,
-            host: listen.host,
-            port: listen.port,
-            cert,
-            key,
-            maxSize: opts.maxSize ?? cfg.receiverMaxSize,
-            // The lab sends every mail of a provider from one address: loosen the per-IP limits there.
-            maxConnectionsPerIp: opts.maxConnectionsPerIp ?? (cfg.lab ? 50 : 5),
-            maxMessagesPerWindow: opts.maxMessagesPerMinute ?? (cfg.lab ? 10_000 : 30),
-            maxConnectionsPerWindow: cfg.lab ? 10_000 : 60,
-            rateWindowMs: 60_000,
-            maxClients: cfg.receiverMaxClients,
-            sessionTimeoutMs: cfg.receiverSessionTimeoutMs,
-            maxHeaderBytes: cfg.receiverMaxHeaderBytes,
-            memoryBudgetBytes: cfg.receiverMemoryBytes,
-            rawRetentionDays: cfg.rawMailRetentionDays,
-            clock: cfg.clock,
-            resultMail: opts.resultMail && cfg.resultMail,
-            enqueue,
-            logger,
-          });
-        } catch (err) {
+          logger.info({ listen: `${receiver.host}:${receiver.port}`, address: `check@${domain}`, tls: cert ? 'configured' : 'self-signed' }, 'receiver listening');
+          process.stderr.write(`mailcensus: receiving test mails for check@${domain} on ${receiver.host}:${receiver.port}\n`);
+          const signal = await untilSignal();
+          logger.info({ signal }, 'receiver stopping');
+          await receiver.close();
           await queues.close().catch(() => {});
-          redis.disconnect();
-          await handle.close();
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'EADDRINUSE' || code === 'EACCES') {
-            throw new InputError(`cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`);
-          }
-          throw err;
-        }
-        logger.info({ listen: `${receiver.host}:${receiver.port}`, address: `check@${domain}`, tls: cert ? 'configured' : 'self-signed' }, 'receiver listening');
-        process.stderr.write(`mailcensus: receiving test mails for check@${domain} on ${receiver.host}:${receiver.port}\n`);
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
-        });
-        logger.info({ signal }, 'receiver stopping');
-        await receiver.close();
-        await queues.close().catch(() => {});
-        await redis.quit().catch(() => redis.disconnect());
-        await handle.close();
-        return 0;
+          await redis.quit().catch(() => redis.disconnect());
+          return 0;
+        }, { max: 10 });
       }),
     );
 }

@@ -1,6 +1,6 @@
 // `mailcensus report`: the press-release statistics of a period as HTML, PDF, JSON and CSV (issue 8).
 import type { Command } from 'commander';
-import { action, withDatabase } from '../run.ts';
+import { action, langOption, withDatabase } from '../run.ts';
 
 interface Opts {
   survey?: string;
@@ -52,8 +52,7 @@ export function register(program: Command): void {
         if (o.source !== undefined && o.source !== 'test-mail' && o.source !== 'scan') {
           throw new InputError(`--source must be test-mail or scan, got "${o.source}"`);
         }
-        if (o.lang !== 'ja' && o.lang !== 'en') throw new InputError(`--lang must be ja or en, got "${o.lang}"`);
-        const lang: 'ja' | 'en' = o.lang;
+        const lang = langOption(o.lang, 'ja');
         const { parseTrend, parsePeriodSpec } = await import('../../reports/period.ts');
         const { parseCohortKey } = await import('../../reports/breakdowns.ts');
         const trend = o.trend !== undefined ? parseTrend(o.trend) : null;

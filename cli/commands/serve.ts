@@ -1,6 +1,6 @@
 // `mailcensus serve`: the web front and the HTTP API (issue 17), one process beside the workers and the receiver.
 import type { Command } from 'commander';
-import { action, withServices } from '../run.ts';
+import { action, untilSignal, withServices } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -23,10 +23,7 @@ export function register(program: Command): void {
           const address = await web.app.listen({ host: listen.host, port: listen.port });
           process.stderr.write(`mailcensus serve: listening on ${address}${s.config.webOperatorPassword ? '' : ' (operator pages disabled: MAILCENSUS_WEB_OPERATOR_PASSWORD is not set)'}\n`);
           // Until SIGINT/SIGTERM: stop accepting, let requests in flight finish (bounded by Fastify's timeouts).
-          await new Promise<void>((resolve) => {
-            process.once('SIGINT', resolve);
-            process.once('SIGTERM', resolve);
-          });
+          await untilSignal();
           await Promise.race([web.app.close(), new Promise((r) => setTimeout(r, 10_000).unref())]);
           return 0;
         }, { pretty: opts.pretty });

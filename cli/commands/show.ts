@@ -1,7 +1,7 @@
 // `mailcensus show DIAGNOSIS-ID`: one stored diagnosis (test mail or scan), every criterion with its reason,
 // in Japanese or English, or as JSON.
 import type { Command } from 'commander';
-import { action, withDatabase } from '../run.ts';
+import { action, langOption, withDatabase } from '../run.ts';
 
 export function register(program: Command): void {
   program
@@ -14,8 +14,7 @@ export function register(program: Command): void {
       action(async (id: string, opts: { json?: boolean; lang?: string }) => {
         const { InputError } = await import('../../lib/errors.ts');
         if (!/^\d{1,18}$/.test(id)) throw new InputError(`diagnosis id must be a number, got "${id}"`);
-        const lang = opts.lang ?? ((process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en');
-        if (lang !== 'ja' && lang !== 'en') throw new InputError(`--lang must be ja or en, got "${opts.lang}"`);
+        const lang = langOption(opts.lang, (process.env.LANG ?? '').startsWith('ja') ? 'ja' : 'en');
         const { loadDiagnosisView } = await import('../../receiver/show.ts');
         const { renderDiagnosis } = await import('../../receiver/result-mail.ts');
         return withDatabase(async (handle) => {

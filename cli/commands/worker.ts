@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, intOption } from '../run.ts';
+import { action, intOption, requireAtLeast, untilSignal } from '../run.ts';
 
 /** File descriptors kept for everything but the SMTP sessions (Postgres, Redis, DNS sockets, the domain jobs). */
 const FD_RESERVE = 512;
@@ -20,12 +20,7 @@ export function register(program: Command): void {
         const { startWorker, createProbeDepsFor } = await import('../../workers/worker.ts');
         const { loadDiagnose } = await import('../../workers/diagnose-api.ts');
         const cfg = config();
-        for (const [name, v] of [['--concurrency', opts.concurrency], ['--probe-concurrency', opts.probeConcurrency]] as const) {
-          if (v !== undefined && v < 1) {
-            const { InputError } = await import('../../lib/errors.ts');
-            throw new InputError(`${name} must be >= 1, got ${v}`);
-          }
-        }
+        requireAtLeast(1, { '--concurrency': opts.concurrency, '--probe-concurrency': opts.probeConcurrency });
         const logger = createLogger({ pretty: opts.pretty, level: opts.logLevel });
         // Every SMTP session holds a socket: beyond `ulimit -n` connects would fail with EMFILE and be recorded
         // as network errors of the servers. Keep room for Postgres, Redis, DNS and the domain jobs.
@@ -53,10 +48,7 @@ export function register(program: Command): void {
           'worker started',
         );
         // SIGTERM/SIGINT: stop taking jobs, let active ones finish (bounded), exit 0.
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
-        });
+        const signal = await untilSignal();
         logger.info({ signal, timeoutMs: cfg.shutdownTimeoutMs }, 'shutting down: letting active jobs finish');
         const { graceful } = await running.close(cfg.shutdownTimeoutMs);
         // Bounded: a stalled Redis or Postgres must not keep a stopping worker alive.

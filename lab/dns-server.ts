@@ -11,6 +11,7 @@ import { dkimRecordFor, labDkimRecord } from './dkim-keys.ts';
 import type { LabCa } from './ca.ts';
 import { MISMATCH_ADDRESS } from './world.ts';
 import { InputError } from '../lib/errors.ts';
+import { closeServer, listenOn } from './listen.ts';
 
 export interface DnsServerOptions {
   /** @defaultValue 127.0.0.1 */
@@ -510,10 +511,7 @@ export async function startDnsServer(world: LabWorld, opts: DnsServerOptions): P
       for (const t of timers) clearTimeout(t);
       timers.clear();
       for (const s of sockets) s.destroy();
-      await Promise.all([
-        new Promise<void>((resolve) => udp.close(() => resolve())),
-        new Promise<void>((resolve) => tcp.close(() => resolve())),
-      ]);
+      await Promise.all([closeServer(udp), closeServer(tcp)]);
     },
   };
 }
@@ -546,16 +544,6 @@ async function bindBoth(
         resolve(udp);
       });
     });
-  const listenTcp = (p: number) =>
-    new Promise<number>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      tcp.once('error', onError);
-      tcp.listen({ port: p, host, exclusive: true }, () => {
-        tcp.off('error', onError);
-        resolve((tcp.address() as net.AddressInfo).port);
-      });
-    });
-  const closeTcp = () => new Promise<void>((resolve) => tcp.close(() => resolve()));
   const explain = (err: unknown, proto: string, p: number) => {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') return new PortInUseError(`DNS port ${p} on ${host} (${proto}) is already in use`);
@@ -567,14 +555,14 @@ async function bindBoth(
   for (let attempt = 0; attempt < 20; attempt++) {
     let p: number;
     try {
-      p = await listenTcp(port);
+      p = await listenOn(tcp, { port, host, exclusive: true });
     } catch (err) {
       throw explain(err, 'tcp', port);
     }
     try {
       return { port: p, udp: await bindUdp(p) };
     } catch (err) {
-      await closeTcp();
+      await closeServer(tcp);
       // Only an ephemeral pick may be retried: a fixed port taken on UDP is the user's error to fix.
       if (port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw explain(err, 'udp', p);
     }

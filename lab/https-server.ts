@@ -13,6 +13,7 @@ import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LabMtaStsPolicy, LabWorld } from './model.ts';
 import type { CertSpec, LabCa } from './ca.ts';
+import { closeServer, listenOn } from './listen.ts';
 
 export const POLICY_PATH = '/.well-known/mta-sts.txt';
 /** How long a `timeout` host holds a connection it never answers. */
@@ -120,11 +121,8 @@ export async function startPolicyHosts(world: LabWorld, opts: { port: number; ca
   };
 
   const listen = (server: net.Server, ip: string, port: number) =>
-    new Promise<number>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new Error(`lab HTTPS: cannot listen on ${ip}:${port}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`)),
-      );
-      server.listen({ host: ip, port, exclusive: true }, () => resolve((server.address() as net.AddressInfo).port));
+    listenOn(server, { host: ip, port, exclusive: true }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`lab HTTPS: cannot listen on ${ip}:${port}: ${err.code === 'EADDRINUSE' ? 'port in use' : err.message}`);
     });
 
   let port = opts.port;
@@ -134,12 +132,14 @@ export async function startPolicyHosts(world: LabWorld, opts: { port: number; ca
       const server = serverFor(p);
       servers.push(server);
       port = await listen(server, p.ip, port);
+      // A listening server's errors (an accept failing with EMFILE) fail that one connection, not the lab.
+      server.on('error', () => {});
     }
     if (policies.length === 0 && port === 0) {
       // Nothing listens, yet the environment must name a port: take a free one (connections to it are refused).
       const probe = net.createServer();
       port = await listen(probe, opts.host ?? '127.0.0.1', 0);
-      await new Promise<void>((r) => probe.close(() => r()));
+      await closeServer(probe);
     }
   } catch (err) {
     await closeAll(servers, sockets);
@@ -159,5 +159,5 @@ export async function startPolicyHosts(world: LabWorld, opts: { port: number; ca
 
 async function closeAll(servers: net.Server[], sockets: Set<net.Socket>): Promise<void> {
   for (const s of sockets) s.destroy();
-  await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise<void>((r) => s.close(() => r()))));
+  await Promise.all(servers.filter((s) => s.listening).map(closeServer));
 }

@@ -15,6 +15,7 @@ import { domainToASCII } from 'node:url';
 import { openFileLimit } from '../lib/concurrency.ts';
 import type { LabCa } from './ca.ts';
 import type { LabHost, LabWorld } from './model.ts';
+import { closeServer, listenOn } from './listen.ts';
 
 export interface SmtpLogEntry {
   /** The lab host's address (the server side of the connection). */
@@ -659,20 +660,19 @@ export async function startSmtpHosts(
   };
 
   const servers: net.Server[] = [];
-  const listen = (ip: string, port: number) =>
-    new Promise<net.Server>((resolve, reject) => {
-      const server = net.createServer(onConnection);
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        const why =
-          err.code === 'EADDRINUSE' ? 'port in use' : err.code === 'EMFILE' ? 'too many open files (ulimit -n)' : err.message;
-        reject(new Error(`lab SMTP: cannot listen on ${ip}:${port}: ${why}`));
-      });
-      server.listen({ host: ip, port, backlog: 511 }, () => {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        resolve(server);
-      });
-    });
+  const listen = async (ip: string, port: number): Promise<net.Server> => {
+    const server = net.createServer(onConnection);
+    try {
+      await listenOn(server, { host: ip, port, backlog: 511 });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why =
+        err.code === 'EADDRINUSE' ? 'port in use' : err.code === 'EMFILE' ? 'too many open files (ulimit -n)' : err.message;
+      throw new Error(`lab SMTP: cannot listen on ${ip}:${port}: ${why}`);
+    }
+    server.on('error', () => {});
+    return server;
+  };
 
   let port = opts.port;
   try {
@@ -691,7 +691,7 @@ export async function startSmtpHosts(
       if (failed !== undefined) throw failed.reason;
     }
   } catch (err) {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all(servers.map(closeServer));
     throw err;
   }
 
@@ -709,7 +709,7 @@ export async function startSmtpHosts(
     },
     async stop() {
       state.stopping = true;
-      const closing = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+      const closing = servers.map(closeServer);
       for (const socket of state.sessions) socket.destroy();
       state.sessions.clear();
       await Promise.all(closing);

@@ -19,6 +19,7 @@ import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../workers/queues.ts';
 import { startLab } from '../lab/index.ts';
 import { sendTestMails } from '../lab/sender.ts';
+import { freePort } from '../lab/listen.ts';
 import { loadConfig } from '../lib/config.ts';
 import { openDatabase, migrateSchema } from '../lib/db.ts';
 import { redactUrl } from '../lib/redact-url.ts';
@@ -57,17 +58,6 @@ async function ensureDatabase(url: string): Promise<void> {
   } finally {
     await sql.end();
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const children: ChildProcess[] = [];

@@ -3,11 +3,11 @@
 // module of its own, so the benches do not import each other.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { spawnCli, waitFor, type Spawned } from './proc.ts';
 import type { BenchWorld } from './args.ts';
+import { freePort } from '../../lab/listen.ts';
 
 /** The settings every benchmark worker runs with (stored with the run, so the workers all agree). */
 export const BENCH_ENV: Record<string, string> = {
@@ -44,14 +44,6 @@ export interface LabUp<W extends string = BenchWorld> {
   world: W;
   /** The SMTP port on every host address. */
   smtpPort: number;
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 function parseEnv(text: string): Record<string, string> {

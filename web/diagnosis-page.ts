@@ -3,7 +3,7 @@
 // first. Every string that came from the network (details name hosts, banners, PTR names) goes through html``.
 import { CRITERIA, CRITERION_LABELS, STATUS_LABELS, type Criterion, type Label, type Status } from '../lib/criteria.ts';
 import { VERDICT_LABELS, type Verdict } from '../lib/verdict.ts';
-import { findingValueLabel } from '../reports/labels.ts';
+import { findingValueLabel, T as REPORT_TEXT } from '../reports/labels.ts';
 import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 import { html, type Html } from './html.ts';
 import type { Lang } from './i18n.ts';
@@ -82,7 +82,8 @@ const T = {
     ja: '測定できなかった項目があります（NGではありません）。時間をおいてもう一度テストメールを送ってください。',
     en: 'Some criteria could not be measured (that is not NG). Send another test mail later.',
   },
-  findings: { ja: 'MSchecker以外の項目', en: 'Findings beyond MSchecker' },
+  // The section of the checks beyond MSchecker's criteria bears the report's name for it.
+  findings: REPORT_TEXT.findings,
   because: { ja: '評価の理由', en: 'Because of' },
   mail: { ja: '受信したテストメール', en: 'The test mail we received' },
   clientIp: { ja: '送信元IPアドレス', en: 'Client IP' },

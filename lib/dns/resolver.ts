@@ -199,42 +199,52 @@ function errnoReason(stage: 'socket' | 'connect' | 'send' | 'tcp', err: Error): 
   return `${stage}_${(err as NodeJS.ErrnoException).code ?? 'error'}`.toLowerCase();
 }
 
+/**
+ * How one exchange ends, whichever comes first: an answer, an error or its deadline. The first outcome wins,
+ * clears the deadline and releases the socket. Silence (the deadline, a closed connection) after a reply we
+ * could not decode is reported as that reply (`undecodable_reply`), not as silence.
+ */
+function exchangeEnd(resolve: (ex: Exchange) => void, release: () => void, timeoutMs: number, timeoutReason: string) {
+  const end = {
+    done: false,
+    sawMalformed: false,
+    silence: (ex: Exchange): Exchange => (end.sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : ex),
+    finish(ex: Exchange): void {
+      if (end.done) return;
+      end.done = true;
+      clearTimeout(timer);
+      release();
+      resolve(ex);
+    },
+  };
+  const timer = setTimeout(() => end.finish(end.silence({ outcome: 'timeout', reason: timeoutReason })), timeoutMs);
+  return end;
+}
+
 function udpExchange(server: { host: string; port: number }, name: string, type: QueryType, cd: boolean, timeoutMs: number): Promise<Exchange> {
   return new Promise((resolve) => {
     const id = randomInt(0, 65536);
     const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
-    let sawMalformed = false;
-    let done = false;
-    const finish = (ex: Exchange) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.close();
-      resolve(ex);
-    };
-    const timer = setTimeout(
-      () => finish(sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : { outcome: 'timeout', reason: 'timeout' }),
-      timeoutMs,
-    );
-    socket.on('error', (err) => finish({ outcome: 'error', reason: errnoReason('socket', err) }));
+    const end = exchangeEnd(resolve, () => socket.close(), timeoutMs, 'timeout');
+    socket.on('error', (err) => end.finish({ outcome: 'error', reason: errnoReason('socket', err) }));
     let peer: { address: string; port: number } | null = null;
     socket.on('message', (msg, rinfo) => {
       // Only the address and port we asked may answer (RFC 5452 §9.1): the socket is connected, so the kernel
       // drops other sources already; the check here holds even where it does not.
       if (!peer || rinfo.port !== peer.port || canonicalAddress(rinfo.address) !== canonicalAddress(peer.address)) return;
       const m = matchReply(msg, id, name, type);
-      if (m.kind === 'malformed') sawMalformed = true;
-      if (m.kind === 'match') finish({ outcome: 'answer', packet: m.packet });
+      if (m.kind === 'malformed') end.sawMalformed = true;
+      if (m.kind === 'match') end.finish({ outcome: 'answer', packet: m.packet });
     });
     // Port 0: the kernel picks a random ephemeral source port per query (RFC 5452 §9.2).
     socket.bind(0, () => {
-      if (done) return;
+      if (end.done) return;
       socket.connect(server.port, server.host, (err?: Error) => {
-        if (done) return;
-        if (err) return finish({ outcome: 'error', reason: errnoReason('connect', err) });
+        if (end.done) return;
+        if (err) return end.finish({ outcome: 'error', reason: errnoReason('connect', err) });
         peer = socket.remoteAddress();
         socket.send(encodeQuery(id, name, type, cd), (e) => {
-          if (e) finish({ outcome: 'error', reason: errnoReason('send', e) });
+          if (e) end.finish({ outcome: 'error', reason: errnoReason('send', e) });
         });
       });
     });
@@ -251,20 +261,8 @@ function tcpExchange(server: { host: string; port: number }, name: string, type:
   return new Promise((resolve) => {
     const id = randomInt(0, 65536);
     let buf = Buffer.alloc(0);
-    let done = false;
-    let sawMalformed = false;
     const socket = net.connect({ host: server.host, port: server.port });
-    const finish = (ex: Exchange) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ex);
-    };
-    const timer = setTimeout(
-      () => finish(sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : { outcome: 'timeout', reason: 'timeout_tcp' }),
-      timeoutMs,
-    );
+    const end = exchangeEnd(resolve, () => socket.destroy(), timeoutMs, 'timeout_tcp');
     socket.on('connect', () => {
       const q = encodeQuery(id, name, type, cd);
       const len = Buffer.alloc(2);
@@ -278,13 +276,13 @@ function tcpExchange(server: { host: string; port: number }, name: string, type:
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
         const m = matchReply(msg, id, name, type);
-        if (m.kind === 'malformed') sawMalformed = true;
-        if (m.kind === 'match') return finish({ outcome: 'answer', packet: m.packet });
+        if (m.kind === 'malformed') end.sawMalformed = true;
+        if (m.kind === 'match') return end.finish({ outcome: 'answer', packet: m.packet });
       }
-      if (buf.length > 70_000) finish({ outcome: 'malformed', reason: 'oversized_tcp_reply' });
+      if (buf.length > 70_000) end.finish({ outcome: 'malformed', reason: 'oversized_tcp_reply' });
     });
-    socket.on('error', (err) => finish({ outcome: 'error', reason: errnoReason('tcp', err) }));
-    socket.on('close', () => finish(sawMalformed ? { outcome: 'malformed', reason: 'undecodable_reply' } : { outcome: 'error', reason: 'tcp_closed' }));
+    socket.on('error', (err) => end.finish({ outcome: 'error', reason: errnoReason('tcp', err) }));
+    socket.on('close', () => end.finish(end.silence({ outcome: 'error', reason: 'tcp_closed' })));
   });
 }
 

@@ -3,12 +3,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { freePort } from '../lab/listen.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,13 +119,7 @@ test('a bad --encoding: exit 2, naming the option', async () => {
 });
 
 test('a database that is down: exit 3, naming the server', async () => {
-  const port = await new Promise<number>((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const f = await file('down.csv', 'domain\nexample.jp\n');
   const r = await cli(['ingest', f, '--survey', 'down'], `postgres://postgres@127.0.0.1:${port}/mailcensus`);
   assertOneLineError(r, 3, new RegExp(`cannot reach Postgres at postgres://postgres@127\\.0\\.0\\.1:${port}/mailcensus`));

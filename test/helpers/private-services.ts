@@ -7,17 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { until as waitUntil } from './until.ts';
+import { freePort } from '../../lab/listen.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+export { freePort };
 
 const until = (what: string, cond: () => Promise<boolean>, ms: number) => waitUntil(what, cond, ms, { pollMs: 200 });
 

@@ -9,13 +9,27 @@ test('part names and options are separated, flags take no value', () => {
   assert.deepEqual(args, { sizes: '2000,10000', 'cpu-prof': true, 'no-baseline': true, workers: '2' });
 });
 
-test('default sizes are the issue\'s, with 2 workers only at 50,000', () => {
+test("the default plan is the issue's: 100,000 uniform domains read at 10,000 and 50,000, and 10,000 internet-like", () => {
   const o = benchOptions({});
-  assert.deepEqual(o.sizes, [10_000, 50_000]);
-  assert.deepEqual(o.workersFor(10_000), [1, 2]);
-  assert.deepEqual(o.workersFor(50_000), [2]);
+  assert.deepEqual(o.plan, [
+    { size: 100_000, world: 'uniform' },
+    { size: 10_000, world: 'internet' },
+  ]);
+  assert.equal(o.defaultPlan, true);
+  assert.deepEqual(o.checkpoints, [10_000, 50_000]);
+  assert.deepEqual(o.workersFor(100_000), [2]);
+  // No uniform world of 10,000: the baseline takes the smallest uniform one.
+  assert.equal(o.baselineSize, 100_000);
+  assert.deepEqual(benchOptions({ workers: '1,2' }).workersFor(50_000), [1, 2]);
+});
+
+test('--sizes and --world replace the plan with every size × world pair', () => {
+  const o = benchOptions({ sizes: '2000,10000', world: 'uniform,internet' });
+  assert.equal(o.defaultPlan, false);
+  assert.deepEqual(o.plan.map((s) => `${s.size}/${s.world}`), ['2000/uniform', '2000/internet', '10000/uniform', '10000/internet']);
   assert.equal(o.baselineSize, 10_000);
-  assert.deepEqual(benchOptions({ workers: '1' }).workersFor(50_000), [1]);
+  assert.deepEqual(benchOptions({ sizes: '3000' }).plan, [{ size: 3000, world: 'uniform' }]);
+  assert.throws(() => benchOptions({ checkpoints: '10k' }), /--checkpoints takes positive integers/);
 });
 
 test('a bad size list is refused with a message naming the option', () => {
@@ -23,9 +37,10 @@ test('a bad size list is refused with a message naming the option', () => {
 });
 
 test('--world picks the uniform world (default), the internet-like one, or both in order', () => {
-  assert.deepEqual(benchOptions({}).worlds, ['uniform']);
-  assert.deepEqual(benchOptions({ world: 'internet' }).worlds, ['internet']);
-  assert.deepEqual(benchOptions(parseArgv(['survey', '--world', 'uniform,internet']).args).worlds, ['uniform', 'internet']);
+  const worlds = (args: Parameters<typeof benchOptions>[0]) => benchOptions({ sizes: '1000', ...args }).plan.map((s) => s.world);
+  assert.deepEqual(worlds({}), ['uniform']);
+  assert.deepEqual(worlds({ world: 'internet' }), ['internet']);
+  assert.deepEqual(worlds(parseArgv(['survey', '--world', 'uniform,internet']).args), ['uniform', 'internet']);
   assert.throws(() => benchOptions({ world: 'moon' }), /--world takes uniform, internet/);
   assert.throws(() => benchOptions({ world: true }), /--world takes/);
 });

@@ -21,7 +21,7 @@ export function parseArgv(argv: string[]): { parts: string[]; args: BenchArgs } 
   return { parts, args };
 }
 
-const FLAGS = new Set(['cpu-prof', 'keep']);
+const FLAGS = new Set(['cpu-prof', 'keep', 'report-compare']);
 
 function intList(v: string | boolean | undefined, fallback: number[], name: string): number[] {
   if (v === undefined) return fallback;
@@ -34,10 +34,28 @@ function intList(v: string | boolean | undefined, fallback: number[], name: stri
 export type BenchWorld = 'uniform' | 'internet';
 const WORLDS: BenchWorld[] = ['uniform', 'internet'];
 
+/** One survey of the bench: a world of `size` domains of one kind. */
+export interface SurveyStep {
+  size: number;
+  world: BenchWorld;
+}
+
+/**
+ * The default plan (issue 18's figures within about half an hour): one uniform survey of 100,000 domains, whose
+ * rate, worker RSS and Redis memory are also read at 10,000 and 50,000 domains diagnosed (the checkpoints), and
+ * the internet-like world at 10,000 domains, compared with the uniform survey's first 10,000.
+ */
+export const DEFAULT_PLAN: readonly SurveyStep[] = [
+  { size: 100_000, world: 'uniform' },
+  { size: 10_000, world: 'internet' },
+];
+export const DEFAULT_CHECKPOINTS: readonly number[] = [10_000, 50_000];
+
 export interface SurveyOptions {
-  sizes: number[];
-  /** Worlds to survey at every size, in order (`--world uniform,internet`). @defaultValue ['uniform'] */
-  worlds: BenchWorld[];
+  /** The surveys, in order: the default plan, or every `--sizes` × `--world` pair. */
+  plan: SurveyStep[];
+  /** Domains diagnosed at which a run's rate and memory are read on the way (those below its size). */
+  checkpoints: number[];
   /** Worker counts to run at a size. */
   workersFor(size: number): number[];
   concurrency: number;
@@ -46,29 +64,36 @@ export interface SurveyOptions {
   baselineSample: number;
   cpuProf: boolean;
   keep: boolean;
+  /** True when the plan is the default one (its figures are the issue's: they go into the `survey` section). */
+  defaultPlan: boolean;
   command: string;
 }
 
 export function benchOptions(args: BenchArgs): SurveyOptions {
-  const sizes = intList(args.sizes, [10_000, 50_000], 'sizes');
   const worlds = args.world === undefined ? ['uniform'] : String(args.world).split(',').map((w) => w.trim());
   const badWorld = worlds.find((w) => !WORLDS.includes(w as BenchWorld));
   if (badWorld !== undefined || worlds.length === 0 || args.world === true) {
     throw new Error(`bench: --world takes ${WORLDS.join(', ')} (or both, separated by a comma), got "${args.world}"`);
   }
+  const defaultPlan = args.sizes === undefined && args.world === undefined;
+  const sizes = intList(args.sizes, [10_000, 50_000], 'sizes');
+  const plan = defaultPlan
+    ? DEFAULT_PLAN.map((s) => ({ ...s }))
+    : sizes.flatMap((size) => [...new Set(worlds)].map((world) => ({ size, world: world as BenchWorld })));
+  const uniformSizes = plan.filter((s) => s.world === 'uniform').map((s) => s.size);
   return {
-    sizes,
-    worlds: [...new Set(worlds)] as BenchWorld[],
-    // Default: 1 and 2 workers up to 10,000 domains, 2 workers at 50,000 (1 worker there would take the whole
-    // bench past 30 minutes on 2 cores); --workers applies to every size.
-    workersFor: args.workers === undefined ? (size: number) => (size >= 50_000 ? [2] : [1, 2]) : () => intList(args.workers, [1, 2], 'workers'),
+    plan,
+    checkpoints: intList(args.checkpoints, [...DEFAULT_CHECKPOINTS], 'checkpoints'),
+    // Two workers, as the issue measures (`--workers 1,2` adds the one-worker run for the scaling).
+    workersFor: () => intList(args.workers, [2], 'workers'),
     concurrency: intList(args.concurrency, [150], 'concurrency')[0]!,
     baseline: args['no-baseline'] !== true,
-    // The baseline runs on the 10,000-domain world when there is one, else on the smallest size.
-    baselineSize: sizes.includes(10_000) ? 10_000 : Math.min(...sizes),
+    // The baseline runs on the uniform 10,000-domain world when there is one, else on the smallest uniform one.
+    baselineSize: uniformSizes.includes(10_000) ? 10_000 : Math.min(...uniformSizes),
     baselineSample: intList(args['baseline-sample'], [150], 'baseline-sample')[0]!,
     cpuProf: args['cpu-prof'] === true,
     keep: args.keep === true,
+    defaultPlan,
     command: commandLine,
   };
 }
@@ -122,4 +147,20 @@ export interface PipelineResult {
   ownRedis: Record<string, number>;
   pgStatements: number;
   profile?: string;
+  /** The run read on the way, at each checkpoint below its size. */
+  checkpoints: Checkpoint[];
+}
+
+/** A run's figures when its `diagnosed`-th domain was diagnosed (a worker's `domain diagnosed` line). */
+export interface Checkpoint {
+  diagnosed: number;
+  /** Since `mailcensus run` was started. */
+  seconds: number;
+  perSecond: number;
+  /** Each worker's resident memory at that moment (VmRSS) and its peak so far (VmHWM). */
+  rssMiB: number[];
+  peakRssMiB: number[];
+  /** Our keys' memory in Redis (MEMORY USAGE over the run's prefix), read at that moment. */
+  redisOwnMiB: number;
+  redisOwnKeys: number;
 }

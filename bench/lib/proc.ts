@@ -128,8 +128,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 /** Peak resident set size (VmHWM) of a running process, in bytes; null once it has exited. */
 export function peakRss(pid: number): number | null {
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** Resident memory of a running process now (VmRSS), in bytes; null once it has exited. */
+export function currentRss(pid: number): number | null {
+  return statusBytes(pid, 'VmRSS');
+}
+
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;

@@ -18,39 +18,28 @@ export class DomainSet {
   private lengths = new Uint16Array(1 << 15);
   private lines = new Int32Array(1 << 15);
   private arena = new Uint8Array(1 << 20);
+  /** add()'s name as bytes (grown to the longest name added). */
+  private scratch = new Uint8Array(256);
   private used = 0;
   size = 0;
 
   /**
    * Adds `name` first seen on `line`. Returns -1 when it is new, or the line it was first seen on.
-   * `name` must be ASCII and at most 65,535 characters (a normalised domain is at most 253).
+   * `name` must be ASCII and at most 65,535 characters (a normalised domain is at most 253): its bytes are its
+   * character codes, so it goes through addBytes, the one hash and probe of the table.
    */
   add(name: string, line: number): number {
     const n = name.length;
-    let h = 0x811c9dc5 | 0; // FNV-1a, 32 bits
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-    const slots = this.slots;
-    const mask = (slots.length >> 1) - 1;
-    for (let s = h & mask, probes = 0; probes <= mask; s = (s + 1) & mask, probes++) {
-      const e = slots[2 * s];
-      if (e === EMPTY) {
-        const a = this.room(n);
-        for (let i = 0, p = this.used; i < n; i++, p++) a[p] = name.charCodeAt(i);
-        this.record(s, h, n, line);
-        return -1;
-      }
-      if (slots[2 * s + 1] === h && this.lengths[e] === n && this.equals(e, name)) return this.lines[e];
-    }
-    throw new Error('DomainSet: table full'); // unreachable: the table is kept at most half full
+    if (n > this.scratch.length) this.scratch = new Uint8Array(n);
+    const b = this.scratch;
+    for (let i = 0; i < n; i++) b[i] = name.charCodeAt(i);
+    return this.addBytes(b, 0, n, line);
   }
 
-  /**
-   * add() for the name in bytes[from, to), ASCII (the ingest's byte path): the same hash and the same table,
-   * so a name added either way is found either way.
-   */
+  /** add() for the name in bytes[from, to), ASCII (the ingest's byte path, which needs no copy). */
   addBytes(bytes: Uint8Array, from: number, to: number, line: number): number {
     const n = to - from;
-    let h = 0x811c9dc5 | 0;
+    let h = 0x811c9dc5 | 0; // FNV-1a, 32 bits
     for (let i = from; i < to; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
     const slots = this.slots;
     const mask = (slots.length >> 1) - 1;
@@ -64,13 +53,7 @@ export class DomainSet {
       }
       if (slots[2 * s + 1] === h && this.lengths[e] === n && this.equalsBytes(e, bytes, from, n)) return this.lines[e];
     }
-    throw new Error('DomainSet: table full');
-  }
-
-  private equals(e: number, name: string): boolean {
-    const a = this.arena;
-    for (let i = 0, p = this.starts[e]; i < name.length; i++, p++) if (a[p] !== name.charCodeAt(i)) return false;
-    return true;
+    throw new Error('DomainSet: table full'); // unreachable: the table is kept at most half full
   }
 
   private equalsBytes(e: number, bytes: Uint8Array, from: number, n: number): boolean {

@@ -5,32 +5,42 @@
 // same filters, the same order of preference (observed_at DESC, id DESC), each domain once (BENCHMARKS.md).
 import { sql, type Kysely } from 'kysely';
 
-/** The latest diagnosis id per domain in the period, with the function's filters (its body's one subquery). */
-const latest = (provenance: boolean) => sql.raw(`
-      SELECT DISTINCT ON (d.domain COLLATE "C") d.id
-        FROM diagnoses d
-       WHERE d.observed_at >= period_from AND d.observed_at < period_to
-         AND (only_source IS NULL OR d.source = only_source)
-         AND (only_survey IS NULL OR d.survey_id = (SELECT id FROM surveys WHERE name = only_survey))${provenance ? `
-         AND (only_provenance IS NULL OR d.provenance = ANY (only_provenance))` : ''}
-       ORDER BY d.domain COLLATE "C", d.observed_at DESC, d.id DESC`);
+/**
+ * Each domain's latest diagnosis in the period, with the function's filters: `columns` of `table` (aliased
+ * `a`). Both versions of report_diagnoses() pick with it (the narrow one ids from diagnoses, the legacy one
+ * every column of diagnosis_results), so they count the same set by construction.
+ */
+const latestPerDomain = (columns: string, table: string, a: string, provenance: boolean) => `SELECT DISTINCT ON (${a}.domain COLLATE "C") ${columns}
+        FROM ${table} ${a}
+       WHERE ${a}.observed_at >= period_from AND ${a}.observed_at < period_to
+         AND (only_source IS NULL OR ${a}.source = only_source)
+         AND (only_survey IS NULL OR ${a}.survey_id = (SELECT id FROM surveys WHERE name = only_survey))${provenance ? `
+         AND (only_provenance IS NULL OR ${a}.provenance = ANY (only_provenance))` : ''}
+       ORDER BY ${a}.domain COLLATE "C", ${a}.observed_at DESC, ${a}.id DESC`;
+
+/**
+ * Both overloads of report_diagnoses(), with the body `body(provenance)`: the original one (source and survey,
+ * both optional) and the one 20261201000100_test_mail_security added with the provenance filter.
+ */
+async function createReportDiagnoses(db: Kysely<any>, body: (provenance: boolean) => string): Promise<void> {
+  for (const provenance of [false, true]) {
+    const parameters = provenance
+      ? 'only_source diagnosis_source, only_survey text, only_provenance text[]'
+      : 'only_source diagnosis_source DEFAULT NULL, only_survey text DEFAULT NULL';
+    await sql`
+    CREATE OR REPLACE FUNCTION report_diagnoses(period_from timestamptz, period_to timestamptz,
+                                                ${sql.raw(parameters)})
+    RETURNS SETOF diagnosis_results
+    LANGUAGE sql STABLE AS $$
+      ${sql.raw(body(provenance))}
+    $$`.execute(db);
+  }
+}
 
 /** report_diagnoses(), both overloads, picking from the narrow index first (this migration). */
 export async function createLatestFunctions(db: Kysely<any>): Promise<void> {
-  await sql`
-    CREATE OR REPLACE FUNCTION report_diagnoses(period_from timestamptz, period_to timestamptz,
-                                                only_source diagnosis_source DEFAULT NULL, only_survey text DEFAULT NULL)
-    RETURNS SETOF diagnosis_results
-    LANGUAGE sql STABLE AS $$
-      SELECT r.* FROM (${latest(false)}) latest JOIN diagnosis_results r ON r.id = latest.id
-    $$`.execute(db);
-  await sql`
-    CREATE OR REPLACE FUNCTION report_diagnoses(period_from timestamptz, period_to timestamptz,
-                                                only_source diagnosis_source, only_survey text, only_provenance text[])
-    RETURNS SETOF diagnosis_results
-    LANGUAGE sql STABLE AS $$
-      SELECT r.* FROM (${latest(true)}) latest JOIN diagnosis_results r ON r.id = latest.id
-    $$`.execute(db);
+  await createReportDiagnoses(db, (provenance) => `SELECT r.* FROM (
+      ${latestPerDomain('d.id', 'diagnoses', 'd', provenance)}) latest JOIN diagnosis_results r ON r.id = latest.id`);
 }
 
 /**
@@ -38,31 +48,7 @@ export async function createLatestFunctions(db: Kysely<any>): Promise<void> {
  * over every diagnosis of the period with all its columns (down(), and the benchmark's "before").
  */
 export async function createLegacyFunctions(db: Kysely<any>): Promise<void> {
-  await sql`
-    CREATE OR REPLACE FUNCTION report_diagnoses(period_from timestamptz, period_to timestamptz,
-                                                only_source diagnosis_source DEFAULT NULL, only_survey text DEFAULT NULL)
-    RETURNS SETOF diagnosis_results
-    LANGUAGE sql STABLE AS $$
-      SELECT DISTINCT ON (r.domain COLLATE "C") r.*
-        FROM diagnosis_results r
-       WHERE r.observed_at >= period_from AND r.observed_at < period_to
-         AND (only_source IS NULL OR r.source = only_source)
-         AND (only_survey IS NULL OR r.survey_id = (SELECT id FROM surveys WHERE name = only_survey))
-       ORDER BY r.domain COLLATE "C", r.observed_at DESC, r.id DESC
-    $$`.execute(db);
-  await sql`
-    CREATE OR REPLACE FUNCTION report_diagnoses(period_from timestamptz, period_to timestamptz,
-                                                only_source diagnosis_source, only_survey text, only_provenance text[])
-    RETURNS SETOF diagnosis_results
-    LANGUAGE sql STABLE AS $$
-      SELECT DISTINCT ON (r.domain COLLATE "C") r.*
-        FROM diagnosis_results r
-       WHERE r.observed_at >= period_from AND r.observed_at < period_to
-         AND (only_source IS NULL OR r.source = only_source)
-         AND (only_survey IS NULL OR r.survey_id = (SELECT id FROM surveys WHERE name = only_survey))
-         AND (only_provenance IS NULL OR r.provenance = ANY (only_provenance))
-       ORDER BY r.domain COLLATE "C", r.observed_at DESC, r.id DESC
-    $$`.execute(db);
+  await createReportDiagnoses(db, (provenance) => latestPerDomain('r.*', 'diagnosis_results', 'r', provenance));
 }
 
 export async function up(db: Kysely<any>): Promise<void> {

@@ -114,6 +114,13 @@ describe('TLSA records and matching, pure', () => {
     const forged = chainFacts([leafDer, impostorDer]);
     assert.deepEqual([good[0].issuedByNext, good[1].issuedByNext], [true, undefined]);
     assert.equal(forged[0].issuedByNext, false, 'same issuer name, another key: the signature does not verify');
+    // Facts and signature checks are remembered per DER digest (and per pair): the same answers again, in
+    // objects of their own, and the forged pair still fails after the good one was checked.
+    const again = chainFacts([leafDer, interDer]);
+    assert.deepEqual(again, good);
+    again[0].subject = 'changed by a caller';
+    assert.deepEqual(chainFacts([leafDer, interDer]), good);
+    assert.equal(chainFacts([leafDer, impostorDer])[0].issuedByNext, false);
 
     const ta = (c: PresentedCert) => ({ usage: 2, selector: 1, matchingType: 1, data: c.spkiSha256 });
     assert.equal(matchTlsa([ta(good[1])], good).results[0].matchedDepth, 1);

@@ -41,6 +41,36 @@ function parse(pemOrDer: string | Buffer): X509Certificate | null {
   }
 }
 
+/**
+ * What is learnt from one certificate, by the SHA-256 of its DER: the facts, and the signature checks against an
+ * issuer. A survey meets the same intermediates, roots and provider leaves at thousands of MX IPs, and parsing a
+ * certificate with its key (X509Certificate, createPublicKey, the SPKI export) took about a fifth of a worker's
+ * CPU (`npm run bench -- survey --cpu-prof`). The facts depend on the DER alone, so a cached copy is the same
+ * answer. Bounded: emptied when full (a survey's distinct certificates come and go with its MX hosts).
+ */
+const MAX_CACHED = 4096;
+const factsByCert = new Map<string, Readonly<PresentedCert>>();
+const signatureChecks = new Map<string, boolean>();
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): V {
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(key, value);
+  return value;
+}
+
+/** The facts of a certificate, computed once per DER (`sha256`: of that DER). */
+function cachedFacts(sha256: string, x509: () => X509Certificate): PresentedCert {
+  const known = factsByCert.get(sha256);
+  return { ...(known ?? remember(factsByCert, sha256, factsOf(x509()))) };
+}
+
+/** A signature check of the certificate with DER digest `certSha` against `issuerSha`, made once per pair. */
+function cachedCheck(kind: 'issued' | 'self', certSha: string, issuerSha: string, check: () => boolean): boolean {
+  const key = `${kind}:${certSha}:${issuerSha}`;
+  const known = signatureChecks.get(key);
+  return known ?? remember(signatureChecks, key, check());
+}
+
 function factsOf(x509: X509Certificate): PresentedCert {
   const key = x509.publicKey;
   const spki = key.export({ type: 'spki', format: 'der' });
@@ -82,16 +112,34 @@ export function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolea
  * self-signed server certificate usually lacks.) A key that cannot verify is not self-signed.
  */
 export function isSelfSigned(x509: X509Certificate): boolean {
-  try {
-    return x509.issuer === x509.subject && x509.verify(x509.publicKey);
-  } catch {
-    return false;
-  }
+  if (x509.issuer !== x509.subject) return false;
+  const sha = x509.fingerprint256;
+  return cachedCheck('self', sha, sha, () => {
+    try {
+      return x509.verify(x509.publicKey);
+    } catch {
+      return false;
+    }
+  });
 }
 
-/** PresentedCerts of parsed certificates, leaf first, each but the last with `issuedByNext`. */
-function factsOfChain(x509s: readonly X509Certificate[]): PresentedCert[] {
-  return x509s.map((x, i) => (i + 1 < x509s.length ? { ...factsOf(x), issuedByNext: issuedBy(x, x509s[i + 1]) } : factsOf(x)));
+/** One certificate of a chain: the digest of its DER, and the parsed certificate, parsed only when needed. */
+interface ChainLink {
+  sha256: string;
+  x509(): X509Certificate;
+}
+
+function linkOf(x509: X509Certificate): ChainLink {
+  return { sha256: hex('sha256', x509.raw), x509: () => x509 };
+}
+
+/** PresentedCerts of a chain, leaf first, each but the last with `issuedByNext`. */
+function factsOfChain(links: readonly ChainLink[]): PresentedCert[] {
+  return links.map((link, i) => {
+    const facts = cachedFacts(link.sha256, link.x509);
+    const next = links[i + 1];
+    return next ? { ...facts, issuedByNext: cachedCheck('issued', link.sha256, next.sha256, () => issuedBy(link.x509(), next.x509())) } : facts;
+  });
 }
 
 /**
@@ -99,13 +147,15 @@ function factsOfChain(x509s: readonly X509Certificate[]): PresentedCert[] {
  * stops at the first certificate that does not parse or repeats one before it.
  */
 export function chainFacts(certs: readonly (string | Buffer)[]): PresentedCert[] {
-  const x509s: X509Certificate[] = [];
+  const links: ChainLink[] = [];
   for (const c of certs.slice(0, MAX_CHAIN)) {
     const x = parse(c);
-    if (!x || x509s.some((y) => y.fingerprint256 === x.fingerprint256)) break;
-    x509s.push(x);
+    if (!x) break;
+    const link = linkOf(x);
+    if (links.some((l) => l.sha256 === link.sha256)) break;
+    links.push(link);
   }
-  return factsOfChain(x509s);
+  return factsOfChain(links);
 }
 
 /**
@@ -119,18 +169,29 @@ export function chainFacts(certs: readonly (string | Buffer)[]): PresentedCert[]
  * call returns an object without `raw` and without issuers.
  */
 export function presentedChain(t: tls.TLSSocket, fromTrustStore?: (certSha256: string) => boolean): PresentedCert[] {
-  const x509s: X509Certificate[] = [];
+  const links: ChainLink[] = [];
+  const selfIssued: boolean[] = [];
   let c: tls.DetailedPeerCertificate | undefined = t.getPeerCertificate(true);
-  while (c && c.raw && x509s.length < MAX_CHAIN) {
-    const x = parse(c.raw);
-    if (!x || x509s.some((y) => y.fingerprint256 === x.fingerprint256)) break;
-    x509s.push(x);
-    if (x.subject === x.issuer || !c.issuerCertificate || c.issuerCertificate === c) break;
+  while (c && c.raw && links.length < MAX_CHAIN) {
+    const raw = c.raw;
+    const sha256 = hex('sha256', raw);
+    const known = factsByCert.get(sha256);
+    // A certificate seen before parsed then (the digest is of the same DER); else parse it now, once.
+    let parsed: X509Certificate | null = null;
+    if (!known) {
+      parsed = parse(raw);
+      if (!parsed) break;
+    }
+    if (links.some((l) => l.sha256 === sha256)) break;
+    links.push({ sha256, x509: () => (parsed ??= new X509Certificate(raw)) });
+    const selfIssuedNow = known ? known.selfIssued : parsed!.subject === parsed!.issuer;
+    selfIssued.push(selfIssuedNow);
+    if (selfIssuedNow || !c.issuerCertificate || c.issuerCertificate === c) break;
     c = c.issuerCertificate;
   }
-  const last = x509s[x509s.length - 1];
-  if (fromTrustStore && x509s.length > 1 && last.subject === last.issuer && fromTrustStore(hex('sha256', last.raw))) x509s.pop();
-  return factsOfChain(x509s);
+  const last = links.length - 1;
+  if (fromTrustStore && links.length > 1 && selfIssued[last] && fromTrustStore(links[last]!.sha256)) links.pop();
+  return factsOfChain(links);
 }
 
 const fingerprintSets = new Map<string, Set<string>>();

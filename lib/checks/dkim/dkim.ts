@@ -112,13 +112,39 @@ export function parseDkimKey(selector: string, record: string): DkimKey {
       return { ...base, valid: true, bits: 256 };
     }
     if (keyType !== 'rsa') return { ...base, valid: false, problem: 'unknown_key_type' };
-    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? null;
-    if (key.asymmetricKeyType !== 'rsa') return { ...base, valid: false, problem: 'bad_key', bits };
-    return { ...base, valid: true, bits };
+    const key = spkiKey(p, der);
+    if (!key) return { ...base, valid: false, problem: 'bad_key' };
+    if (key.type !== 'rsa') return { ...base, valid: false, problem: 'bad_key', bits: key.bits };
+    return { ...base, valid: true, bits: key.bits };
   } catch {
     return { ...base, valid: false, problem: 'bad_key' };
   }
+}
+
+/**
+ * The type and size of an SPKI public key, or null when it does not parse, remembered per base64 text: a key
+ * is read when collected and again when judged (dkim and dkim_key), and many domains publish the same one, while
+ * createPublicKey was about a tenth of a worker's CPU (`npm run bench -- survey --cpu-prof`). Bounded in
+ * entries and in key length (a hostile TXT record may be long).
+ */
+const MAX_CACHED_KEYS = 4096;
+const MAX_CACHED_KEY_TEXT = 2048;
+const spkiKeys = new Map<string, { type: string | undefined; bits: number | null } | null>();
+function spkiKey(base64: string, der: Buffer): { type: string | undefined; bits: number | null } | null {
+  const known = spkiKeys.get(base64);
+  if (known !== undefined) return known;
+  let key: { type: string | undefined; bits: number | null } | null;
+  try {
+    const k = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    key = { type: k.asymmetricKeyType, bits: k.asymmetricKeyDetails?.modulusLength ?? null };
+  } catch {
+    key = null;
+  }
+  if (base64.length <= MAX_CACHED_KEY_TEXT) {
+    if (spkiKeys.size >= MAX_CACHED_KEYS) spkiKeys.clear();
+    spkiKeys.set(base64, key);
+  }
+  return key;
 }
 
 export interface CollectDkimOptions {

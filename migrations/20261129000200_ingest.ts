@@ -20,20 +20,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`CREATE INDEX ingests_survey ON ingests (survey_id, finished_at)`.execute(db);
 
   await sql`ALTER TABLE survey_domains DROP CONSTRAINT survey_domains_survey_id_fkey`.execute(db);
-  await sql`
-    CREATE FUNCTION survey_domains_check_survey() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-      missing integer;
-    BEGIN
-      PERFORM 1 FROM surveys s WHERE s.id IN (SELECT DISTINCT n.survey_id FROM new_rows n) FOR KEY SHARE;
-      SELECT n.survey_id INTO missing FROM new_rows n
-       WHERE NOT EXISTS (SELECT 1 FROM surveys s WHERE s.id = n.survey_id) LIMIT 1;
-      IF FOUND THEN
-        RAISE EXCEPTION 'insert or update on table "survey_domains" violates the survey reference'
-          USING ERRCODE = 'foreign_key_violation', DETAIL = format('Key (survey_id)=(%s) is not present in table "surveys".', missing);
-      END IF;
-      RETURN NULL;
-    END $$`.execute(db);
+  await sql.raw(`CREATE FUNCTION survey_domains_check_survey() RETURNS trigger LANGUAGE plpgsql AS $$${CHECK_SURVEY}$$`).execute(db);
   await sql`
     CREATE TRIGGER survey_domains_survey_insert AFTER INSERT ON survey_domains
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION survey_domains_check_survey()`.execute(db);
@@ -69,3 +56,18 @@ export async function down(db: Kysely<any>): Promise<void> {
     .dropColumn('rejects_file')
     .execute();
 }
+
+/** The check's body as this migration creates it; 20261202000600_domain_collation_c restores it on the way down. */
+export const CHECK_SURVEY = `
+    DECLARE
+      missing integer;
+    BEGIN
+      PERFORM 1 FROM surveys s WHERE s.id IN (SELECT DISTINCT n.survey_id FROM new_rows n) FOR KEY SHARE;
+      SELECT n.survey_id INTO missing FROM new_rows n
+       WHERE NOT EXISTS (SELECT 1 FROM surveys s WHERE s.id = n.survey_id) LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION 'insert or update on table "survey_domains" violates the survey reference'
+          USING ERRCODE = 'foreign_key_violation', DETAIL = format('Key (survey_id)=(%s) is not present in table "surveys".', missing);
+      END IF;
+      RETURN NULL;
+    END `;

@@ -12,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '20261202000100_check_registry': await import('./20261202000100_check_registry.ts'),
   '20261202000300_dkim_selectors': await import('./20261202000300_dkim_selectors.ts'),
   '20261202000500_report_latest': await import('./20261202000500_report_latest.ts'),
+  '20261202000600_domain_collation_c': await import('./20261202000600_domain_collation_c.ts'),
 };

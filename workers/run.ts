@@ -250,14 +250,16 @@ export async function topUp(ctx: FeederContext, runId: number): Promise<number> 
       const res = await sql<{ domain: string; listed: string[]; seen: string[] }>`
         SELECT sd.domain, sd.dkim_selectors AS listed,
                -- DKIM selectors seen in the domain's test mails, most recent first (bounded: remember.ts).
-               ARRAY(SELECT s.selector FROM dkim_selectors_seen s WHERE s.domain = sd.domain
+               -- sd.domain is COLLATE "C" (migration 20261202000600); naming the other column's collation
+               -- lets its index serve the comparison, here and in the NOT EXISTS below.
+               ARRAY(SELECT s.selector FROM dkim_selectors_seen s WHERE s.domain = sd.domain COLLATE "default"
                       ORDER BY s.last_seen DESC, s.selector LIMIT ${MAX_SEEN_TRIED}) AS seen
           FROM survey_domains sd
         WHERE sd.survey_id = ${run.survey_id} AND sd.domain > ${cursor}
           -- A run surveys the list as it was when the run was created (its total): domains ingested later
           -- wait for the next run instead of racing the run's completion.
           AND sd.added_at <= ${run.created_at}
-          AND NOT EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = ${runId} AND d.domain = sd.domain)
+          AND NOT EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = ${runId} AND d.domain = sd.domain COLLATE "default")
           AND ${notOptedOut(optOutDomains)}
         ORDER BY sd.domain
         LIMIT ${Math.min(room, 1000)}`.execute(ctx.db);

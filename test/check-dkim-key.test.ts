@@ -1,26 +1,19 @@
 // The worked example of docs/criteria.md "How to add a check": DKIM key strength (RFC 8301 §3.2), a finding
 // that lives in lib/checks/dkim-key/ and one registry line. Measured end to end through `check`
 // against the lab's per-selector keys (lab/worlds/test-v2.json), and counted by a report like any finding.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
-import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { checkLabForFile } from './helpers/lab.ts';
 import { cliJson, runCli } from './helpers/cli.ts';
 import type { IpObservation } from '../lib/observations.ts';
 import type { DnsObservations } from '../lib/probes/dns.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let lab: TestLab;
-before(async () => {
-  lab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-keys-');
-});
-after(async () => {
-  await lab?.stop();
-});
+const lab = checkLabForFile(`${ROOT}lab/worlds/test-v2.json`, 'mc-keys-');
 
 /** `check` against the lab, asking every selector the world publishes. */
-const checkEnv = () => ({ ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' });
+const checkEnv = () => lab.checkEnv({ MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' });
 
 function check(domain: string, lang = 'en'): Promise<{ code: number; stdout: string }> {
   return runCli(['check', domain, '--lang', lang], checkEnv());
@@ -55,7 +48,7 @@ test('a report counts it with its denominator, from the stored diagnoses, with n
   const { scanRun, scanReport2026, scanDomainRows2026 } = await import('./report-fixtures.ts');
   const t = await createTestDatabase();
   try {
-    const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV, MAILCENSUS_DKIM_SELECTORS: 'default,s,rsa1024,rsa2048,ed,testing,revoked' };
+    const env = checkEnv();
     const run = await scanRun(t.db, 'keys', 3);
     for (const domain of ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim.test']) {
       const { observations: obs } = await cliJson<{ observations: { dns: DnsObservations; ips: Record<string, IpObservation> } }>(['check', domain, '--json'], env);

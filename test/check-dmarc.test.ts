@@ -2,12 +2,11 @@
 // domains, measured end to end through `mailcensus check --json` on the lab world lab/worlds/test-dmarc.json,
 // which exercises every value and reason code the lab can produce; re-judged from the observations the code
 // on main stored for the same world (test/fixtures/dmarc-observations-main.json); and counted by a report.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
-import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { checkLabForFile } from './helpers/lab.ts';
 import { runCli } from './helpers/cli.ts';
 import { rejudge } from '../lib/checks/judge.ts';
 import { checkById } from '../lib/checks/registry.ts';
@@ -22,15 +21,15 @@ interface Out {
   observations: { dns: Record<string, unknown> & { dmarc: unknown }; ips: Record<string, unknown> };
   dnsStats: { queries?: number } & Record<string, unknown>;
 }
-let lab: TestLab;
+const lab = checkLabForFile(WORLD, 'mc-dmarc-', checkEveryDomain);
 const out = new Map<string, Out>();
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runCli(args, { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV });
+  return runCli(args, lab.checkEnv());
 }
 
-before(async () => {
-  lab = await startTestLab(WORLD, 'mc-dmarc-');
+/** `check --json` of every domain of the world, kept in `out`. */
+async function checkEveryDomain(): Promise<void> {
   // Three `check` processes at a time (bounded: the world's 20 domains).
   const queue = [...DOMAINS];
   await Promise.all(
@@ -42,10 +41,7 @@ before(async () => {
       }
     }),
   );
-});
-after(async () => {
-  await lab?.stop();
-});
+}
 
 const f = (domain: string, id: string) => out.get(domain)!.findings[id];
 /** Asserts finding `id`'s [value, reason] for each domain of `expected`. */

@@ -2,11 +2,10 @@
 // `check --json` against the lab world's per-host keys, expiry, chains, TLSA records and DNSSEC states
 // (lab/worlds/test-v2.json), re-judged from the stored observations (older ones without the chain or the
 // TLSA lookups included), and counted by a report with their denominators.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
-import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { checkLabForFile } from './helpers/lab.ts';
 import { runCli } from './helpers/cli.ts';
 import { judgeScan, rejudge } from '../lib/checks/judge.ts';
 import { CHECKS, checkById } from '../lib/checks/registry.ts';
@@ -15,13 +14,7 @@ import type { DnsObservations } from '../lib/probes/dns.ts';
 import type { DaneGathered, DaneNotApplicable } from '../lib/checks/dane/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let lab: TestLab;
-before(async () => {
-  lab = await startTestLab(`${ROOT}lab/worlds/test-v2.json`, 'mc-certs-');
-});
-after(async () => {
-  await lab?.stop();
-});
+const lab = checkLabForFile(`${ROOT}lab/worlds/test-v2.json`, 'mc-certs-');
 
 interface Out {
   observedAt: string;
@@ -33,7 +26,7 @@ const cache = new Map<string, Promise<Out>>();
 function checkJson(domain: string): Promise<Out> {
   let p = cache.get(domain);
   if (!p) {
-    const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
+    const env = lab.checkEnv();
     // A domain with an NG exits non-zero: its JSON counts; only a command that printed nothing fails.
     p = runCli(['check', domain, '--json'], env, { timeoutMs: 90_000, maxBuffer: 64 << 20 }).then((r) => {
       if (r.code !== 0 && !r.stdout) throw new Error(`check ${domain} exited ${r.code}\n${r.stderr}`);
@@ -44,7 +37,7 @@ function checkJson(domain: string): Promise<Out> {
   return p;
 }
 function check(domain: string, lang: string): Promise<string> {
-  const env = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
+  const env = lab.checkEnv();
   return runCli(['check', domain, '--lang', lang], env, { timeoutMs: 90_000 }).then((r) => r.stdout);
 }
 

@@ -2,49 +2,38 @@
 // mail (signed with a selector no common list has) is received and diagnosed by processTestMail, and a worker
 // PROCESS (`node bin/mailcensus.mjs worker`, real Postgres and Redis, the lab's DNS and SMTP) then finds every
 // key under the selectors the survey knows: the listed ones, and the one the test mail was signed with.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
+import { labWithDatabaseForFile } from './helpers/lab.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices } from '../workers/setup.ts';
 import { createRun } from '../workers/run.ts';
-import type { Receiver } from '../receiver/server.ts';
-import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
+import { OUR_DOMAIN } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
-import { alive, spawnWorker, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
+import { killIfAlive, spawnWorker, type WorkerProcess } from './helpers/worker-process.ts';
 import { TEST_REDIS_URL, deleteQueueKeys, newQueuePrefix, waitForRunDone } from './helpers/survey-run.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-let tdb: TestDatabase;
-let lab: TestLab;
-let rx: Receiver;
 const enqueued: string[] = [];
 let worker: WorkerProcess | null = null;
 
-before(async () => {
-  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), 'mc-dkimrun-'), createTestDatabase()]);
-  rx = await startLabReceiver(tdb.db, { host: '127.65.0.1', maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) });
-});
-after(async () => {
-  if (worker && alive(worker)) worker.child.kill('SIGKILL');
-  await rx?.close();
-  await lab?.stop();
-  await tdb?.drop();
+const setup = labWithDatabaseForFile(path.join(ROOT, 'lab/worlds/test-dkim-discovery.json'), 'mc-dkimrun-', {
+  receiver: () => ({ host: '127.65.0.1', maxConnectionsPerIp: 10, enqueue: async (id) => void enqueued.push(id) }),
+  stopFirst: () => killIfAlive(worker),
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
   return {
-    ...workerServicesEnv(lab.env, tdb.url, redisUrl, prefix),
+    ...setup.workerEnv(redisUrl, prefix),
     ...FAST_LAB_CHECKER_ENV,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
     MAILCENSUS_DNS_QPS: '500',
@@ -64,18 +53,18 @@ test('a survey run finds keys under the listed selectors and under the selector 
   assert.ok(!config.dkimSelectors.includes('corp2024') && !config.dkimSelectors.includes('m2026'));
 
   // 1. dk-mailsel.test's lab sender signs with m2026; the test-mail job remembers the selector.
-  const sent = await sendTestMails(lab.world, { to: { host: '127.65.0.1', port: rx.port }, rcpt: `check@${OUR_DOMAIN}` });
+  const sent = await sendTestMails(setup.lab.world, { to: { host: '127.65.0.1', port: setup.rx.port }, rcpt: `check@${OUR_DOMAIN}` });
   assert.deepEqual(sent.map((s) => [s.domain, s.ok]), [['dk-mailsel.test', true]]);
-  const ctx = { db: tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
+  const ctx = { db: setup.tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
   const r = await processTestMail({ testMailId: enqueued[0] }, ctx, { resultMail: false });
   assert.ok(r.inserted);
-  const seen = await tdb.db.selectFrom('dkim_selectors_seen').select(['domain', 'selector']).execute();
+  const seen = await setup.tdb.db.selectFrom('dkim_selectors_seen').select(['domain', 'selector']).execute();
   assert.deepEqual(seen, [{ domain: 'dk-mailsel.test', selector: 'm2026' }]);
 
   // 2. The list names corp2024 for two domains.
-  const csv = path.join(lab.dir, 'list.csv');
+  const csv = path.join(setup.lab.dir, 'list.csv');
   writeFileSync(csv, 'domain,selectors\ndk-custom.test,corp2024\ndk-wild-custom.test,corp2024 s1\ndk-mailsel.test,\ndk-wild.test,\ndk-plain.test,\ndk-none.test,\n');
-  const ing = await ingestFile(tdb.sql, { file: csv, survey: 'dkim-disc' });
+  const ing = await ingestFile(setup.tdb.sql, { file: csv, survey: 'dkim-disc' });
   assert.equal(ing.accepted, 6);
 
   // 3. A worker process runs the survey.
@@ -84,8 +73,8 @@ test('a survey run finds keys under the listed selectors and under the selector 
   try {
     const run = await createRun(s, 'dkim-disc');
     assert.equal(run.total, 6);
-    await waitForRunDone(tdb.db, run.runId, 120_000);
-    const rows = await tdb.db.selectFrom('diagnoses').select(['domain', 'dkim', 'dkim_reason', 'observations']).where('run_id', '=', run.runId).orderBy('domain').execute();
+    await waitForRunDone(setup.tdb.db, run.runId, 120_000);
+    const rows = await setup.tdb.db.selectFrom('diagnoses').select(['domain', 'dkim', 'dkim_reason', 'observations']).where('run_id', '=', run.runId).orderBy('domain').execute();
     const got = Object.fromEntries(rows.map((x) => [x.domain, `${x.dkim} ${x.dkim_reason}`]));
     assert.deepEqual(got, {
       'dk-custom.test': 'ok key_found',

@@ -2,14 +2,12 @@
 // wildcard test under `_domainkey`, the domain's known selectors tried first (`check --selectors`, the survey
 // list's `selectors` column), RFC 8020's NXDOMAIN cut for every name under `_domainkey`, and re-judging of
 // observations made before the wildcard test. Against the lab world lab/worlds/test-dkim-discovery.json.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startLab, type Lab } from '../lab/index.ts';
-import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
+import { checkLabForFile } from './helpers/lab.ts';
 import { cliJson } from './helpers/cli.ts';
 import { evaluateDkimScan, parseSelectorList, normalizeSelector, givenSelectors, type DkimObservation } from '../lib/checks/dkim/dkim.ts';
 import { selectorsToRemember, jobSelectors } from '../lib/checks/dkim/remember.ts';
@@ -17,16 +15,7 @@ import { reasonMeta } from '../lib/checks/registry.ts';
 import type { Lookup } from '../lib/dns/observation.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let lab: Lab;
-let tmp: string;
-before(async () => {
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'mc-dkimdisc-'));
-  lab = await startLab(`${ROOT}lab/worlds/test-dkim-discovery.json`, { dnsPort: 0, smtpPort: 0, httpsPort: 0, stateDir: path.join(tmp, 'lab') });
-});
-after(async () => {
-  await lab?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const lab = checkLabForFile(`${ROOT}lab/worlds/test-dkim-discovery.json`, 'mc-dkimdisc-');
 
 interface CheckJson {
   statuses: Record<string, { status: string; reason: string; detail?: string }>;
@@ -37,7 +26,7 @@ interface CheckJson {
 
 function check(domain: string, extra: string[] = []): Promise<CheckJson> {
   // The shipped common selector list (no MAILCENSUS_DKIM_SELECTORS): what a survey really asks.
-  const env: Record<string, string | undefined> = { ...process.env, ...lab.env, ...FAST_LAB_CHECKER_ENV };
+  const env = lab.checkEnv();
   delete env.MAILCENSUS_DKIM_SELECTORS;
   return cliJson<CheckJson>(['check', domain, '--json', ...extra], env);
 }
@@ -190,7 +179,7 @@ test('ingest: the selectors column (English or Japanese header) is stored per do
   const { ingestFile } = await import('../ingest/ingest.ts');
   const t = await createTestDatabase();
   try {
-    const en = path.join(tmp, 'en.csv');
+    const en = path.join(lab.dir, 'en.csv');
     writeFileSync(en, 'domain,organization,selectors\r\ndk-custom.test,Corp,"corp2024, s2"\r\ndk-plain.test,Plain,\r\nbad-sel.test,Bad,ok1 not_ok\r\ndk-wild-custom.test,W,CORP2024;k1\r\n');
     const s = await ingestFile(t.sql, { file: en, survey: 'sel-en' });
     assert.equal(s.accepted, 3);
@@ -204,7 +193,7 @@ test('ingest: the selectors column (English or Japanese header) is stored per do
       { domain: 'dk-plain.test', dkim_selectors: [] },
       { domain: 'dk-wild-custom.test', dkim_selectors: ['corp2024', 'k1'] },
     ]);
-    const ja = path.join(tmp, 'ja.csv');
+    const ja = path.join(lab.dir, 'ja.csv');
     writeFileSync(ja, '\ufeffドメイン,セレクタ\ndk-mailsel.test,m2026\n');
     const s2 = await ingestFile(t.sql, { file: ja, survey: 'sel-ja' });
     assert.equal(s2.accepted, 1);

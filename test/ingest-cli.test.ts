@@ -1,34 +1,23 @@
 // `mailcensus ingest` as a user runs it: exit codes and one-line messages for every kind of bad input.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
+import { writeFile, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { freePort } from '../lab/listen.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { databaseAndDirForFile } from './helpers/db.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'mailcensus.mjs');
 const SERVER_URL = process.env.TEST_DATABASE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-let tdb: TestDatabase;
-let dir: string;
-
-before(async () => {
-  tdb = await createTestDatabase();
-  dir = await mkdtemp(path.join(tmpdir(), 'mailcensus-ingest-cli-'));
-});
-after(async () => {
-  await tdb?.drop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const scratch = databaseAndDirForFile('mailcensus-ingest-cli-');
 
 interface Run { code: number; stdout: string; stderr: string }
 
-function cli(args: string[], databaseUrl = tdb.url): Promise<Run> {
+function cli(args: string[], databaseUrl = scratch.tdb.url): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -40,7 +29,7 @@ function cli(args: string[], databaseUrl = tdb.url): Promise<Run> {
 }
 
 async function file(name: string, content: string | Buffer): Promise<string> {
-  const p = path.join(dir, name);
+  const p = path.join(scratch.dir, name);
   await writeFile(p, content);
   return p;
 }
@@ -55,7 +44,7 @@ function assertOneLineError(r: Run, code: number, re: RegExp): void {
 }
 
 async function surveyCount(name: string): Promise<number> {
-  const [{ n }] = await tdb.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM surveys WHERE name = ${name}`;
+  const [{ n }] = await scratch.tdb.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM surveys WHERE name = ${name}`;
   return n;
 }
 
@@ -82,7 +71,7 @@ test('the example list of the README ingests without a rejected line', async () 
 });
 
 test('a missing file: exit 2, named', async () => {
-  assertOneLineError(await cli(['ingest', path.join(dir, 'nope.csv'), '--survey', 'x']), 2, /nope\.csv: no such file/);
+  assertOneLineError(await cli(['ingest', path.join(scratch.dir, 'nope.csv'), '--survey', 'x']), 2, /nope\.csv: no such file/);
 });
 
 test('an empty file: exit 2, and no survey is created', async () => {

@@ -1,27 +1,16 @@
 // ingestFile against a real Postgres: every line of a messy file ends up somewhere, exactly once.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, readFile, rm, access } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, readFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import iconv from 'iconv-lite';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { databaseAndDirForFile } from './helpers/db.ts';
 import { ingestFile } from '../ingest/ingest.ts';
 import { InputError } from '../lib/errors.ts';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'ingest');
-let tdb: TestDatabase;
-let dir: string;
-
-before(async () => {
-  tdb = await createTestDatabase();
-  dir = await mkdtemp(path.join(tmpdir(), 'mailcensus-ingest-'));
-});
-after(async () => {
-  await tdb?.drop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const scratch = databaseAndDirForFile('mailcensus-ingest-');
 
 /** The rejects CSV as rows of [line, reason, detail, value], header checked and BOM stripped. */
 async function readRejects(file: string): Promise<string[][]> {
@@ -32,7 +21,7 @@ async function readRejects(file: string): Promise<string[][]> {
 }
 
 async function domainsOf(survey: string) {
-  return [...await tdb.sql<{ domain: string; organization: string | null; industry: string | null; tags: string[]; input: string | null }[]>`
+  return [...await scratch.tdb.sql<{ domain: string; organization: string | null; industry: string | null; tags: string[]; input: string | null }[]>`
     SELECT d.domain, d.organization, d.industry, d.tags, d.input
     FROM survey_domains d JOIN surveys s ON s.id = d.survey_id WHERE s.name = ${survey} ORDER BY d.domain`];
 }
@@ -67,9 +56,9 @@ const MESSY_LINES = [
 ];
 
 test('a messy UTF-8 file (BOM, CRLF, IDN, e-mail, URL, junk): every line has exactly one fate', async () => {
-  const file = path.join(dir, 'messy.csv');
+  const file = path.join(scratch.dir, 'messy.csv');
   await writeFile(file, `\ufeff${MESSY_LINES.join('\r\n')}\r\n`);
-  const s = await ingestFile(tdb.sql, { file, survey: 'messy' });
+  const s = await ingestFile(scratch.tdb.sql, { file, survey: 'messy' });
 
   assert.equal(s.encoding, 'utf8');
   assert.equal(s.headerless, false);
@@ -115,11 +104,11 @@ test('a messy UTF-8 file (BOM, CRLF, IDN, e-mail, URL, junk): every line has exa
     { domain: 'xn--r8jz45g.xn--zckzah', organization: 'テスト', industry: null, tags: [], input: '例え.テスト' },
     { domain: 'xn--wgv71a119e.jp', organization: '日本語株式会社', industry: null, tags: ['idn'], input: '日本語.jp' },
   ].sort((a, b) => (a.domain < b.domain ? -1 : 1)));
-  const [{ n }] = await tdb.sql<{ n: number }[]>`
+  const [{ n }] = await scratch.tdb.sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM survey_domains d JOIN surveys s ON s.id = d.survey_id WHERE s.name = 'messy'`;
   assert.equal(n, s.accepted);
 
-  const [ing] = await tdb.sql`SELECT * FROM ingests WHERE id = ${s.ingestId}`;
+  const [ing] = await scratch.tdb.sql`SELECT * FROM ingests WHERE id = ${s.ingestId}`;
   assert.deepEqual(
     [ing.lines_read, ing.accepted, ing.duplicates, ing.rejected, ing.added, ing.blank_lines, ing.encoding],
     [22, 8, 3, 11, 8, 2, 'utf8'],
@@ -130,26 +119,26 @@ test('a messy UTF-8 file (BOM, CRLF, IDN, e-mail, URL, junk): every line has exa
 });
 
 test('re-ingesting the same file adds nothing and records a second ingest with added = 0', async () => {
-  const file = path.join(dir, 'again.csv');
+  const file = path.join(scratch.dir, 'again.csv');
   await writeFile(file, `\ufeff${MESSY_LINES.join('\r\n')}\r\n`);
-  const first = await ingestFile(tdb.sql, { file, survey: 'again' });
+  const first = await ingestFile(scratch.tdb.sql, { file, survey: 'again' });
   const before = await domainsOf('again');
-  const second = await ingestFile(tdb.sql, { file, survey: 'again' });
+  const second = await ingestFile(scratch.tdb.sql, { file, survey: 'again' });
   assert.equal(first.added, 8);
   assert.equal(second.added, 0);
   assert.equal(second.created, false);
   assert.deepEqual([second.read, second.accepted, second.duplicates, second.rejected], [22, 8, 3, 11]);
   assert.deepEqual(await domainsOf('again'), before);
-  const ingests = await tdb.sql`SELECT added FROM ingests i JOIN surveys s ON s.id = i.survey_id WHERE s.name = 'again' ORDER BY i.id`;
+  const ingests = await scratch.tdb.sql`SELECT added FROM ingests i JOIN surveys s ON s.id = i.survey_id WHERE s.name = 'again' ORDER BY i.id`;
   assert.deepEqual(ingests.map((r) => r.added), [8, 0]);
 });
 
 test('a longer list for an existing survey adds only the new domains and keeps the old ones as they were', async () => {
-  const file = path.join(dir, 'grow.csv');
+  const file = path.join(scratch.dir, 'grow.csv');
   await writeFile(file, 'domain,organization\nexample.jp,Old\n');
-  await ingestFile(tdb.sql, { file, survey: 'grow' });
+  await ingestFile(scratch.tdb.sql, { file, survey: 'grow' });
   await writeFile(file, 'domain,organization\nexample.jp,New name\nexample.com,Added\n');
-  const s = await ingestFile(tdb.sql, { file, survey: 'grow' });
+  const s = await ingestFile(scratch.tdb.sql, { file, survey: 'grow' });
   assert.deepEqual([s.accepted, s.added], [2, 1]);
   assert.deepEqual((await domainsOf('grow')).map((d) => [d.domain, d.organization]), [['example.com', 'Added'], ['example.jp', 'Old']]);
 });
@@ -166,9 +155,9 @@ const SJIS_TEXT = [
 ].join('\r\n') + '\r\n';
 
 test('a Shift_JIS (CP932) file is detected, decoded and its Japanese names stored intact', async () => {
-  const file = path.join(dir, 'excel-sjis.csv');
+  const file = path.join(scratch.dir, 'excel-sjis.csv');
   await writeFile(file, iconv.encode(SJIS_TEXT, 'cp932'));
-  const s = await ingestFile(tdb.sql, { file, survey: 'sjis' });
+  const s = await ingestFile(scratch.tdb.sql, { file, survey: 'sjis' });
   assert.equal(s.encoding, 'sjis');
   assert.equal(s.encodingDetected, true);
   assert.deepEqual([s.read, s.accepted, s.duplicates, s.rejected, s.added], [6, 4, 1, 1, 4]);
@@ -183,27 +172,27 @@ test('a Shift_JIS (CP932) file is detected, decoded and its Japanese names store
 });
 
 test('a Shift_JIS file read with --encoding utf8 is refused, naming the first line that is not UTF-8', async () => {
-  const file = path.join(dir, 'sjis-as-utf8.csv');
+  const file = path.join(scratch.dir, 'sjis-as-utf8.csv');
   await writeFile(file, iconv.encode(SJIS_TEXT, 'cp932'));
-  await assert.rejects(ingestFile(tdb.sql, { file, survey: 'nope', encoding: 'utf8' }), (err: Error) => {
+  await assert.rejects(ingestFile(scratch.tdb.sql, { file, survey: 'nope', encoding: 'utf8' }), (err: Error) => {
     assert.ok(err instanceof InputError);
     assert.match(err.message, /line 1: not valid UTF-8.*--encoding sjis/);
     return true;
   });
-  const [{ n }] = await tdb.sql`SELECT count(*)::int AS n FROM surveys WHERE name = 'nope'`;
+  const [{ n }] = await scratch.tdb.sql`SELECT count(*)::int AS n FROM surveys WHERE name = 'nope'`;
   assert.equal(n, 0);
 });
 
 test('bytes that are neither UTF-8 nor CP932 are refused with a hint to pass --encoding', async () => {
-  const file = path.join(dir, 'latin.csv');
+  const file = path.join(scratch.dir, 'latin.csv');
   await writeFile(file, Buffer.concat([Buffer.from('domain\nexample.jp\nexample.com,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\n')]));
-  await assert.rejects(ingestFile(tdb.sql, { file, survey: 'nope' }), /cannot tell its encoding \(not UTF-8 at line 3, not Shift_JIS at line 3\); pass --encoding/);
+  await assert.rejects(ingestFile(scratch.tdb.sql, { file, survey: 'nope' }), /cannot tell its encoding \(not UTF-8 at line 3, not Shift_JIS at line 3\); pass --encoding/);
 });
 
 test('a header-less file of one domain per line works, with line numbers counted from line 1', async () => {
-  const file = path.join(dir, 'headerless.txt');
+  const file = path.join(scratch.dir, 'headerless.txt');
   await writeFile(file, await readFile(path.join(FIXTURES, 'headerless.txt')));
-  const s = await ingestFile(tdb.sql, { file, survey: 'headerless' });
+  const s = await ingestFile(scratch.tdb.sql, { file, survey: 'headerless' });
   assert.equal(s.headerless, true);
   assert.deepEqual([s.lines, s.blank, s.read, s.accepted, s.duplicates, s.rejected], [6, 1, 5, 3, 1, 1]);
   assert.deepEqual((await domainsOf('headerless')).map((d) => d.domain), ['example.jp', 'example.ne.jp', 'www.example.co.jp']);
@@ -212,72 +201,72 @@ test('a header-less file of one domain per line works, with line numbers counted
 });
 
 test('a failure late in the file leaves an existing survey as it was and creates no new one', async () => {
-  const good = path.join(dir, 'base.csv');
+  const good = path.join(scratch.dir, 'base.csv');
   await writeFile(good, 'domain\nexample.jp\n');
-  await ingestFile(tdb.sql, { file: good, survey: 'atomic' });
+  await ingestFile(scratch.tdb.sql, { file: good, survey: 'atomic' });
 
-  const bad = path.join(dir, 'late-failure.csv');
+  const bad = path.join(scratch.dir, 'late-failure.csv');
   const rows = Array.from({ length: 5000 }, (_, i) => `d${i}.example.jp`);
   await writeFile(bad, `domain\n${rows.join('\n')}\nbad..name\n${'x'.repeat(2048)}\nlast.example.jp\n`);
   for (const survey of ['atomic', 'atomic-new']) {
-    await assert.rejects(ingestFile(tdb.sql, { file: bad, survey, maxRecordSize: 1024 }), (err: Error) => {
+    await assert.rejects(ingestFile(scratch.tdb.sql, { file: bad, survey, maxRecordSize: 1024 }), (err: Error) => {
       assert.ok(err instanceof InputError);
       assert.match(err.message, /late-failure\.csv line 5003: record longer than 1024 characters/);
       return true;
     });
   }
   assert.deepEqual((await domainsOf('atomic')).map((d) => d.domain), ['example.jp']);
-  const surveys = await tdb.sql`SELECT name FROM surveys WHERE name LIKE 'atomic%' ORDER BY name`;
+  const surveys = await scratch.tdb.sql`SELECT name FROM surveys WHERE name LIKE 'atomic%' ORDER BY name`;
   assert.deepEqual(surveys.map((r) => r.name), ['atomic']);
-  const ingests = await tdb.sql`SELECT count(*)::int AS n FROM ingests i JOIN surveys s ON s.id = i.survey_id WHERE s.name = 'atomic'`;
+  const ingests = await scratch.tdb.sql`SELECT count(*)::int AS n FROM ingests i JOIN surveys s ON s.id = i.survey_id WHERE s.name = 'atomic'`;
   assert.equal(ingests[0].n, 1);
   // No rejects file from the failed ingest, not even its temporary one.
   await assert.rejects(access(`${bad}.rejects.csv`));
   const { readdir } = await import('node:fs/promises');
-  assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('late-failure.csv.rejects')), []);
+  assert.deepEqual((await readdir(scratch.dir)).filter((f) => f.startsWith('late-failure.csv.rejects')), []);
 });
 
 test('a clean ingest removes the stale rejects file of an earlier ingest of the same file', async () => {
-  const file = path.join(dir, 'fixed.csv');
+  const file = path.join(scratch.dir, 'fixed.csv');
   await writeFile(file, 'domain\nexample.jp\nlocalhost\n');
-  const first = await ingestFile(tdb.sql, { file, survey: 'fixed' });
+  const first = await ingestFile(scratch.tdb.sql, { file, survey: 'fixed' });
   assert.equal(first.rejected, 1);
   await access(`${file}.rejects.csv`);
   await writeFile(file, 'domain\nexample.jp\n');
-  const second = await ingestFile(tdb.sql, { file, survey: 'fixed' });
+  const second = await ingestFile(scratch.tdb.sql, { file, survey: 'fixed' });
   assert.equal(second.rejectsFile, null);
   await assert.rejects(access(`${file}.rejects.csv`));
 });
 
 test('a dry run counts and writes the rejects CSV but creates no survey', async () => {
-  const file = path.join(dir, 'dry.csv');
+  const file = path.join(scratch.dir, 'dry.csv');
   await writeFile(file, 'email\ninfo@example.jp\n192.0.2.1\n');
-  const s = await ingestFile(null, { file, survey: 'dry', dryRun: true, rejectsPath: path.join(dir, 'dry-rejects.csv') });
+  const s = await ingestFile(null, { file, survey: 'dry', dryRun: true, rejectsPath: path.join(scratch.dir, 'dry-rejects.csv') });
   assert.deepEqual([s.accepted, s.rejected, s.added], [1, 1, null]);
-  assert.deepEqual((await readRejects(path.join(dir, 'dry-rejects.csv'))).map((r) => r[1]), ['ip_literal']);
-  const [{ n }] = await tdb.sql`SELECT count(*)::int AS n FROM surveys WHERE name = 'dry'`;
+  assert.deepEqual((await readRejects(path.join(scratch.dir, 'dry-rejects.csv'))).map((r) => r[1]), ['ip_literal']);
+  const [{ n }] = await scratch.tdb.sql`SELECT count(*)::int AS n FROM surveys WHERE name = 'dry'`;
   assert.equal(n, 0);
 });
 
 test('survey_domains still refuses an unknown survey (SQLSTATE 23503) and follows a deleted survey', async () => {
   await assert.rejects(
-    tdb.sql`INSERT INTO survey_domains (survey_id, domain) VALUES (999999, 'orphan.example.jp')`,
+    scratch.tdb.sql`INSERT INTO survey_domains (survey_id, domain) VALUES (999999, 'orphan.example.jp')`,
     (err: { code?: string }) => err.code === '23503',
   );
-  const file = path.join(dir, 'cascade.csv');
+  const file = path.join(scratch.dir, 'cascade.csv');
   await writeFile(file, 'domain\nexample.jp\nexample.com\n');
-  await ingestFile(tdb.sql, { file, survey: 'cascade' });
-  await tdb.sql`DELETE FROM surveys WHERE name = 'cascade'`;
-  const [{ n }] = await tdb.sql`SELECT count(*)::int AS n FROM survey_domains WHERE domain IN ('example.jp', 'example.com')
+  await ingestFile(scratch.tdb.sql, { file, survey: 'cascade' });
+  await scratch.tdb.sql`DELETE FROM surveys WHERE name = 'cascade'`;
+  const [{ n }] = await scratch.tdb.sql`SELECT count(*)::int AS n FROM survey_domains WHERE domain IN ('example.jp', 'example.com')
     AND survey_id NOT IN (SELECT id FROM surveys)`;
   assert.equal(n, 0);
 });
 
 test('mixed line ends (CRLF rows, an LF row, a CR row, LF inside a quoted cell) keep line numbers exact', async () => {
-  const file = path.join(dir, 'mixed.csv');
+  const file = path.join(scratch.dir, 'mixed.csv');
   // line 1 header CRLF; 2 CRLF; 3 LF; 4-5 quoted cell with LF (Excel), CRLF; 6 CR; 7 junk
   await writeFile(file, 'domain,organization\r\na.example.jp,A\r\nb.example.jp,B\nc.example.jp,"C\nbranch"\r\nd.example.jp,D\rjunk here,E\r\n');
-  const s = await ingestFile(tdb.sql, { file, survey: 'mixed' });
+  const s = await ingestFile(scratch.tdb.sql, { file, survey: 'mixed' });
   assert.deepEqual([s.lines, s.read, s.accepted, s.rejected], [7, 5, 4, 1]);
   assert.deepEqual((await readRejects(s.rejectsFile!)).map((r) => [r[0], r[1]]), [['7', 'invalid_character']]);
   assert.deepEqual((await domainsOf('mixed')).map((d) => d.organization), ['A', 'B', 'C\nbranch', 'D']);
@@ -336,19 +325,19 @@ const BYTE_PATH_LINES = [
 for (const eol of ['\n', '\r\n']) {
   test(`an unquoted file (${JSON.stringify(eol)}) read on its bytes gives what csv-parse gives, line by line`, async () => {
     const tag = eol === '\n' ? 'lf' : 'crlf';
-    const plain = path.join(dir, `bytes-${tag}.csv`);
-    const quoted = path.join(dir, `bytes-${tag}-quoted.csv`);
+    const plain = path.join(scratch.dir, `bytes-${tag}.csv`);
+    const quoted = path.join(scratch.dir, `bytes-${tag}-quoted.csv`);
     // (No lone CR: it would make the line ends "mixed", which csv-parse reads.)
     await writeFile(plain, `\ufeff${BYTE_PATH_LINES.join(eol)}${eol}`);
     await writeFile(quoted, `\ufeff${BYTE_PATH_LINES.join(eol)}${eol}"zz.example.jp",last,,${eol}`);
-    const a = await ingestFile(tdb.sql, { file: plain, survey: `bytes-${tag}` });
-    const b = await ingestFile(tdb.sql, { file: quoted, survey: `bytes-${tag}-quoted` });
+    const a = await ingestFile(scratch.tdb.sql, { file: plain, survey: `bytes-${tag}` });
+    const b = await ingestFile(scratch.tdb.sql, { file: quoted, survey: `bytes-${tag}-quoted` });
     assert.ok(a.accepted > 20 && a.duplicates >= 3 && a.rejected > 8, JSON.stringify(a));
     const counts = (s: typeof a) => [s.lines, s.read, s.blank, s.accepted, s.duplicates, s.rejected, s.rejectReasons];
     assert.deepEqual(counts(b), counts({ ...a, lines: a.lines + 1, read: a.read + 1, accepted: a.accepted + 1 }));
     assert.deepEqual(await domainsOf(`bytes-${tag}`), (await domainsOf(`bytes-${tag}-quoted`)).filter((r) => r.domain !== 'zz.example.jp'));
     assert.equal(await readFile(a.rejectsFile!, 'utf8'), await readFile(b.rejectsFile!, 'utf8'));
-    const [{ n }] = await tdb.sql<{ n: number }[]>`
+    const [{ n }] = await scratch.tdb.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM survey_domains d JOIN surveys s ON s.id = d.survey_id
       WHERE s.name = ${`bytes-${tag}`} AND d.organization IS NOT NULL AND d.tags <> '{}'`;
     assert.ok(n >= 5, 'rows with cells and tags were compared');

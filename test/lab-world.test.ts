@@ -289,21 +289,24 @@ test('v2: a v2 field in a version-1 world is an error naming its path', () => {
 });
 
 test('v2: bad records, TLSA parameters and DKIM keys are reported with their JSON paths', () => {
+  // The same bad records and keys in both worlds; the fourth record's name is what tells the schema's error
+  // from the semantic one.
+  const badRecords = (fourthName: string) => [
+    { name: 'a.x.test', type: 'A', value: '10.0.0.300' },
+    { name: 'm.x.test', type: 'MX', value: 'mx.x.test' },
+    { name: 't.x.test', type: 'TLSA', value: '3 1 1 abc' },
+    { name: fourthName, type: 'TXT', value: 'hi' },
+    { name: 'c.x.test', type: 'CNAME', value: 'a.x.test' },
+    { name: 'c.x.test', type: 'TXT', value: 'clash' },
+    { name: 'd.test', type: 'CNAME', value: 'a.x.test' },
+  ];
+  const badKeys = { selectors: ['s1'], keys: { s2: {}, s1: { type: 'ed25519', bits: 1024 } } };
   const lines = errorsOf({
     version: 2,
     name: 'w',
-    records: [
-      { name: 'a.x.test', type: 'A', value: '10.0.0.300' },
-      { name: 'm.x.test', type: 'MX', value: 'mx.x.test' },
-      { name: 't.x.test', type: 'TLSA', value: '3 1 1 abc' },
-      { name: 'a*.x.test', type: 'TXT', value: 'hi' },
-      { name: 'c.x.test', type: 'CNAME', value: 'a.x.test' },
-      { name: 'c.x.test', type: 'TXT', value: 'clash' },
-      { name: 'd.test', type: 'CNAME', value: 'a.x.test' },
-      { name: 'q.x.test', type: 'SRV', value: '1' },
-    ],
+    records: [...badRecords('a*.x.test'), { name: 'q.x.test', type: 'SRV', value: '1' }],
     hosts: { h: { tlsa: [{ usage: 4, selector: 1, matching: 1 }] } },
-    domains: [{ name: 'd.test', mx: ['h'], dkim: { selectors: ['s1'], keys: { s2: {}, s1: { type: 'ed25519', bits: 1024 } } }, mtaStsPolicy: { https: 'maybe' } }],
+    domains: [{ name: 'd.test', mx: ['h'], dkim: badKeys, mtaStsPolicy: { https: 'maybe' } }],
   });
   for (const l of [
     '$.records[3].name: must be a DNS name, optionally starting with "*."',
@@ -312,15 +315,7 @@ test('v2: bad records, TLSA parameters and DKIM keys are reported with their JSO
     '$.domains[0].mtaStsPolicy.https: must be one of "ok", "refuse", "timeout", "404", "self-signed", "expired", "wrong-name"',
   ]) assert.ok(lines.some((x) => x.startsWith(l)), `missing ${l} in\n${lines.join('\n')}`);
   // The semantic checks run once the schema passes.
-  const semantic = errorsOf({ version: 2, name: 'w', records: [
-    { name: 'a.x.test', type: 'A', value: '10.0.0.300' },
-    { name: 'm.x.test', type: 'MX', value: 'mx.x.test' },
-    { name: 't.x.test', type: 'TLSA', value: '3 1 1 abc' },
-    { name: '*.*.x.test', type: 'TXT', value: 'hi' },
-    { name: 'c.x.test', type: 'CNAME', value: 'a.x.test' },
-    { name: 'c.x.test', type: 'TXT', value: 'clash' },
-    { name: 'd.test', type: 'CNAME', value: 'a.x.test' },
-  ], domains: [{ name: 'd.test', dkim: { selectors: ['s1'], keys: { s2: {}, s1: { type: 'ed25519', bits: 1024 } } } }] });
+  const semantic = errorsOf({ version: 2, name: 'w', records: badRecords('*.*.x.test'), domains: [{ name: 'd.test', dkim: badKeys }] });
   assert.deepEqual(semantic.sort(), [
     '$.domains[0].dkim.keys.s1.bits: applies to rsa keys only',
     '$.domains[0].dkim.keys.s2: selector "s2" is not in dkim.selectors',

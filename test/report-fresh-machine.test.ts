@@ -9,30 +9,19 @@
 // empty, and the NSS/NSPR libraries Chromium needs are empty files: as on a fresh Debian. Elsewhere it runs
 // with --chromium bundled and a fontconfig file that lists no fonts, which hides the same things from the
 // browser without privileges. Either way the bundled browser is unpacked afresh (a new XDG_CACHE_HOME).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { databaseAndDirForFile } from './helpers/db.ts';
 import { demoCommand, runToExit } from './helpers/run-to-exit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const run = promisify(execFile);
-let tdb: TestDatabase;
-let tmp: string;
-
-before(async () => {
-  tdb = await createTestDatabase();
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'mc-fresh-'));
-});
-after(async () => {
-  await tdb?.drop();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const scratch = databaseAndDirForFile('mc-fresh-');
 
 const HIDDEN_DIRS = ['/usr/lib/chromium', '/usr/share/fonts', '/usr/local/share/fonts', '/var/cache/fontconfig', '/etc/fonts/conf.d'];
 const HIDDEN_LIBS = ['libnss3.so', 'libnssutil3.so', 'libnspr4.so', 'libplc4.so', 'libplds4.so', 'libsmime3.so'];
@@ -50,10 +39,10 @@ function hidingScript(empty: string, cmd: string): string {
 const canUnshare = () => spawnSync('unshare', ['-m', 'true'], { stdio: 'ignore' }).status === 0;
 
 test('npm run demo exits 0 and writes a Japanese PDF without system Chromium and without system fonts', async () => {
-  const out = path.join(tmp, 'out');
-  const empty = path.join(tmp, 'empty');
+  const out = path.join(scratch.dir, 'out');
+  const empty = path.join(scratch.dir, 'empty');
   writeFileSync(empty, '', { mode: 0o644 });
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: tdb.url, XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: scratch.tdb.url, XDG_CACHE_HOME: path.join(scratch.dir, 'cache') };
   const demo = demoCommand(out, ['--workers', '1', '--world', path.join(ROOT, 'lab/worlds/tiny.json')]);
   let argv: string[];
   const isolated = canUnshare();
@@ -63,8 +52,8 @@ test('npm run demo exits 0 and writes a Japanese PDF without system Chromium and
     const checks = `test ! -x /usr/bin/chromium; if command -v fc-list >/dev/null; then test -z "$(fc-list)"; fi; echo hidden-ok >&2`;
     argv = ['unshare', '-m', 'sh', '-c', hidingScript(empty, `${checks}\nexec ${probe}`)];
   } else {
-    const noFonts = path.join(tmp, 'no-fonts.conf');
-    writeFileSync(noFonts, '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig><cachedir>' + path.join(tmp, 'fc-cache') + '</cachedir></fontconfig>\n');
+    const noFonts = path.join(scratch.dir, 'no-fonts.conf');
+    writeFileSync(noFonts, '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig><cachedir>' + path.join(scratch.dir, 'fc-cache') + '</cachedir></fontconfig>\n');
     env.FONTCONFIG_FILE = noFonts;
     argv = [...demo, '--chromium', 'bundled'];
   }
@@ -74,7 +63,7 @@ test('npm run demo exits 0 and writes a Japanese PDF without system Chromium and
   assert.match(stderr, /all 2 test mails diagnosed/);
   const pdf = path.join(out, 'report.pdf');
   assert.ok(existsSync(pdf) && statSync(pdf).size > 10_000, `report.pdf written:\n${stderr.slice(-2000)}`);
-  assert.ok(existsSync(path.join(tmp, 'cache', 'mailcensus')), 'the bundled browser was unpacked into the fresh cache');
+  assert.ok(existsSync(path.join(scratch.dir, 'cache', 'mailcensus')), 'the bundled browser was unpacked into the fresh cache');
   const { stdout } = await run('pdftotext', ['-enc', 'UTF-8', pdf, '-']);
   const text = stdout.replace(/\s+/g, '');
   for (const s of ['メールサーバセキュリティ診断統計レポート', '総合評価', '改善が必要', '送信元DNS逆引き', '危険']) assert.ok(text.includes(s), `PDF contains ${s}`);

@@ -62,6 +62,17 @@ export function obs(kind: Kind, ip = '127.100.0.1', over: { cert?: Partial<CertO
     o.extensions = ['PIPELINING'];
     o.tls.offered = false;
   };
+  // A server that offers STARTTLS and then answers the command with `code`: the relay test goes on in clear.
+  const starttlsRefused = (code: number, line: string) => {
+    reached();
+    o.tls.handshake = 'refused';
+    o.tls.reply = { code, lines: [line] };
+    relay('plain', 550);
+  };
+  const greets = (code: number, line: string) => {
+    o.greeting = { code, lines: [line] };
+    end('greeting', { code });
+  };
   switch (kind) {
     case 'ok': reached(); tlsOk(); relay('plain', 550); break;
     case 'no_starttls': reached(); noTls(); relay('plain', 550); break;
@@ -74,28 +85,12 @@ export function obs(kind: Kind, ip = '127.100.0.1', over: { cert?: Partial<CertO
       // The relay test then reconnects in clear.
       relay('plain', 550, 'relay_only');
       break;
-    case 'starttls_454':
-      reached();
-      o.tls.handshake = 'refused';
-      o.tls.reply = { code: 454, lines: ['4.7.0 TLS not available'] };
-      relay('plain', 550);
-      break;
-    case 'starttls_502':
-      reached();
-      o.tls.handshake = 'refused';
-      o.tls.reply = { code: 502, lines: ['5.5.1 not implemented'] };
-      relay('plain', 550);
-      break;
+    case 'starttls_454': starttlsRefused(454, '4.7.0 TLS not available'); break;
+    case 'starttls_502': starttlsRefused(502, '5.5.1 not implemented'); break;
     case 'unreachable': end('connect', { error: 'connection_refused' }); break;
     case 'no_greeting': end('greeting', { error: 'banner_timeout' }); break;
-    case 'greets_421':
-      o.greeting = { code: 421, lines: ['4.3.2 Service not available'] };
-      end('greeting', { code: 421 });
-      break;
-    case 'greeting_554':
-      o.greeting = { code: 554, lines: ['no service'] };
-      end('greeting', { code: 554 });
-      break;
+    case 'greets_421': greets(421, '4.3.2 Service not available'); break;
+    case 'greeting_554': greets(554, 'no service'); break;
     case 'greylisted': reached(); tlsOk(); relay('plain', 450); break;
     case 'forbidden': o.forbiddenRange = '10.0.0.0/8'; end('policy', { error: 'forbidden_address' }); break;
     case 'open': reached(); tlsOk(); relay('plain', 250); break;

@@ -2,20 +2,18 @@
 // Ed25519, testing and revoked DKIM selectors, an RSA-2048 MX) mail our receiver, the worker's job function
 // diagnoses each stored mail, and every finding that applies to test mails is stored with its value and reason,
 // re-judged from the stored observations to the same result, and counted by a report with its denominator.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
+import { labClock, labWithDatabaseForFile } from './helpers/lab.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
 import { rejudge } from '../lib/checks/judge.ts';
 import { FINDING_CHECKS } from '../lib/checks/registry.ts';
-import type { Receiver } from '../receiver/server.ts';
-import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
+import { OUR_DOMAIN } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 import { buildReport } from '../reports/aggregate.ts';
 import { yearPeriod } from '../reports/period.ts';
@@ -24,34 +22,29 @@ import { FAST_LAB_CHECKER_ENV } from './helpers/lab-env.ts';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SENDERS = ['dkim-rsa1024.test', 'dkim-ed25519.test', 'dkim-testing.test', 'dkim-revoked.test'];
 
-let lab: TestLab;
-let tdb: TestDatabase;
-let rx: Receiver;
 type Stored = { domain: string; observed_at: Date; observations: unknown; findings: Record<string, { status: string; reason: string; value: unknown }> };
 let rows: Stored[] = [];
 
-before(async () => {
-  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/test-v2.json'), 'mc-tm-findings-'), createTestDatabase()]);
-  const config = loadConfig({ ...lab.env, MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN, MAILCENSUS_RESULT_MAIL: '0', ...FAST_LAB_CHECKER_ENV });
-  const ids: string[] = [];
-  rx = await startLabReceiver(tdb.db, {
-    clock: config.clock,
+const ids: string[] = [];
+const setup = labWithDatabaseForFile(path.join(ROOT, 'lab/worlds/test-v2.json'), 'mc-tm-findings-', {
+  receiver: (lab) => ({
+    clock: labClock(lab),
     enqueue: async (id) => {
       ids.push(id);
     },
-  });
-  const sent = await sendTestMails(lab.world, { to: { host: '127.0.0.1', port: rx.port }, rcpt: `check@${OUR_DOMAIN}`, concurrency: 4, timeoutMs: 20_000 });
-  assert.deepEqual(sent.filter((s) => !s.ok), [], 'every sender delivered');
-  const ctx = { db: tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
-  for (const id of ids) assert.ok((await processTestMail({ testMailId: id }, ctx)).inserted);
-  rows = (await tdb.db.selectFrom('diagnoses').select(['domain', 'observed_at', 'observations', 'findings']).where('source', '=', 'test-mail').execute()) as Stored[];
+  }),
+  setUp: diagnoseEveryMail,
 });
 
-after(async () => {
-  await rx?.close();
-  await lab?.stop();
-  await tdb?.drop();
-});
+/** Every sender of the world mails our receiver, and the job function diagnoses each stored mail. */
+async function diagnoseEveryMail(): Promise<void> {
+  const config = loadConfig({ ...setup.lab.env, MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN, MAILCENSUS_RESULT_MAIL: '0', ...FAST_LAB_CHECKER_ENV });
+  const sent = await sendTestMails(setup.lab.world, { to: { host: '127.0.0.1', port: setup.rx.port }, rcpt: `check@${OUR_DOMAIN}`, concurrency: 4, timeoutMs: 20_000 });
+  assert.deepEqual(sent.filter((s) => !s.ok), [], 'every sender delivered');
+  const ctx = { db: setup.tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
+  for (const id of ids) assert.ok((await processTestMail({ testMailId: id }, ctx)).inserted);
+  rows = (await setup.tdb.db.selectFrom('diagnoses').select(['domain', 'observed_at', 'observations', 'findings']).where('source', '=', 'test-mail').execute()) as Stored[];
+}
 
 const of = (domain: string) => {
   const d = rows.find((r) => r.domain === domain);
@@ -100,7 +93,7 @@ test('re-judged from the stored observations, every finding is the same', () => 
 
 test('a report of the test mails counts the findings with their denominator', async () => {
   const year = new Date(rows[0].observed_at).getUTCFullYear();
-  const r = await buildReport(tdb.db, { period: yearPeriod(year), source: 'test-mail', survey: null, timezone: 'UTC' });
+  const r = await buildReport(setup.tdb.db, { period: yearPeriod(year), source: 'test-mail', survey: null, timezone: 'UTC' });
   assert.equal(r.domains, 4);
   const k = r.findings.dkim_key;
   assert.deepEqual([k.weak.n, k.strong.n, k.not_found.n, k.strong.total], [1, 2, 1, 4]);

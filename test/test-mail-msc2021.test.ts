@@ -1,49 +1,37 @@
 // The final test of issue 7: the full lab/worlds/msc-2021.json run — 202 domains mail our receiver, every mail
 // is diagnosed — reproduces the seed's 2021 figures (../shared/SEED.md) in the database.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pino from 'pino';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
+import { labClock, labWithDatabaseForFile } from './helpers/lab.ts';
 import { sendTestMails } from '../lab/sender.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createProbeDeps } from '../lib/diagnose.ts';
-import type { Receiver } from '../receiver/server.ts';
-import { OUR_DOMAIN, startLabReceiver } from './helpers/lab-receiver.ts';
+import { OUR_DOMAIN } from './helpers/lab-receiver.ts';
 import { processTestMail } from '../workers/test-mail.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-let lab: TestLab;
-let tdb: TestDatabase;
-let rx: Receiver;
 const ids: string[] = [];
 
-before(async () => {
-  [lab, tdb] = await Promise.all([startTestLab(path.join(ROOT, 'lab/worlds/msc-2021.json'), 'mc-msc2021-'), createTestDatabase()]);
-  rx = await startLabReceiver(tdb.db, {
-    clock: lab.world.observedAt ? new Date(lab.world.observedAt) : null,
+const setup = labWithDatabaseForFile(path.join(ROOT, 'lab/worlds/msc-2021.json'), 'mc-msc2021-', {
+  receiver: (lab) => ({
+    clock: labClock(lab),
     // A provider's outbound host sends dozens of the lab's mails: the per-IP limits are for the internet.
     maxMessagesPerWindow: 10_000,
     maxConnectionsPerWindow: 10_000,
     enqueue: async (id) => {
       ids.push(id);
     },
-  });
-});
-
-after(async () => {
-  await rx?.close();
-  await lab?.stop();
-  await tdb?.drop();
+  }),
 });
 
 test('the msc-2021 world reproduces MSchecker 2021: safe 12, review 102, needs improvement 87, danger 1; SPF+DKIM NG 32; reverse DNS NG 8', async () => {
   const config = loadConfig({
-    ...lab.env,
+    ...setup.lab.env,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
     MAILCENSUS_RESULT_MAIL: '0',
     MAILCENSUS_DNS_TIMEOUT_MS: '2000',
@@ -55,11 +43,11 @@ test('the msc-2021 world reproduces MSchecker 2021: safe 12, review 102, needs i
     MAILCENSUS_PER_IP_CONCURRENCY: '8',
     MAILCENSUS_PER_IP_INTERVAL_MS: '0',
   });
-  const sent = await sendTestMails(lab.world, { to: { host: '127.0.0.1', port: rx.port }, rcpt: `check@${OUR_DOMAIN}`, concurrency: 8 });
+  const sent = await sendTestMails(setup.lab.world, { to: { host: '127.0.0.1', port: setup.rx.port }, rcpt: `check@${OUR_DOMAIN}`, concurrency: 8 });
   assert.deepEqual(sent.filter((s) => !s.ok).map((s) => `${s.domain}: ${s.error}`), []);
   assert.equal(ids.length, 202);
 
-  const ctx = { db: tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
+  const ctx = { db: setup.tdb.db, config, logger: pino({ level: 'silent' }), deps: createProbeDeps(config) };
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -68,7 +56,7 @@ test('the msc-2021 world reproduces MSchecker 2021: safe 12, review 102, needs i
   );
 
   const verdicts = await sql<{ verdict: string; n: number }>`
-    SELECT verdict, count(*)::int AS n FROM diagnoses WHERE source = 'test-mail' GROUP BY verdict ORDER BY verdict`.execute(tdb.db);
+    SELECT verdict, count(*)::int AS n FROM diagnoses WHERE source = 'test-mail' GROUP BY verdict ORDER BY verdict`.execute(setup.tdb.db);
   assert.deepEqual(Object.fromEntries(verdicts.rows.map((r) => [r.verdict, r.n])), {
     safe: 12,
     review: 102,
@@ -80,6 +68,6 @@ test('the msc-2021 world reproduces MSchecker 2021: safe 12, review 102, needs i
            count(*) FILTER (WHERE reverse_dns = 'ng')::int AS rdns_ng,
            count(*) FILTER (WHERE tls_send = 'ng' OR tls_receive = 'ng')::int AS tls_ng,
            count(*)::int AS total
-    FROM diagnoses WHERE source = 'test-mail'`.execute(tdb.db);
+    FROM diagnoses WHERE source = 'test-mail'`.execute(setup.tdb.db);
   assert.deepEqual(pairs.rows[0], { both_ng: 32, rdns_ng: 8, tls_ng: 51, total: 202 });
 });

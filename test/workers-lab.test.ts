@@ -3,13 +3,12 @@
 // two workers share a run; each shared MX IP is connected once per run and no IP ever sees two sessions at
 // once (counted from the lab hosts' connection logs); SIGTERM exits 0; a worker killed with SIGKILL and a
 // Redis restart mid-run lose nothing and duplicate nothing.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startTestLab, type TestLab } from './helpers/lab.ts';
+import { labWithDatabaseForFile } from './helpers/lab.ts';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../workers/logger.ts';
 import { openServices, type Services } from '../workers/setup.ts';
@@ -18,12 +17,9 @@ import { until } from './helpers/until.ts';
 import { TEST_REDIS_URL, deleteQueueKeys, insertSurvey, newQueuePrefix, waitForRunDone } from './helpers/survey-run.ts';
 import { freePort, portOpen } from './helpers/private-services.ts';
 import { FAST_LAB_WORKER_ENV } from './helpers/lab-env.ts';
-import { alive, spawnWorker as spawnWorkerProcess, workerServicesEnv, type WorkerProcess } from './helpers/worker-process.ts';
+import { killIfAlive, spawnWorker as spawnWorkerProcess, type WorkerProcess } from './helpers/worker-process.ts';
 
 const SHARED = { p1: '127.150.0.1', p2: '127.150.0.2', p3: '127.150.0.3' };
-
-let tdb: TestDatabase;
-let lab: TestLab;
 
 function world(): object {
   const shared = (id: string, n: number) => ({
@@ -48,18 +44,11 @@ function world(): object {
   };
 }
 
-before(async () => {
-  tdb = await createTestDatabase();
-  lab = await startTestLab(world(), 'mc-workers-');
-});
-after(async () => {
-  await lab?.stop();
-  await tdb?.drop();
-});
+const setup = labWithDatabaseForFile(world(), 'mc-workers-');
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
   return {
-    ...workerServicesEnv(lab.env, tdb.url, redisUrl, prefix),
+    ...setup.workerEnv(redisUrl, prefix),
     ...FAST_LAB_WORKER_ENV,
     MAILCENSUS_DNS_QPS: '500',
     MAILCENSUS_PER_IP_INTERVAL_MS: '100',
@@ -78,7 +67,7 @@ function spawnWorker(e: Record<string, string>): WorkerProcess {
   return w;
 }
 after(async () => {
-  for (const c of children) if (alive(c)) c.child.kill('SIGKILL');
+  for (const c of children) killIfAlive(c);
 });
 
 const diagnosedBy = (w: WorkerProcess) => w.lines.filter((l) => l.includes('"domain diagnosed"')).length;
@@ -90,11 +79,11 @@ async function open(redisUrl: string, prefix: string): Promise<Services> {
 }
 
 async function survey(name: string): Promise<void> {
-  await insertSurvey(tdb.db, name, lab.world.domains.map((d) => d.name));
+  await insertSurvey(setup.tdb.db, name, setup.lab.world.domains.map((d) => d.name));
 }
 
 async function assertOnePerDomain(runId: number): Promise<void> {
-  const rows = await tdb.db.selectFrom('diagnoses').select(['domain', (eb) => eb.fn.countAll<string>().as('n')]).where('run_id', '=', runId).groupBy('domain').execute();
+  const rows = await setup.tdb.db.selectFrom('diagnoses').select(['domain', (eb) => eb.fn.countAll<string>().as('n')]).where('run_id', '=', runId).groupBy('domain').execute();
   assert.equal(rows.length, 200, 'every domain diagnosed');
   assert.ok(rows.every((r) => Number(r.n) === 1), 'no domain diagnosed twice');
 }
@@ -103,7 +92,7 @@ async function assertOnePerDomain(runId: number): Promise<void> {
 function maxConcurrentPerIp(since: number): Map<string, number> {
   const open = new Map<string, number>();
   const max = new Map<string, number>();
-  for (const e of lab.smtp.log()) {
+  for (const e of setup.lab.smtp.log()) {
     if (Date.parse(e.at) < since) continue;
     if (e.event === 'connect') {
       const n = (open.get(e.ip) ?? 0) + 1;
@@ -118,7 +107,7 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
   const prefix = newQueuePrefix();
   const redisUrl = TEST_REDIS_URL;
   await survey('lab-200');
-  const before = Object.fromEntries(Object.values(SHARED).map((ip) => [ip, lab.smtp.connections(ip)]));
+  const before = Object.fromEntries(Object.values(SHARED).map((ip) => [ip, setup.lab.smtp.connections(ip)]));
   const since = Date.now();
   const w1 = spawnWorker(env(redisUrl, prefix));
   const w2 = spawnWorker(env(redisUrl, prefix));
@@ -126,12 +115,12 @@ test('two worker processes share a 200-domain lab run: one diagnosis per domain,
   try {
     const run = await createRun(s, 'lab-200');
     assert.equal(run.total, 200);
-    await waitForRunDone(tdb.db, run.runId, 240_000);
+    await waitForRunDone(setup.tdb.db, run.runId, 240_000);
     await assertOnePerDomain(run.runId);
-    for (const ip of Object.values(SHARED)) assert.equal(lab.smtp.connections(ip) - before[ip], 1, `shared MX ${ip} connected once`);
+    for (const ip of Object.values(SHARED)) assert.equal(setup.lab.smtp.connections(ip) - before[ip], 1, `shared MX ${ip} connected once`);
     for (const [ip, n] of maxConcurrentPerIp(since)) assert.equal(n, 1, `${ip} saw ${n} sessions at once`);
     assert.ok(diagnosedBy(w1) > 0 && diagnosedBy(w2) > 0, `both workers diagnosed domains (${diagnosedBy(w1)}, ${diagnosedBy(w2)})`);
-    const p = await runProgress(tdb.db, run.runId);
+    const p = await runProgress(setup.tdb.db, run.runId);
     assert.ok((p.verdicts.incomplete ?? 0) >= 10, 'refusing and tempfailing MX hosts end as incomplete, not NG');
     assert.equal((p.config as { ehloName: string }).ehloName, loadConfig(env(redisUrl, prefix)).ehloName);
   } finally {
@@ -158,7 +147,7 @@ async function redisUp(port: number): Promise<void> {
 
 test('a worker killed with SIGKILL and a Redis restart mid-run still end with every domain diagnosed exactly once', async () => {
   const port = await freePort();
-  const dir = path.join(lab.dir, 'redis');
+  const dir = path.join(setup.lab.dir, 'redis');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
   let redis = startRedis(port, dir);
@@ -185,7 +174,7 @@ test('a worker killed with SIGKILL and a Redis restart mid-run still end with ev
     } finally {
       await s.close();
     }
-    const done = async () => (await runProgress(tdb.db, runId)).done;
+    const done = async () => (await runProgress(setup.tdb.db, runId)).done;
     await until('a quarter of the run', async () => (await done()) >= 50, 120_000);
     victim.child.kill('SIGKILL');
     const replacement = spawnWorker(e);
@@ -194,15 +183,15 @@ test('a worker killed with SIGKILL and a Redis restart mid-run still end with ev
     await new Promise((r) => setTimeout(r, 1500));
     redis = startRedis(port, dir);
     await redisUp(port);
-    await waitForRunDone(tdb.db, runId, 240_000, 'the run to finish after the faults');
+    await waitForRunDone(setup.tdb.db, runId, 240_000, 'the run to finish after the faults');
     await assertOnePerDomain(runId);
-    const probed = await tdb.db.selectFrom('probed_ips').select(['ip']).where('run_id', '=', runId).execute();
+    const probed = await setup.tdb.db.selectFrom('probed_ips').select(['ip']).where('run_id', '=', runId).execute();
     assert.equal(new Set(probed.map((p) => p.ip)).size, probed.length, 'one probed_ips row per IP');
     assert.equal((await victim.exited).signal, 'SIGKILL');
     for (const w of [survivor, replacement]) w.child.kill('SIGTERM');
     for (const w of [survivor, replacement]) assert.equal((await w.exited).code, 0);
   } finally {
-    for (const c of children) if (alive(c)) c.child.kill('SIGKILL');
+    for (const c of children) killIfAlive(c);
     await stopRedis();
   }
 });

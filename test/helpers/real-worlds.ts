@@ -7,6 +7,36 @@ import { rmSync } from 'node:fs';
 export const DNS_PORT = 20053;
 export const HTTPS_PORT = 20443;
 
+/**
+ * A world's two servers, started one after the other, with its PKI in `pkiDir`: `stop` stops both and removes
+ * `pkiDir`. If one does not start, the one already running is stopped and `pkiDir` removed before the error
+ * goes on, so a failed start leaves nothing behind.
+ */
+async function startServers<A extends { stop(): Promise<void> }, B extends { stop(): Promise<void> }>(
+  pkiDir: string,
+  startFirst: () => Promise<A>,
+  startSecond: () => Promise<B>,
+): Promise<{ first: A; second: B; stop(): Promise<void> }> {
+  let first: A | undefined;
+  try {
+    first = await startFirst();
+    const second = await startSecond();
+    const a = first;
+    return {
+      first: a,
+      second,
+      async stop() {
+        await Promise.all([a.stop(), second.stop()]);
+        rmSync(pkiDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await first?.stop();
+    rmSync(pkiDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // MTA-STS
 
@@ -70,29 +100,19 @@ export async function startStsWorld(net: number): Promise<StsWorld> {
     records.push(`${c.label} IN MX 10 mx1.${c.label}.${STS_ZONE}.`);
     if (c.host) records.push(`mta-sts.${c.label} IN A ${ips[c.host]}`);
   }
-  let nginx: RunningNginx | undefined;
-  let dns: RunningDns | undefined;
-  try {
-    nginx = await startNginx({ ip: ips.nginx, port: HTTPS_PORT, vhosts });
-    dns = await startDns({ nsd: { ip: `${p}.54`, port: DNS_PORT }, unbound: { ip: `${p}.53`, port: DNS_PORT }, zones: [{ name: STS_ZONE, dnssec: 'unsigned', records }] });
-  } catch (err) {
-    await nginx?.stop();
-    rmSync(pkiDir, { recursive: true, force: true });
-    throw err;
-  }
-  const n = nginx;
-  const d = dns;
+  const { first: nginx, second: dns, stop } = await startServers(
+    pkiDir,
+    () => startNginx({ ip: ips.nginx, port: HTTPS_PORT, vhosts }),
+    () => startDns({ nsd: { ip: `${p}.54`, port: DNS_PORT }, unbound: { ip: `${p}.53`, port: DNS_PORT }, zones: [{ name: STS_ZONE, dnssec: 'unsigned', records }] }),
+  );
   return {
     net,
     pki,
-    nginx: n,
-    dns: d,
-    resolver: { host: d.unbound.ip, port: d.unbound.port },
+    nginx,
+    dns,
+    resolver: { host: dns.unbound.ip, port: dns.unbound.port },
     ips,
-    async stop() {
-      await Promise.all([n.stop(), d.stop()]);
-      rmSync(pkiDir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 
@@ -162,45 +182,37 @@ export async function startDaneWorld(net: number): Promise<DaneWorld> {
     a('mx-pkix'), tlsa('mx-pkix', `1 1 1 ${rsa}`),
     a('mx-none'),
   ];
-  let postfix: RunningPostfix | undefined;
-  let dns: RunningDns | undefined;
-  try {
-    dns = await startDns({
-      nsd: { ip: `${p}.54`, port: DNS_PORT },
-      unbound: { ip: `${p}.53`, port: DNS_PORT },
-      zones: [
-        { name: 'dane.test', dnssec: 'signed', records: dane },
-        { name: 'insecure.test', dnssec: 'unsigned', records: [a('mx'), tlsa('mx', `3 1 1 ${rsa}`)] },
-        { name: 'bogus.test', dnssec: 'bogus', bogusOwner: '_25._tcp.mx.bogus.test', records: [a('mx'), tlsa('mx', `3 1 1 ${rsa}`)] },
-      ],
-    });
-    postfix = await startPostfix({
-      hostname: 'mx-ee.dane.test',
-      listeners: [
-        { ip: smtpIp, port: SMTP_PORTS.rsa2048, leaf: leaves.rsa2048 },
-        { ip: smtpIp, port: SMTP_PORTS.rsa1024, leaf: leaves.rsa1024 },
-        { ip: smtpIp, port: SMTP_PORTS.ec256, leaf: leaves.ec256 },
-        { ip: smtpIp, port: SMTP_PORTS.leafOnly, leaf: leaves.rsa2048, leafOnly: true },
-      ],
-    });
-  } catch (err) {
-    await dns?.stop();
-    rmSync(pkiDir, { recursive: true, force: true });
-    throw err;
-  }
-  const pf = postfix;
-  const d = dns;
+  const { first: dns, second: postfix, stop } = await startServers(
+    pkiDir,
+    () =>
+      startDns({
+        nsd: { ip: `${p}.54`, port: DNS_PORT },
+        unbound: { ip: `${p}.53`, port: DNS_PORT },
+        zones: [
+          { name: 'dane.test', dnssec: 'signed', records: dane },
+          { name: 'insecure.test', dnssec: 'unsigned', records: [a('mx'), tlsa('mx', `3 1 1 ${rsa}`)] },
+          { name: 'bogus.test', dnssec: 'bogus', bogusOwner: '_25._tcp.mx.bogus.test', records: [a('mx'), tlsa('mx', `3 1 1 ${rsa}`)] },
+        ],
+      }),
+    () =>
+      startPostfix({
+        hostname: 'mx-ee.dane.test',
+        listeners: [
+          { ip: smtpIp, port: SMTP_PORTS.rsa2048, leaf: leaves.rsa2048 },
+          { ip: smtpIp, port: SMTP_PORTS.rsa1024, leaf: leaves.rsa1024 },
+          { ip: smtpIp, port: SMTP_PORTS.ec256, leaf: leaves.ec256 },
+          { ip: smtpIp, port: SMTP_PORTS.leafOnly, leaf: leaves.rsa2048, leafOnly: true },
+        ],
+      }),
+  );
   return {
     net,
     pki,
     leaves,
-    postfix: pf,
-    dns: d,
-    resolver: { host: d.unbound.ip, port: d.unbound.port },
+    postfix,
+    dns,
+    resolver: { host: dns.unbound.ip, port: dns.unbound.port },
     smtpIp,
-    async stop() {
-      await Promise.all([pf.stop(), d.stop()]);
-      rmSync(pkiDir, { recursive: true, force: true });
-    },
+    stop,
   };
 }

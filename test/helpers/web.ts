@@ -19,6 +19,7 @@ import { loadDiagnose } from '../../workers/diagnose-api.ts';
 import { buildServer, type WebApp } from '../../web/server.ts';
 import { FAST_LAB_CHECKER_ENV } from './lab-env.ts';
 import { launchBrowser, type TestBrowser } from './browser.ts';
+import { startedInBefore } from './for-file.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const OUR_DOMAIN = 'mailcensus.lab.test';
@@ -109,16 +110,12 @@ export function webStackWithBrowserForFile(): { readonly stack: WebStack; readon
     await browser?.close();
     await stack?.stop();
   });
-  const started = <T>(x: T | undefined): T => {
-    if (x === undefined) throw new Error('the web stack and browser start in a before hook: use them inside tests');
-    return x;
-  };
   return {
     get stack() {
-      return started(stack);
+      return startedInBefore(stack, 'the web stack');
     },
     get browser() {
-      return started(browser);
+      return startedInBefore(browser, 'the browser');
     },
   };
 }

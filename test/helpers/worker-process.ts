@@ -41,3 +41,8 @@ export function workerServicesEnv(labEnv: Readonly<Record<string, string>>, data
 }
 
 export const alive = (w: WorkerProcess): boolean => w.child.exitCode === null && w.child.signalCode === null;
+
+/** SIGKILL for a worker that is still running (one a failed test left behind), so that the test file can end. */
+export function killIfAlive(w: WorkerProcess | null): void {
+  if (w && alive(w)) w.child.kill('SIGKILL');
+}

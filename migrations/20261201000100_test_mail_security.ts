@@ -3,6 +3,7 @@
 // one says why), test mails that were not diagnosed on purpose (daily cap, opt-out), the raw-mail retention
 // (bytes pruned, diagnosis kept) and the requester's own address for the per-request token.
 import { sql, type Kysely } from 'kysely';
+import { diagnosisResultsSelect, LATEST_DIAGNOSES_SELECT, latestPerDomain } from './20261129000100_views.ts';
 
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER TABLE diagnoses ADD COLUMN provenance text
@@ -12,30 +13,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`CREATE INDEX diagnoses_test_mail_domain ON diagnoses (domain, observed_at) WHERE source = 'test-mail'`.execute(db);
 
   // The view gains the column at its end (CREATE OR REPLACE VIEW may only append), so every report set has it.
-  await sql`
-    CREATE OR REPLACE VIEW diagnosis_results AS
-    SELECT d.id, d.source, d.domain, d.survey_id, s.name AS survey, d.run_id, d.test_mail_id, d.observed_at,
-           d.verdict, d.verdict_reasons,
-           d.open_relay, d.open_relay_reason, d.spf, d.spf_reason, d.dkim, d.dkim_reason,
-           d.tls_receive, d.tls_receive_reason, d.tls_send, d.tls_send_reason,
-           d.reverse_dns, d.reverse_dns_reason, d.dnssec, d.dnssec_reason, d.dnsbl, d.dnsbl_reason,
-           CASE
-             WHEN d.spf = 'ok' AND d.dkim = 'ok' THEN 'both_ok'
-             WHEN d.spf = 'ok' AND d.dkim = 'ng' THEN 'spf_only'
-             WHEN d.spf = 'ng' AND d.dkim = 'ok' THEN 'dkim_only'
-             WHEN d.spf = 'ng' AND d.dkim = 'ng' THEN 'both_ng'
-             ELSE 'unknown'
-           END AS spf_dkim,
-           (d.tls_send = 'ng' OR d.tls_receive = 'ng') AS tls_send_or_receive_ng,
-           d.dmarc_policy, d.mta_sts, d.tls_rpt, d.tls_versions, d.cert_problems, d.rules_version,
-           d.provenance
-      FROM diagnoses d
-      LEFT JOIN surveys s ON s.id = d.survey_id`.execute(db);
-  await sql`
-    CREATE OR REPLACE VIEW latest_diagnoses AS
-    SELECT DISTINCT ON (source, survey_id, domain) *
-      FROM diagnosis_results
-     ORDER BY source, survey_id, domain, observed_at DESC, id DESC`.execute(db);
+  await sql.raw(`CREATE OR REPLACE VIEW diagnosis_results AS ${diagnosisResultsSelect(['d.provenance'])}`).execute(db);
+  await sql.raw(`CREATE OR REPLACE VIEW latest_diagnoses AS ${LATEST_DIAGNOSES_SELECT}`).execute(db);
 
   // report_diagnoses restricted to provenance classes before the latest-per-domain pick, so a domain counts
   // with its latest diagnosis of those classes (`report --provenance requested,authenticated`). A separate
@@ -45,13 +24,7 @@ export async function up(db: Kysely<any>): Promise<void> {
                                      only_source diagnosis_source, only_survey text, only_provenance text[])
     RETURNS SETOF diagnosis_results
     LANGUAGE sql STABLE AS $$
-      SELECT DISTINCT ON (r.domain COLLATE "C") r.*
-        FROM diagnosis_results r
-       WHERE r.observed_at >= period_from AND r.observed_at < period_to
-         AND (only_source IS NULL OR r.source = only_source)
-         AND (only_survey IS NULL OR r.survey_id = (SELECT id FROM surveys WHERE name = only_survey))
-         AND (only_provenance IS NULL OR r.provenance = ANY (only_provenance))
-       ORDER BY r.domain COLLATE "C", r.observed_at DESC, r.id DESC
+      ${sql.raw(latestPerDomain('r.*', 'diagnosis_results', 'r', true))}
     $$`.execute(db);
 
   await sql`ALTER TABLE test_mails ALTER COLUMN raw DROP NOT NULL`.execute(db);

@@ -4,19 +4,7 @@
 // period with all its columns (which spilled to disk at 2,000,000 diagnoses a year). The set is the same: the
 // same filters, the same order of preference (observed_at DESC, id DESC), each domain once (BENCHMARKS.md).
 import { sql, type Kysely } from 'kysely';
-
-/**
- * Each domain's latest diagnosis in the period, with the function's filters: `columns` of `table` (aliased
- * `a`). Both versions of report_diagnoses() pick with it (the narrow one ids from diagnoses, the legacy one
- * every column of diagnosis_results), so they count the same set by construction.
- */
-const latestPerDomain = (columns: string, table: string, a: string, provenance: boolean) => `SELECT DISTINCT ON (${a}.domain COLLATE "C") ${columns}
-        FROM ${table} ${a}
-       WHERE ${a}.observed_at >= period_from AND ${a}.observed_at < period_to
-         AND (only_source IS NULL OR ${a}.source = only_source)
-         AND (only_survey IS NULL OR ${a}.survey_id = (SELECT id FROM surveys WHERE name = only_survey))${provenance ? `
-         AND (only_provenance IS NULL OR ${a}.provenance = ANY (only_provenance))` : ''}
-       ORDER BY ${a}.domain COLLATE "C", ${a}.observed_at DESC, ${a}.id DESC`;
+import { latestPerDomain } from './20261129000100_views.ts';
 
 /**
  * Both overloads of report_diagnoses(), with the body `body(provenance)`: the original one (source and survey,

@@ -32,8 +32,7 @@ const setup = labWithDatabaseForFile(path.join(ROOT, 'lab/worlds/test-dkim-disco
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
-  return {
-    ...setup.workerEnv(redisUrl, prefix),
+  return setup.workerEnv(redisUrl, prefix, {
     ...FAST_LAB_CHECKER_ENV,
     MAILCENSUS_RECEIVER_DOMAIN: OUR_DOMAIN,
     MAILCENSUS_DNS_QPS: '500',
@@ -41,7 +40,7 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
     MAILCENSUS_WORKER_CONCURRENCY: '4',
     MAILCENSUS_LOCK_DURATION_MS: '4000',
     MAILCENSUS_SHUTDOWN_TIMEOUT_MS: '10000',
-  };
+  });
 }
 
 

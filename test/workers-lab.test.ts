@@ -47,8 +47,7 @@ function world(): object {
 const setup = labWithDatabaseForFile(world(), 'mc-workers-');
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
-  return {
-    ...setup.workerEnv(redisUrl, prefix),
+  return setup.workerEnv(redisUrl, prefix, {
     ...FAST_LAB_WORKER_ENV,
     MAILCENSUS_DNS_QPS: '500',
     MAILCENSUS_PER_IP_INTERVAL_MS: '100',
@@ -57,7 +56,7 @@ function env(redisUrl: string, prefix: string): Record<string, string> {
     MAILCENSUS_MAX_QUEUED: '60',
     MAILCENSUS_LOCK_DURATION_MS: '4000',
     MAILCENSUS_LOG_LEVEL: 'debug',
-  };
+  });
 }
 
 const children: WorkerProcess[] = [];

@@ -35,12 +35,11 @@ const setup = labWithDatabaseForFile(world, 'mc-shared-ip-', {
 });
 
 function env(redisUrl: string, prefix: string): Record<string, string> {
-  return {
-    ...setup.workerEnv(redisUrl, prefix),
+  return setup.workerEnv(redisUrl, prefix, {
     ...FAST_LAB_WORKER_ENV,
     MAILCENSUS_PER_IP_INTERVAL_MS: '0',
     MAILCENSUS_LOG_LEVEL: 'warn',
-  };
+  });
 }
 
 test('domains sharing one MX IP (under two MX names) get one SMTP connection per run, in production workers', async () => {

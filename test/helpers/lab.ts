@@ -84,8 +84,11 @@ export interface LabWithDatabase {
   readonly tdb: TestDatabase;
   /** Our receiver, where the file asked for one. */
   readonly rx: Receiver;
-  /** Where a worker process finds this lab, this database, Redis at `redisUrl` and the queue `prefix`. */
-  workerEnv(redisUrl: string, prefix: string): Record<string, string>;
+  /**
+   * Where a worker process finds this lab, this database, Redis at `redisUrl` and the queue `prefix`, with the
+   * file's own `settings` over them.
+   */
+  workerEnv(redisUrl: string, prefix: string, settings?: Record<string, string>): Record<string, string>;
 }
 
 /**
@@ -131,8 +134,8 @@ export function labWithDatabaseForFile(
     get rx() {
       return startedInBefore(rx, 'the receiver (with the receiver option)');
     },
-    workerEnv(redisUrl, prefix) {
-      return workerServicesEnv(startedInBefore(lab, 'the lab').env, startedInBefore(tdb, 'the test database').url, redisUrl, prefix);
+    workerEnv(redisUrl, prefix, settings = {}) {
+      return { ...workerServicesEnv(startedInBefore(lab, 'the lab').env, startedInBefore(tdb, 'the test database').url, redisUrl, prefix), ...settings };
     },
   };
 }

@@ -176,6 +176,24 @@ export function startWorker(
   });
   /** Probe jobs this process enqueued lately: a domain needing the same IP does not enqueue it again. */
   const probesAdded = new Map<string, number>();
+  const PROBE_ADDED_FOR_MS = 60_000;
+  let probesSweptAt = 0;
+  /**
+   * Was `id` enqueued by this process within the last minute (as of `now`)? Older entries count as absent here
+   * and are dropped by a sweep at most once a second: sweeping the whole map at every domain step (thousands
+   * of entries, a few hundred steps a second) was most of what a worker allocated with 2,500 sessions in
+   * flight (issue 18, `npm run bench -- sessions`: 7 of 11 GB sampled in 90 s).
+   */
+  function addedLately(id: string, now: number): boolean {
+    if (now - probesSweptAt >= 1000) {
+      probesSweptAt = now;
+      probesAdded.forEach((at, key) => {
+        if (now - at > PROBE_ADDED_FOR_MS) probesAdded.delete(key);
+      });
+    }
+    const at = probesAdded.get(id);
+    return at !== undefined && now - at <= PROBE_ADDED_FOR_MS;
+  }
 
   const lastTopUp = new Map<number, number>();
   async function maybeTopUp(runId: number): Promise<void> {
@@ -238,7 +256,6 @@ export function startWorker(
       const waited = Date.now() - (step.waitingSince ?? Date.now());
       const toAdd: { name: 'probe-ip'; data: ProbeIpJob; opts: { jobId: string } }[] = [];
       const now = Date.now();
-      for (const [id, at] of probesAdded) if (now - at > 60_000) probesAdded.delete(id);
       for (const m of missing) {
         const attempt = need[m.ip] ?? 0;
         const id = probeJobId(runId, m.ip, attempt);
@@ -250,7 +267,7 @@ export function startWorker(
             requeued = true;
             await (await queues.probes.getJob(id))?.remove().catch(() => {});
           }
-        } else if (probesAdded.has(id)) {
+        } else if (addedLately(id, now)) {
           continue; // enqueued by this process a moment ago (adding it again would be a no-op)
         }
         const hostnames = targets.filter((t) => t.ip === m.ip).map((t) => t.host);

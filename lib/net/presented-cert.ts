@@ -6,6 +6,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type tls from 'node:tls';
 import type { PresentedCert } from '../probes/smtp/types.ts';
+import { boundedMemo } from '../bounded-memo.ts';
 
 /** Most certificates recorded from one chain: real chains have 2-4; a hostile server may send hundreds. */
 export const MAX_CHAIN = 10;
@@ -49,26 +50,17 @@ function parse(pemOrDer: string | Buffer): X509Certificate | null {
  * answer. Bounded: emptied when full (a survey's distinct certificates come and go with its MX hosts).
  */
 const MAX_CACHED = 4096;
-const factsByCert = new Map<string, Readonly<PresentedCert>>();
-const signatureChecks = new Map<string, boolean>();
+const factsByCert = boundedMemo<Readonly<PresentedCert>>(MAX_CACHED);
+const signatureChecks = boundedMemo<boolean>(MAX_CACHED);
 
-function remember<V>(cache: Map<string, V>, key: string, value: V): V {
-  if (cache.size >= MAX_CACHED) cache.clear();
-  cache.set(key, value);
-  return value;
-}
-
-/** The facts of a certificate, computed once per DER (`sha256`: of that DER). */
+/** The facts of a certificate, computed once per DER (`sha256`: of that DER), as a copy of their own. */
 function cachedFacts(sha256: string, x509: () => X509Certificate): PresentedCert {
-  const known = factsByCert.get(sha256);
-  return { ...(known ?? remember(factsByCert, sha256, factsOf(x509()))) };
+  return { ...factsByCert.get(sha256, () => factsOf(x509())) };
 }
 
 /** A signature check of the certificate with DER digest `certSha` against `issuerSha`, made once per pair. */
 function cachedCheck(kind: 'issued' | 'self', certSha: string, issuerSha: string, check: () => boolean): boolean {
-  const key = `${kind}:${certSha}:${issuerSha}`;
-  const known = signatureChecks.get(key);
-  return known ?? remember(signatureChecks, key, check());
+  return signatureChecks.get(`${kind}:${certSha}:${issuerSha}`, check);
 }
 
 function factsOf(x509: X509Certificate): PresentedCert {
@@ -169,13 +161,12 @@ export function chainFacts(certs: readonly (string | Buffer)[]): PresentedCert[]
  * call returns an object without `raw` and without issuers.
  */
 export function presentedChain(t: tls.TLSSocket, fromTrustStore?: (certSha256: string) => boolean): PresentedCert[] {
-  const links: ChainLink[] = [];
-  const selfIssued: boolean[] = [];
+  const links: (ChainLink & { selfIssued: boolean })[] = [];
   let c: tls.DetailedPeerCertificate | undefined = t.getPeerCertificate(true);
   while (c && c.raw && links.length < MAX_CHAIN) {
     const raw = c.raw;
     const sha256 = hex('sha256', raw);
-    const known = factsByCert.get(sha256);
+    const known = factsByCert.peek(sha256);
     // A certificate seen before parsed then (the digest is of the same DER); else parse it now, once.
     let parsed: X509Certificate | null = null;
     if (!known) {
@@ -183,14 +174,13 @@ export function presentedChain(t: tls.TLSSocket, fromTrustStore?: (certSha256: s
       if (!parsed) break;
     }
     if (links.some((l) => l.sha256 === sha256)) break;
-    links.push({ sha256, x509: () => (parsed ??= new X509Certificate(raw)) });
-    const selfIssuedNow = known ? known.selfIssued : parsed!.subject === parsed!.issuer;
-    selfIssued.push(selfIssuedNow);
-    if (selfIssuedNow || !c.issuerCertificate || c.issuerCertificate === c) break;
+    const selfIssued = known ? known.selfIssued : parsed!.subject === parsed!.issuer;
+    links.push({ sha256, selfIssued, x509: () => (parsed ??= new X509Certificate(raw)) });
+    if (selfIssued || !c.issuerCertificate || c.issuerCertificate === c) break;
     c = c.issuerCertificate;
   }
-  const last = links.length - 1;
-  if (fromTrustStore && links.length > 1 && selfIssued[last] && fromTrustStore(links[last]!.sha256)) links.pop();
+  const last = links[links.length - 1];
+  if (fromTrustStore && links.length > 1 && last!.selfIssued && fromTrustStore(last!.sha256)) links.pop();
   return factsOfChain(links);
 }
 

@@ -6,6 +6,7 @@
 // `_domainkey` node from a DNS wildcard's artefact (CRITERIA.md "DKIM in scans: wildcards"; internet.nl#1025).
 // Test-mail source: mailauth verifies the received message; evaluateDkimTestMail judges its results.
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { boundedMemo } from '../../bounded-memo.ts';
 import type { Resolver } from '../../dns/resolver.ts';
 import { isFact } from '../../dns/resolver.ts';
 import { lookup, txtRecords, unknownFrom, type Lookup } from '../../dns/observation.ts';
@@ -129,22 +130,18 @@ export function parseDkimKey(selector: string, record: string): DkimKey {
  */
 const MAX_CACHED_KEYS = 4096;
 const MAX_CACHED_KEY_TEXT = 2048;
-const spkiKeys = new Map<string, { type: string | undefined; bits: number | null } | null>();
-function spkiKey(base64: string, der: Buffer): { type: string | undefined; bits: number | null } | null {
-  const known = spkiKeys.get(base64);
-  if (known !== undefined) return known;
-  let key: { type: string | undefined; bits: number | null } | null;
-  try {
-    const k = createPublicKey({ key: der, format: 'der', type: 'spki' });
-    key = { type: k.asymmetricKeyType, bits: k.asymmetricKeyDetails?.modulusLength ?? null };
-  } catch {
-    key = null;
-  }
-  if (base64.length <= MAX_CACHED_KEY_TEXT) {
-    if (spkiKeys.size >= MAX_CACHED_KEYS) spkiKeys.clear();
-    spkiKeys.set(base64, key);
-  }
-  return key;
+type SpkiKey = { type: string | undefined; bits: number | null } | null;
+const spkiKeys = boundedMemo<SpkiKey>(MAX_CACHED_KEYS);
+function spkiKey(base64: string, der: Buffer): SpkiKey {
+  const read = (): SpkiKey => {
+    try {
+      const k = createPublicKey({ key: der, format: 'der', type: 'spki' });
+      return { type: k.asymmetricKeyType, bits: k.asymmetricKeyDetails?.modulusLength ?? null };
+    } catch {
+      return null;
+    }
+  };
+  return base64.length <= MAX_CACHED_KEY_TEXT ? spkiKeys.get(base64, read) : read();
 }
 
 export interface CollectDkimOptions {

@@ -13,10 +13,10 @@ after(async () => {
   for (const s of servers) await s.close();
 });
 
-async function serve(handler: Handler, opts: { timeoutMs?: number; retries?: number; cache?: boolean } = {}): Promise<{ dns: HostileDns; r: Resolver }> {
+async function serve(handler: Handler, opts: { timeoutMs?: number; retries?: number; cache?: boolean; cacheEntries?: number } = {}): Promise<{ dns: HostileDns; r: Resolver }> {
   const dns = await startHostileDns(handler);
   servers.push(dns);
-  const r = createResolver({ server: { host: dns.host, port: dns.port }, timeoutMs: opts.timeoutMs ?? 300, retries: opts.retries ?? 0, qps: 0, cache: opts.cache });
+  const r = createResolver({ server: { host: dns.host, port: dns.port }, timeoutMs: opts.timeoutMs ?? 300, retries: opts.retries ?? 0, qps: 0, cache: opts.cache, ...(opts.cacheEntries ? { cacheEntries: opts.cacheEntries } : {}) });
   return { dns, r };
 }
 
@@ -184,6 +184,38 @@ test('a CNAME chain the server leaves unresolved is chased, bounded, and loops a
   assert.equal(ok.outcome, 'answer');
   assert.deepEqual(ok.cnameChain, ['target.test']);
   assert.deepEqual(ok.answers.map((a) => a.data), ['127.0.0.5']);
+});
+
+test('concurrent questions for a CNAME the server leaves unresolved are asked once and all chase the chain', async () => {
+  const { dns, r } = await serve(async (q) => {
+    const name = q.questions[0].name;
+    await new Promise((res) => setTimeout(res, 30));
+    if (name === 'alias.test') return respond(q, { answers: [{ name, type: 'CNAME', ttl: 60, data: 'real.test' }] });
+    return respond(q, { answers: [{ name, type: 'A', ttl: 60, data: '127.0.0.6' }] });
+  });
+  const results = await Promise.all(Array.from({ length: 4 }, () => r.query('alias.test', 'A')));
+  for (const res of results) {
+    assert.equal(res.outcome, 'answer');
+    assert.deepEqual(res.cnameChain, ['real.test']);
+    assert.deepEqual(res.answers.map((a) => a.data), ['127.0.0.6']);
+  }
+  assert.equal(dns.queries.filter((q) => q.name === 'alias.test').length, 1);
+});
+
+test('the answer cache is bounded and keeps what is asked again (least recently used goes first)', async () => {
+  const { dns, r } = await serve((q) => respond(q, { answers: [{ name: q.questions[0].name, type: 'A', ttl: 300, data: '127.0.0.7' }] }), { cacheEntries: 50 });
+  const asked = (name: string) => dns.queries.filter((q) => q.name === name).length;
+  await r.query('hot.test', 'A');
+  // 200 other names, four times what this cache holds, asking the shared name again in between.
+  for (let i = 0; i < 200; i++) {
+    await r.query(`n${i}.test`, 'A');
+    if (i % 20 === 19) await r.query('hot.test', 'A');
+  }
+  assert.equal(asked('hot.test'), 1, 'an answer asked for again stays cached');
+  await r.query('n0.test', 'A');
+  assert.equal(asked('n0.test'), 2, 'the least recently used answer was dropped');
+  await r.query('n199.test', 'A');
+  assert.equal(asked('n199.test'), 1, 'a recent answer is still cached');
 });
 
 test('names that are not valid DNS names are refused before any query', async () => {

@@ -77,8 +77,11 @@ export const JOB_OPTIONS: { [N in JobName]: JobsOptions } = {
   'probe-ip': {
     attempts: 5,
     backoff: { type: 'exponential', delay: 2000 },
-    // Kept a day: a domain job re-adding `probe-<run>-<ip>` is then a no-op even before it reads probed_ips.
-    removeOnComplete: { age: 24 * 3600 },
+    // The probed_ips row is the record: a domain job reads it before it adds `probe-<run>-<ip>`. The last
+    // 10,000 completed jobs are kept (an hour at most) only so that a domain job that read probed_ips just before
+    // the row was written adds a no-op, not a second session. Keeping every one for a day cost ~1.5 KB of Redis
+    // per IP probed: memory grew with the survey (issue 18: 108 MiB at 100,000 domains).
+    removeOnComplete: { age: 3600, count: 10_000 },
     removeOnFail: { age: 7 * 24 * 3600 },
   },
   'test-mail': {

@@ -83,6 +83,8 @@ export interface ResolverOptions {
   limiter?: RateLimiter;
   /** Cache answers for their TTL and coalesce identical in-flight queries. @defaultValue true */
   cache?: boolean;
+  /** Answers kept at most (the least recently used goes first). @defaultValue 20,000 */
+  cacheEntries?: number;
 }
 
 // RFC 9715 / DNS flag day 2020: 1232 octets avoids IP fragmentation on almost every path.
@@ -90,7 +92,10 @@ const EDNS_PAYLOAD = 1232;
 const MAX_CNAME_HOPS = 8;
 // RFC 9520 §3.2: cache resolution failures for at least 1 s, so a dead provider is not asked again per domain.
 const FAILURE_TTL_S = 5;
-const MAX_CACHE_ENTRIES = 100_000;
+// A survey's answers rarely repeat across domains except those of shared hosts (provider MX names, their
+// PTR and DNSBL names), which recency keeps; the bound keeps a worker's memory flat over a long run
+// (issue 18: 100,000 entries were ~100 MiB per worker, filled only after ~50,000 domains).
+const DEFAULT_CACHE_ENTRIES = 20_000;
 const MAX_TTL_S = 86_400;
 
 /** The first `nameserver` line of resolv.conf, or null. */
@@ -359,9 +364,12 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
   const retries = opts.retries ?? cfg?.dnsRetries ?? 2;
   const limiter = opts.limiter ?? tokenBucket(opts.qps ?? cfg?.dnsQps ?? 200);
   const useCache = opts.cache ?? true;
+  const maxCacheEntries = Math.max(1, opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES);
 
-  const cache = new Map<string, { expires: number; result: DnsResult }>();
-  const inflight = new Map<string, Promise<DnsResult>>();
+  // Least recently used first (a Map iterates in insertion order; a hit is moved to the end). Each entry keeps
+  // the CNAME target the server left unresolved, so a hit chases the same chain as the first answer did.
+  const cache = new Map<string, { expires: number; result: DnsResult; pendingTarget?: string }>();
+  const inflight = new Map<string, Promise<Resolved & { pendingTarget?: string }>>();
   let queries = 0;
   let cacheHits = 0;
 
@@ -408,38 +416,35 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
     return { ...resolved.result, name, cnameChain: [...chain, ...resolved.result.cnameChain] };
   }
 
-  const pendingTargets = new Map<string, string>();
-
   async function cachedAsk(name: string, type: QueryType, cd: boolean): Promise<Resolved & { pendingTarget?: string }> {
     const key = `${name}|${type}|${cd ? 1 : 0}`;
-    if (useCache) {
-      const hit = cache.get(key);
-      if (hit && hit.expires > Date.now()) {
-        cacheHits++;
-        return { result: hit.result, ttl: 0, pendingTarget: pendingTargets.get(key) };
-      }
-      const running = inflight.get(key);
-      if (running) {
-        cacheHits++;
-        return { result: await running, ttl: 0, pendingTarget: pendingTargets.get(key) };
-      }
+    if (!useCache) return ask(name, type, cd);
+    const hit = cache.get(key);
+    if (hit && hit.expires > Date.now()) {
+      cacheHits++;
+      cache.delete(key);
+      cache.set(key, hit);
+      return { result: hit.result, ttl: 0, ...(hit.pendingTarget ? { pendingTarget: hit.pendingTarget } : {}) };
+    }
+    const running = inflight.get(key);
+    if (running) {
+      cacheHits++;
+      const r = await running;
+      return { result: r.result, ttl: 0, ...(r.pendingTarget ? { pendingTarget: r.pendingTarget } : {}) };
     }
     const p = ask(name, type, cd);
-    const resultPromise = p.then((r) => r.result);
-    if (useCache) inflight.set(key, resultPromise);
+    inflight.set(key, p);
     try {
       const r = await p;
-      if (r.pendingTarget) pendingTargets.set(key, r.pendingTarget);
-      if (useCache) {
-        const ttl = Math.min(r.ttl, MAX_TTL_S);
-        if (ttl > 0) {
-          if (cache.size >= MAX_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
-          cache.set(key, { expires: Date.now() + ttl * 1000, result: r.result });
-        }
+      const ttl = Math.min(r.ttl, MAX_TTL_S);
+      if (ttl > 0) {
+        cache.delete(key);
+        if (cache.size >= maxCacheEntries) cache.delete(cache.keys().next().value as string);
+        cache.set(key, { expires: Date.now() + ttl * 1000, result: r.result, ...(r.pendingTarget ? { pendingTarget: r.pendingTarget } : {}) });
       }
       return r;
     } finally {
-      if (useCache) inflight.delete(key);
+      inflight.delete(key);
     }
   }
 

@@ -12,6 +12,18 @@
 // the first line of each repeat): moving it into Postgres (COPY into a temp table, then INSERT ... SELECT
 // DISTINCT ON) measured 9.4 s of Postgres time for 1,000,000 rows against 4.5 s for the COPY straight into
 // survey_domains (BENCHMARKS.md, ingest), and Postgres is already half of the two CPUs.
+//
+// One connection, one COPY stream. Two streams (two backends sharing the per-row work) cannot be one
+// transaction: Postgres has no transaction spanning sessions, and two-phase commit needs
+// max_prepared_transactions > 0 (0 by default, and on our server); staging on two connections and one final
+// INSERT ... SELECT puts the costly part (the primary-key btree, half of the backend's time) back on one
+// backend. Raw COPY of 1,000,000 rows in two uncoordinated streams measured 2.0-2.5 s against 2.7 s for one
+// (issue 18), the best that design could have given before the ingest thread's own CPU.
+// Also measured and not taken (issue 18, 1,000,000 rows): rows in key order cut the backend's CPU from 2.5 to
+// 1.8 s (the btree inserts at its right edge), but sorting needs the whole file before the first row, so the
+// thread's ~1.3 s no longer overlaps the COPY; staging an existing survey's rows in 8 MiB chunks, each
+// inserted while the next is read, was 3.4 s against 3.2 s for one INSERT after the COPY (the backend waited
+// on each chunk's round trips, and on two cores the thread and the backend contend anyway).
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { pipeline } from 'node:stream/promises';
@@ -61,6 +73,24 @@ export const DEFAULT_MAX_RECORD_SIZE = 1 << 20;
 export const INGEST_COLUMNS = ['survey_id', 'domain', 'organization', 'industry', 'tags', 'input', 'dkim_selectors'];
 const STOP_DEADLINE_MS = 10_000;
 
+/** Flags that take their value as the next argument when it is not given with "=" (node --help). */
+const CPU_PROF_VALUE_FLAGS = new Set(['--cpu-prof-dir', '--cpu-prof-name', '--cpu-prof-interval']);
+
+/**
+ * The `--cpu-prof` flags of `execArgv`, each with its value: `--cpu-prof-dir DIR` (docs/bench.md) passed on as
+ * the flag alone made the Worker constructor throw ERR_WORKER_INVALID_EXEC_ARGV.
+ */
+function cpuProfFlags(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if (!a.startsWith('--cpu-prof')) continue;
+    kept.push(a);
+    if (CPU_PROF_VALUE_FLAGS.has(a) && i + 1 < execArgv.length) kept.push(execArgv[++i]);
+  }
+  return kept;
+}
+
 /**
  * The ingest thread, started before the file is sniffed and the transaction begun, so that loading its code
  * (~0.3 s of TypeScript through tsx) overlaps them; it waits for its WorkerInput (workerBatches sends it).
@@ -77,7 +107,7 @@ class IngestThread {
     // execArgv: not the parent's `--import tsx`, whose ESM loader, started again inside a worker on Node 20,
     // now and then hangs the thread at start or at exit (the worker loads its TypeScript itself, see there).
     // `--cpu-prof` flags are passed on, so a profiled ingest profiles this thread too.
-    const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    const execArgv = cpuProfFlags(process.execArgv);
     const worker = new Worker(new URL('./ingest-worker.mjs', import.meta.url), { execArgv });
     this.worker = worker;
     worker.on('message', (m: WorkerMessage) => { this.inbox.push(m); this.signal(); });

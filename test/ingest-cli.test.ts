@@ -144,3 +144,22 @@ test('--help documents the options', async () => {
   assert.equal(r.code, 0);
   for (const opt of ['--survey', '--encoding', '--rejects', '--dry-run']) assert.ok(r.stdout.includes(opt), opt);
 });
+
+test('a profiled ingest (node --cpu-prof --cpu-prof-dir DIR, as docs/bench.md runs it) succeeds and profiles the ingest thread too', async () => {
+  const f = await file('profiled.csv', 'domain\nexample.jp\nexample.com\n');
+  const dir = path.join(scratch.dir, 'cpu-profiles');
+  const r = await new Promise<Run>((resolve) => {
+    execFile(
+      process.execPath,
+      ['--cpu-prof', '--cpu-prof-dir', dir, BIN, 'ingest', f, '--survey', 'profiled'],
+      { cwd: ROOT, env: { ...process.env, DATABASE_URL: scratch.tdb.url, MAILCENSUS_DEBUG: '' }, timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /accepted\s+2\s+\(added 2 new/);
+  const { readdir } = await import('node:fs/promises');
+  const profiles = (await readdir(dir)).filter((n) => n.endsWith('.cpuprofile'));
+  // The main thread's and the ingest thread's (and those of any loader thread): more than one.
+  assert.ok(profiles.length >= 2, `profiles: ${profiles.join(', ')}`);
+});

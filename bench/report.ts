@@ -15,6 +15,7 @@ import { machine, updateSection } from './_report.ts';
 import { sql as ksql } from 'kysely';
 import { reportSetColumns } from '../reports/queries.ts';
 import * as latestMigration from '../migrations/20261202000500_report_latest.ts';
+import * as winnersMigration from '../migrations/20261203000100_report_winners.ts';
 import type { BenchArgs } from './lib/args.ts';
 
 /** Listed survey domains; each survey run diagnoses about 95% of them. */
@@ -224,6 +225,8 @@ const WORLD = `${TOTAL.toLocaleString('en')} diagnoses generated in SQL: ${DOMAI
 /** What was changed for issue 18 and what it gained (measured as the lines above say). */
 const CHANGES = `Issue 18 (what limited the report at 10,000,000 diagnoses and what changed):
 
+- Second round (migration 20261203000100_report_winners, reports/queries.ts, reports/aggregate.ts): the winners' rows are read by id (one primary-key probe each, in id order) instead of the merge join, which read the whole primary key up to the last winner (5,900,000 heap rows for 997,515 winners); the snapshot keeps a multi-valued registry finding as its JSON value and the tally turns it into text[] per group (that conversion, a subquery per row and finding, was 1.5 s of CPU per period); the tally groups the set as stored, then its groups; no parallel workers in the report's transactions (the two connections already take both cores; a parallel hash join built its table for an empty outer side); the helper connection counts the current period's diagnoses and both-sources domains before the previous period. What remains per period (EXPLAIN ANALYZE, one backend's CPU): the pick ≈1.9 s (index-only scan of 1,900,000 entries, in-memory sort), reading 1,000,000 winners ≈1.5 s, the tally's hash aggregation ≈1.3–1.6 s; the current period also writes the snapshot (≈1 s) and joins the 1,000,000 listed domains (≈1.1 s).
+
 - Before: report_diagnoses() sorted every diagnosis of the period (1,900,000 for the year) with all the snapshot's columns for its DISTINCT ON, for the current period (snapshot) and the previous one (tally) at once; at this size that sort no longer fits the report's work_mem (256 MB) and the bitmap heap scan reads the whole period's heap (see the EXPLAIN below).
 - After (migration 20261202000500_report_latest): an index \`diagnoses_period_latest (observed_at) INCLUDE (source, survey_id, provenance, domain, id)\`; report_diagnoses() (both overloads, same filters, same order of preference) takes each domain's latest id from an index-only scan of the period, sorted in memory (narrow rows), and only then joins the winners' rows. Nothing in reports/ changed; the figures of both versions are compared in every run of this part.
 - Not done (see the report of issue 18): the join of the winners' rows is a merge join over the primary key from its start (the planner's choice); a nested loop or a bitmap of the winners would read less. Parallel workers were not tried on this loaded machine.`;
@@ -287,7 +290,9 @@ export async function run(args: BenchArgs = {}): Promise<{ name: string; lines: 
     // The previous report_diagnoses() is measured only when asked (`--report-compare`): at 10,000,000 diagnoses
     // it takes about twice as long as the current one, RUNS times, and its figures are those of BENCHMARKS.md.
     const versions: Version[] = args['report-compare'] === true ? ['before', 'after'] : ['after'];
-    const setVersion = (v: Version) => (v === 'before' ? latestMigration.createLegacyFunctions(handle!.db) : latestMigration.createLatestFunctions(handle!.db));
+    // "before": report_diagnoses() as 20261202000500_report_latest made it (the winners joined, a merge join in
+    // this benchmark); "after": the current one (20261203000100_report_winners, the winners read by id).
+    const setVersion = (v: Version) => (v === 'before' ? latestMigration.createLatestFunctions(handle!.db) : winnersMigration.createWinnersFunctions(handle!.db));
     // The machine is shared: the previous report_diagnoses() ("before", the index left in place: it does not
     // use it) and the current one alternate RUNS times each in this process, and the medians are the figures
     // (the spread and the backend CPU time say how much the other load weighed).
@@ -344,7 +349,7 @@ export async function run(args: BenchArgs = {}): Promise<{ name: string; lines: 
         `**figures ${secs(figures)}** (median of ${RUNS}: ${walls.after.map(secs).join(', ')}${cpu('after')}) + JSON/HTML with charts ${secs(render)} = ${secs(figures + render)}`,
     );
     if (reports.before) lines.push(
-      `the same report with the previous report_diagnoses() (one DISTINCT ON over the period's diagnoses with all their columns), alternating with the current one in this process: ${secs(median(walls.before))} (median of ${RUNS}: ${walls.before.map(secs).join(', ')}${cpu('before')}): ` +
+      `the same report with the previous report_diagnoses() (20261202000500: the winners of the narrow pick joined to their rows), alternating with the current one in this process: ${secs(median(walls.before))} (median of ${RUNS}: ${walls.before.map(secs).join(', ')}${cpu('before')}): ` +
         `**${(median(walls.before) / figures).toFixed(1)}× faster**, every figure identical (the two report objects compared)`,
     );
     lines.push(`PDF of the same report (charts, HTML and headless Chromium with its start-up): ${pdf}`);

@@ -10,7 +10,7 @@ import { latestPerDomain } from './20261129000100_views.ts';
  * Both overloads of report_diagnoses(), with the body `body(provenance)`: the original one (source and survey,
  * both optional) and the one 20261201000100_test_mail_security added with the provenance filter.
  */
-async function createReportDiagnoses(db: Kysely<any>, body: (provenance: boolean) => string): Promise<void> {
+export async function createReportDiagnoses(db: Kysely<any>, body: (provenance: boolean) => string): Promise<void> {
   for (const provenance of [false, true]) {
     const parameters = provenance
       ? 'only_source diagnosis_source, only_survey text, only_provenance text[]'

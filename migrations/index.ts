@@ -13,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '20261202000300_dkim_selectors': await import('./20261202000300_dkim_selectors.ts'),
   '20261202000500_report_latest': await import('./20261202000500_report_latest.ts'),
   '20261202000600_domain_collation_c': await import('./20261202000600_domain_collation_c.ts'),
+  '20261203000100_report_winners': await import('./20261203000100_report_winners.ts'),
 };

@@ -123,11 +123,26 @@ function scopeOf(period: Period, r: ReportRequest): q.Scope {
   return { from: period.from, toExclusive: endExclusive(period), timezone: r.timezone ?? 'Asia/Tokyo', source: r.source, survey: r.survey, provenance: r.provenance ?? null };
 }
 
+/** What a period's figures read from its diagnoses themselves rather than from its snapshot or tally. */
+interface PeriodCounts {
+  diagnoses: number;
+  /** Only for the current period of a report of both sources (0 otherwise: not shown, or one source). */
+  bothSources: number;
+}
+
+async function periodCounts(trx: Db, scope: q.Scope, withBothSources: boolean): Promise<PeriodCounts> {
+  return {
+    diagnoses: await q.diagnosesInPeriod(trx, scope),
+    // With a source filter every domain has one source: no query needed.
+    bothSources: withBothSources && scope.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
+  };
+}
+
 /**
- * Computes every figure of one period inside `trx` from the period's tally; `set`, the period's snapshot, is
- * given for the current period only, whose coverage (incomplete reasons, runs, survey list) is shown.
+ * Computes every figure of one period inside `trx` from the period's tally and `counts`; `set`, the period's
+ * snapshot, is given for the current period only, whose coverage (incomplete reasons, runs, survey list) is shown.
  */
-async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally: q.Tally, set: q.SetRef | null): Promise<Figures> {
+async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally: q.Tally, set: q.SetRef | null, counts: PeriodCounts): Promise<Figures> {
   const scope = scopeOf(period, req);
   const total = await q.domainsCounted(trx, tally);
   const criteria = {} as Record<Criterion, FigureMap<Status>>;
@@ -143,7 +158,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
       label: { ja: periodLabel(period, 'ja'), en: periodLabel(period, 'en') },
     },
     domains: total,
-    diagnoses: await q.diagnosesInPeriod(trx, scope),
+    diagnoses: counts.diagnoses,
     verdicts,
     verdicts_mail_domains: { domains: mail.domains, verdicts: figures(mail.verdicts) },
     criteria,
@@ -153,8 +168,7 @@ async function computeFigures(trx: Db, period: Period, req: ReportRequest, tally
     // The previous period's coverage is not shown, so it is not computed.
     coverage: {
       sources: figures(await q.sourceShares(trx, tally, total)),
-      // With a source filter every domain has one source: no query needed.
-      domains_with_both_sources: set && req.source === null ? await q.domainsWithBothSources(trx, scope) : 0,
+      domains_with_both_sources: counts.bothSources,
       incomplete: { n: verdicts.incomplete.n, reasons: set ? await q.incompleteReasons(trx, set) : [] },
       unknown_reasons: set ? await q.unknownReasons(trx, tally, CRITERIA) : [],
       runs: set ? await q.runsUsed(trx, tally) : [],
@@ -189,6 +203,11 @@ async function tune(trx: Db): Promise<void> {
   await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
   // JIT compiling costs tens of milliseconds per statement and gains nothing on a sort and a grouping.
   await sql`SET LOCAL jit = off`.execute(trx);
+  // The report already computes on two connections at once (the previous period on the second); parallel
+  // workers on top of them compete for the same cores, and a parallel hash join builds its table even for
+  // an empty outer side (domainsWithBothSources of a survey report: 1.2 s in three processes instead of 0.4 s
+  // in one; issue 18). PostgreSQL, "Parallel Query": max_parallel_workers_per_gather = 0 disables it.
+  await sql`SET LOCAL max_parallel_workers_per_gather = 0`.execute(trx);
   // temp_buffers can only change before a session's first temporary table (a pooled connection may have
   // had one): the exception block keeps that refusal from aborting the transaction.
   await sql`DO $$ BEGIN PERFORM set_config('temp_buffers', '256MB', true); EXCEPTION WHEN others THEN NULL; END $$`.execute(trx);
@@ -271,8 +290,21 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
   const previousOf = previousPeriod(req.period);
   /** The previous period only needs figures: its tally straight from report_diagnoses(), no snapshot. */
   const previousFigures = async (trx: Db) => {
-    const tally = await q.createTally(trx, 'report_tally_previous', q.reportSetColumns(scopeOf(previousOf, request)), { coverage: false });
-    return computeFigures(trx, previousOf, request, tally, null);
+    const scope = scopeOf(previousOf, request);
+    const tally = await q.createTally(trx, 'report_tally_previous', q.reportSetColumns(scope), { coverage: false });
+    return computeFigures(trx, previousOf, request, tally, null, await periodCounts(trx, scope, false));
+  };
+  const currentScope = scopeOf(req.period, request);
+  // The current period's counts over its diagnoses read no snapshot: the helper computes them first, while
+  // this connection writes the snapshot (the current period has more to do than the previous one).
+  let settleCounts: { resolve: (c: PeriodCounts) => void; reject: (err: unknown) => void } | null = null;
+  const helperCounts = new Promise<PeriodCounts>((resolve, reject) => {
+    settleCounts = { resolve, reject };
+  });
+  helperCounts.catch(() => {}); // awaited below when used; a helper's failure is reported through its result
+  const helperWork = async (trx: Db) => {
+    settleCounts!.resolve(await periodCounts(trx, currentScope, true));
+    return previousFigures(trx);
   };
   let helper: Helper<Figures> | null = null;
   // One REPEATABLE READ transaction: every query below sees the same committed data, so diagnoses stored
@@ -286,12 +318,15 @@ export async function buildReport(db: Db, req: ReportRequest, options: BuildOpti
       // The previous period is computed meanwhile on a second connection that imports this transaction's
       // snapshot (pg_export_snapshot, as pg_dump's parallel jobs do): the same data, the other core.
       const { rows } = await sql<{ id: string }>`SELECT pg_export_snapshot() AS id`.execute(trx);
-      helper = onSnapshotOf(db, rows[0]!.id, previousFigures);
+      helper = onSnapshotOf(db, rows[0]!.id, helperWork);
+      helper.result.catch((err: unknown) => settleCounts!.reject(err));
       // The current period: its snapshot (one row per counted domain: the coverage and the CSV read it) and
       // the tally of that snapshot (the figures read it).
-      const set = await q.createSnapshot(trx, 'report_set_current', scopeOf(req.period, request));
+      const set = await q.createSnapshot(trx, 'report_set_current', currentScope);
       const tally = await q.createTally(trx, 'report_tally_current', set, { coverage: true });
-      const cur = await computeFigures(trx, req.period, request, tally, set);
+      // A helper that has not imported the snapshot by now waits for a connection this pool does not have.
+      const counts = helper.imported ? await helperCounts : await periodCounts(trx, currentScope, true);
+      const cur = await computeFigures(trx, req.period, request, tally, set, counts);
       const extra = await computeBreakdowns(trx, set, tally, cur, request);
       if (options.onSnapshot) await options.onSnapshot(trx, set);
       // A helper that has not even imported the snapshot by now is waiting for a connection this pool does

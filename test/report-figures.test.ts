@@ -11,6 +11,7 @@ import { computeReport } from '../reports/write.ts';
 import { fiscalYearPeriod, periodFromOptions, previousPeriod, rangePeriod, yearPeriod } from '../reports/period.ts';
 import { InputError } from '../lib/errors.ts';
 import { openDatabase } from '../lib/db.ts';
+import { REPORTED_FINDINGS } from '../lib/checks/registry.ts';
 
 let t: TestDatabase;
 let r2021: Report;
@@ -176,6 +177,37 @@ test('every figure the report reads from its grouped tally equals a count(*) ove
      WHERE c.status = 'unknown' GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2`.execute(t.db);
   assert.deepEqual(s.coverage.unknown_reasons, unknown);
   assert.deepEqual(s.coverage.runs.map((r) => r.domains), [2]);
+});
+
+test('a multi-valued finding of the registry counts each of its values once per domain, from the JSON value the snapshot keeps', async () => {
+  // The snapshot keeps findings.<id>.value as stored (jsonb) and the tally turns it into text[] per group:
+  // an array counts under each value, an empty array, a non-array or a missing key under none (issue 18).
+  const f = REPORTED_FINDINGS.find((x) => x.multi && !x.column)!;
+  assert.ok(f, 'the registry has a multi-valued finding without a legacy column');
+  const [v0, v1] = f.values;
+  const cases: [string, unknown][] = [
+    ['multi-a.jp', [v0, v1]],
+    ['multi-b.jp', [v1]],
+    ['multi-c.jp', []],
+    ['multi-d.jp', 'not-an-array'],
+    ['multi-e.jp', undefined],
+  ];
+  for (const [domain, value] of cases) {
+    const id = await addTestMailDiagnosis(t.db, domain, '2018-06-01T00:00:00Z', {});
+    if (value !== undefined) {
+      await sql`UPDATE diagnoses SET findings = findings || jsonb_build_object(${f.id}::text, jsonb_build_object('status', 'ok', 'reason', 'fixture', 'value', ${JSON.stringify(value)}::text::jsonb))
+                 WHERE id = ${id}`.execute(t.db);
+    }
+  }
+  let listed: Record<string, unknown>[] = [];
+  const r = await buildReport(t.db, { period: yearPeriod(2018), source: 'test-mail', survey: null }, { onSnapshot: async (trx, set) => void (listed = await domainRows(trx, set)) });
+  const counts = r.findings[f.id]!;
+  assert.equal(counts[v0!]!.n, 1);
+  assert.equal(counts[v1!]!.n, 2);
+  if (f.multi!.empty !== null) assert.equal(counts[f.multi!.empty]!.n, 3);
+  if (f.multi!.any !== null) assert.equal(counts[f.multi!.any]!.n, 2);
+  const csv = Object.fromEntries(listed.map((d) => [d.domain, d[f.id]]));
+  assert.deepEqual(csv, { 'multi-a.jp': `${v0} ${v1}`, 'multi-b.jp': v1, 'multi-c.jp': '', 'multi-d.jp': '', 'multi-e.jp': '' });
 });
 
 test('the per-domain rows come from the snapshot the figures were computed from, even if a diagnosis arrives meanwhile', async () => {

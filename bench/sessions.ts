@@ -10,7 +10,8 @@
 // Options (after `npm run bench -- sessions`): --hosts 4500 (slow greeters) --silent 500 (never greet)
 // --concurrency 2500 (MAILCENSUS_PROBE_CONCURRENCY: SMTP sessions at once) --domain-concurrency 150
 // (MAILCENSUS_WORKER_CONCURRENCY: domain jobs at once, as in the survey bench) --max-old-space MiB (the
-// worker's --max-old-space-size) --heap-snapshot (a heap snapshot of the
+// worker's --max-old-space-size) --tls-handshakes N (MAILCENSUS_TLS_HANDSHAKES: the worker's handshakes at once;
+// default the shipped 32, a large figure such as 100000 measures the worker without the bound) --heap-snapshot (a heap snapshot of the
 // worker at its peak of sessions, kept with --keep) --keep.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -142,6 +143,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
   // V8's old-space limit for the worker (MiB; 0 = Node's default): the heap grows with garbage, not only with
   // what is live, until it nears this limit.
   const maxOldSpace = intArg(args['max-old-space'], 0, 'max-old-space');
+  const tlsHandshakes = intArg(args['tls-handshakes'], 0, 'tls-handshakes');
   const heapSnapshot = args['heap-snapshot'] === true || args['heap-snapshot'] === 'true';
   const keep = args.keep === true;
   const dir = await mkdtemp(path.join(tmpdir(), 'mailcensus-bench-sessions-'));
@@ -168,6 +170,7 @@ export async function run(args: BenchArgs = {}): Promise<void> {
       // Domain jobs compute (DNS, judging) and are few at once; probe jobs wait, thousands at once.
       MAILCENSUS_WORKER_CONCURRENCY: String(domainConcurrency),
       MAILCENSUS_PROBE_CONCURRENCY: String(concurrency),
+      ...(tlsHandshakes > 0 ? { MAILCENSUS_TLS_HANDSHAKES: String(tlsHandshakes) } : {}),
       DATABASE_URL: dbUrl,
       REDIS_URL,
       MAILCENSUS_QUEUE_PREFIX: prefix,

@@ -54,6 +54,12 @@ export interface Config {
    * session holds a socket: the worker's `ulimit -n` must exceed it. @defaultValue 2000
    */
   probeConcurrency: number;
+  /**
+   * STARTTLS handshakes one worker process runs at once (issue 18): sessions whose STARTTLS was accepted while
+   * all are taken wait for one (lib/probes/smtp/tls.ts, HandshakeSlots). Machine-local, like probeConcurrency:
+   * it bounds this process's bursts, not what is measured. @defaultValue 32
+   */
+  tlsHandshakeConcurrency: number;
   /** Global cap on domain and probe jobs started per second, over all workers (0 = unlimited). @defaultValue 0 */
   jobsPerSecond: number;
   /** Retries of a domain whose diagnosis has transient unknowns (timeout, SERVFAIL, 4xx). @defaultValue 2 */
@@ -223,6 +229,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     queuePrefix: env.MAILCENSUS_QUEUE_PREFIX || 'mailcensus',
     workerConcurrency: integer(env, 'MAILCENSUS_WORKER_CONCURRENCY', 20, 1),
     probeConcurrency: integer(env, 'MAILCENSUS_PROBE_CONCURRENCY', 2000, 1),
+    tlsHandshakeConcurrency: integer(env, 'MAILCENSUS_TLS_HANDSHAKES', 32, 1),
     jobsPerSecond: integer(env, 'MAILCENSUS_JOBS_PER_SECOND', 0),
     transientRetries: integer(env, 'MAILCENSUS_TRANSIENT_RETRIES', 2),
     transientRetryDelayMs: integer(env, 'MAILCENSUS_TRANSIENT_RETRY_DELAY_MS', 60000),

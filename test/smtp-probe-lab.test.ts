@@ -8,7 +8,7 @@ import { loadWorld } from '../lab/world.ts';
 import { createLabCa, type LabCa } from '../lab/ca.ts';
 import { startSmtpHosts, type SmtpHosts } from '../lab/smtp-server.ts';
 import type { LabWorld } from '../lab/model.ts';
-import { probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
+import { HandshakeSlots, probeSmtp, type SmtpObservation, type SmtpProbeOptions } from '../lib/probes/smtp/index.ts';
 import { evaluateTlsReceive } from '../lib/checks/tls-receive/tls-receive.ts';
 import { relayAttemptOutcome, relayOutcome, smtpSession, smtpSessionClass, type RelayOutcome, type SmtpSessionClass } from '../lib/checks/smtp-session.ts';
 import { evaluateOpenRelay } from '../lib/checks/open-relay/open-relay.ts';
@@ -221,6 +221,60 @@ test('outside lab mode loopback and private targets are refused: a local listene
   } finally {
     await new Promise<void>((r) => server.close(() => r()));
   }
+});
+
+// Issue 18: a worker runs at most MAILCENSUS_TLS_HANDSHAKES handshakes at once; the others wait for a slot.
+const judged = (h: { name: string; ip: string }, obs: SmtpObservation) => ({
+  session: smtpSession(obs),
+  tls: evaluateTlsReceive([{ host: h.name, ip: h.ip, obs }]).status,
+  relay: evaluateOpenRelay([{ ip: h.ip, role: 'mx', host: h.name, obs }]).status,
+  certProblems: tlsFindings([{ host: h.name, obs }]).certProblems,
+  handshake: obs.tls.handshake,
+  protocol: obs.tls.protocol,
+  connections: obs.connections,
+});
+
+test('sessions beyond the TLS handshake slots wait for one and are judged as without the wait', async () => {
+  const h = host('normal');
+  const alone = judged(h, await probe('normal'));
+  const slots = new HandshakeSlots(1);
+  const all = await Promise.all(Array.from({ length: 6 }, () => probeSmtp(h.ip, options({ host: h.name, handshakeSlots: slots }))));
+  for (const obs of all) assert.deepEqual(judged(h, obs), alone);
+  // At least one of them found the slot taken, and its transcript says it waited (our time, not the server's).
+  assert.ok(all.some((obs) => obs.transcript.some((e) => e.dir === 'I' && /^waited \d+ ms for a TLS handshake slot/.test(e.line))));
+  assert.equal(slots.queued, 0);
+  assert.ok(slots.tryTake() !== null, 'every slot was given back');
+});
+
+test('a session whose deadline passes while it waits for a handshake slot is unknown (session_deadline), not a failed handshake', async () => {
+  const h = host('normal');
+  const slots = new HandshakeSlots(1, 60_000);
+  const held = slots.tryTake();
+  assert.ok(held);
+  try {
+    const obs = await probeSmtp(h.ip, options({ host: h.name, handshakeSlots: slots, sessionDeadlineMs: 1500 }));
+    assert.equal(obs.deadlineReached, true);
+    assert.equal(obs.tls.handshake, 'interrupted');
+    assert.deepEqual(obs.connections, [{ mode: 'full', step: 'tls', code: null, error: 'session_deadline' }]);
+    assert.equal(evaluateTlsReceive([{ host: h.name, ip: h.ip, obs }]).status, 'unknown');
+    assert.equal(smtpSession(obs).reason, 'session_deadline');
+    assert.equal(slots.queued, 0, 'the closed session left the queue');
+  } finally {
+    held();
+  }
+});
+
+test('a handshake slot held too long is given back, so a stalled handshake does not hold the others', async () => {
+  const h = host('normal');
+  const slots = new HandshakeSlots(1, 300);
+  const held = slots.tryTake();
+  assert.ok(held);
+  const obs = await probeSmtp(h.ip, options({ host: h.name, handshakeSlots: slots }));
+  held();
+  assert.equal(obs.tls.handshake, 'ok');
+  const waited = obs.transcript.find((e) => e.dir === 'I' && e.line.startsWith('waited '));
+  assert.ok(waited, 'it waited for the slot');
+  assert.ok(Number(/waited (\d+) ms/.exec(waited.line)?.[1]) >= 250, waited.line);
 });
 
 test('no lab host ever received DATA or BDAT from the probe', () => {

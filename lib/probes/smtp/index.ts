@@ -12,11 +12,12 @@ import { createOutboundGate, type OutboundGate } from '../../net/outbound.ts';
 import type { Config } from '../../config.ts';
 import { Recorder, type ConnectFn } from './wire.ts';
 import { runSession, type Resolved } from './session.ts';
+import { handshakeSlots, type HandshakeSlots } from './tls.ts';
 import { RELAY_VARIANTS, emptyObservation, type RelayVariant, type SmtpObservation } from './types.ts';
 
 export * from './types.ts';
 export { assertSafeCommand, type ConnectFn } from './wire.ts';
-export { certNameMatches } from './tls.ts';
+export { certNameMatches, HandshakeSlots, handshakeSlots } from './tls.ts';
 
 
 
@@ -54,6 +55,12 @@ export interface SmtpProbeOptions {
   gate?: OutboundGate;
   /** The whole probe (every reconnect included) ends after this long, however chatty the server. @defaultValue 120000 */
   sessionDeadlineMs?: number;
+  /**
+   * The TLS handshakes this probe may run at once with others (tls.ts, HandshakeSlots; issue 18): a session
+   * whose STARTTLS got 220 while all are taken waits for one. @defaultValue the process-wide slots of
+   * DEFAULT_HANDSHAKE_SLOTS (32)
+   */
+  handshakeSlots?: HandshakeSlots;
   /** Clock for timestamps and certificate validity. @defaultValue () => new Date() */
   now?: () => Date;
   /** Longest server line accepted (RFC 5321 §4.5.3.1.5 says 512). @defaultValue 4096 */
@@ -81,6 +88,7 @@ export function smtpOptionsFromConfig(cfg: Readonly<Config>, extra: Partial<Smtp
     relayTestDomain: cfg.relayTestDomain,
     mailFrom: cfg.contact,
     sessionDeadlineMs: cfg.smtpSessionDeadlineMs,
+    handshakeSlots: handshakeSlots(cfg.tlsHandshakeConcurrency),
     ...extra,
   };
 }
@@ -111,6 +119,8 @@ function resolveOptions(o: SmtpProbeOptions): Resolved {
     relayFallbackPlain: o.relayFallbackPlain ?? true,
     gate,
     sessionDeadlineMs: o.sessionDeadlineMs ?? 120_000,
+    sessionExpired: () => false,
+    handshakeSlots: o.handshakeSlots ?? handshakeSlots(),
     connect: gate.connect,
     now: o.now ?? (() => new Date()),
     limits: {
@@ -150,7 +160,7 @@ export async function probeSmtp(ip: string, options: SmtpProbeOptions = {}): Pro
       rec.add('I', `session deadline of ${o.sessionDeadlineMs} ms reached: closing`);
       for (const s of sockets) s.destroy();
     }, o.sessionDeadlineMs);
-    const bounded: Resolved = { ...o, connect: (c) => { const s = o.connect(c); sockets.push(s); return s; } };
+    const bounded: Resolved = { ...o, sessionExpired: () => expired, connect: (c) => { const s = o.connect(c); sockets.push(s); return s; } };
     try {
       const first = await runSession(ip, bounded, rec, obs, 'full');
       if (first === 'tls_failed' && o.relayFallbackPlain && !expired) {

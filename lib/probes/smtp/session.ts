@@ -5,7 +5,7 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { OutboundGate } from '../../net/outbound.ts';
 import { ProbeError, SmtpWire, connectWithTimeout, type ConnectFn, type Limits, type Recorder } from './wire.ts';
-import { observeCert, startTls, type TlsContext } from './tls.ts';
+import { handshakeClosed, handshakeError, observeCert, startTls, type HandshakeSlots, type TlsContext } from './tls.ts';
 import { presentedChain } from '../../net/presented-cert.ts';
 import type { RelayAttempt, RelayVariant, SmtpConnectionEnd, SmtpObservation, SmtpReply, SmtpStep } from './types.ts';
 
@@ -26,6 +26,9 @@ export interface Resolved {
   relayFallbackPlain: boolean;
   gate: OutboundGate;
   sessionDeadlineMs: number;
+  /** Has the probe's total deadline (sessionDeadlineMs) passed? probeSmtp's own clock. */
+  sessionExpired: () => boolean;
+  handshakeSlots: HandshakeSlots;
   connect: ConnectFn;
   now: () => Date;
   limits: Limits;
@@ -142,15 +145,34 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         if (left) rec.add('I', `discarded ${left.length} bytes sent before the TLS handshake`);
         const ctx: TlsContext = { servername: o.host, extraCaPems: o.extraCaPems, timeoutMs: o.commandTimeoutMs, now: o.now };
         let t: tls.TLSSocket;
+        let release = o.handshakeSlots.tryTake();
         try {
+          if (release === null) {
+            // Every handshake slot of this worker is taken (tls.ts, HandshakeSlots). The wait is ours, not the
+            // server's: the handshake's own timeout starts after it, and a server that hangs up meanwhile is
+            // recorded as if it had hung up during the handshake. The plain socket is paused, so whatever the
+            // server sends meanwhile stays buffered and reaches the handshake, as without the wait.
+            socket.pause();
+            const from = rec.elapsed();
+            const got = await o.handshakeSlots.take(socket);
+            if ('closed' in got) {
+              // The probe's deadline cut our own wait: nothing is known of the server's TLS (unknown, never NG).
+              if (o.sessionExpired()) throw new ProbeError('session_deadline', 'session deadline reached while waiting for a TLS handshake slot');
+              throw got.closed ? handshakeError(got.closed) : handshakeClosed();
+            }
+            release = got.release;
+            rec.add('I', `waited ${rec.elapsed() - from} ms for a TLS handshake slot of this worker`);
+          }
           t = await startTls(socket, ctx);
         } catch (err) {
           if (!(err instanceof ProbeError)) throw err;
           rec.add('I', `TLS handshake failed: ${err.message}`);
           obs.tls.error = err.message;
-          obs.tls.handshake = err.reason === 'tls_timeout' || err.reason === 'connection_reset' ? 'interrupted' : 'failed';
+          obs.tls.handshake = err.reason === 'tls_timeout' || err.reason === 'connection_reset' || err.reason === 'session_deadline' ? 'interrupted' : 'failed';
           stop('tls', { error: err.reason });
           return 'tls_failed';
+        } finally {
+          release?.();
         }
         sockets.push(t);
         obs.tls.handshake = 'ok';

@@ -32,6 +32,113 @@ function secureContextFor(extraCaPems: string[]): tls.SecureContext {
   return sc;
 }
 
+/**
+ * At most `size` STARTTLS handshakes in progress at once in this process (issue 18). With thousands of sessions
+ * in flight, greetings arrive in bursts and so do the handshakes after them: every TLS connection costs about
+ * 35-40 KiB of native memory (OpenSSL and Node's TLS wrap, outside the V8 heap), and a burst of hundreds of
+ * handshakes on two cores only queues them in the event loop. A session waiting for a slot keeps its plain
+ * socket paused (what the server sends meanwhile reaches the handshake as before). FIFO, process-wide.
+ *
+ * A slot is given back when the handshake ends, or after `holdMs` whichever comes first: a server that stalls
+ * its half of the handshake (it has up to the command timeout) must not keep others waiting behind it, so the
+ * bound is on bursts of handshakes, not on slow servers.
+ */
+export class HandshakeSlots {
+  private active = 0;
+  /** Waiters in arrival order (a Set iterates in insertion order). */
+  private readonly waiting = new Set<() => void>();
+  constructor(readonly size: number, private readonly holdMs = HANDSHAKE_SLOT_HOLD_MS) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`HandshakeSlots: size must be an integer >= 1, got ${size}`);
+  }
+
+  /** Sessions waiting for a slot now. */
+  get queued(): number {
+    return this.waiting.size;
+  }
+
+  /** A slot at once (its release function), or null when all are taken. */
+  tryTake(): (() => void) | null {
+    if (this.active >= this.size) return null;
+    this.active++;
+    return this.releaser();
+  }
+
+  /**
+   * Waits for a slot. Resolves `{ release }` once one is free, or `{ closed }` without one if `socket` closed
+   * first (the server hung up, or the session deadline destroyed it), with the error that closed it if any.
+   */
+  take(socket: net.Socket): Promise<{ release: () => void } | { closed: NodeJS.ErrnoException | null }> {
+    const now = this.tryTake();
+    if (now) return Promise.resolve({ release: now });
+    return new Promise((resolve) => {
+      let error: NodeJS.ErrnoException | null = null;
+      const grant = () => {
+        cleanup();
+        this.active++;
+        resolve({ release: this.releaser() });
+      };
+      const onError = (err: NodeJS.ErrnoException) => {
+        error ??= err;
+      };
+      const onClose = () => {
+        cleanup();
+        resolve({ closed: error });
+      };
+      const cleanup = () => {
+        this.waiting.delete(grant);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      };
+      this.waiting.add(grant);
+      socket.on('error', onError);
+      socket.once('close', onClose);
+    });
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      this.active--;
+      const next = this.waiting.values().next();
+      if (!next.done) next.value();
+    };
+    const timer = setTimeout(release, this.holdMs);
+    timer.unref();
+    return release;
+  }
+}
+
+/** Longest a handshake keeps its slot (see HandshakeSlots): a normal one takes milliseconds to a second. */
+export const HANDSHAKE_SLOT_HOLD_MS = 2000;
+/** MAILCENSUS_TLS_HANDSHAKES' default. */
+export const DEFAULT_HANDSHAKE_SLOTS = 32;
+
+const sharedSlots = new Map<number, HandshakeSlots>();
+/** The process-wide slots of that size: every run's probes in one worker share them. */
+export function handshakeSlots(size = DEFAULT_HANDSHAKE_SLOTS): HandshakeSlots {
+  let slots = sharedSlots.get(size);
+  if (slots === undefined) {
+    slots = new HandshakeSlots(size);
+    sharedSlots.set(size, slots);
+  }
+  return slots;
+}
+
+/** What a socket error during the handshake (or while waiting for its slot) is recorded as. */
+export function handshakeError(err: NodeJS.ErrnoException): ProbeError {
+  const code = err.code ?? '';
+  const reason = code === 'ECONNRESET' || code === 'EPIPE' ? 'connection_reset' : 'tls_error';
+  return new ProbeError(reason, `${code ? `${code}: ` : ''}${err.message}`.slice(0, 300));
+}
+
+/** What a close during the handshake (or while waiting for its slot) is recorded as. */
+export function handshakeClosed(): ProbeError {
+  return new ProbeError('tls_error', 'connection closed during the handshake');
+}
+
 export function startTls(socket: net.Socket, ctx: TlsContext): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const options: tls.ConnectionOptions = {
@@ -50,12 +157,8 @@ export function startTls(socket: net.Socket, ctx: TlsContext): Promise<tls.TLSSo
     t.on('error', () => {});
     awaitSocketEvent(t, 'secureConnect', ctx.timeoutMs, {
       timeout: () => new ProbeError('tls_timeout'),
-      error: (err) => {
-        const code = err.code ?? '';
-        const reason = code === 'ECONNRESET' || code === 'EPIPE' ? 'connection_reset' : 'tls_error';
-        return new ProbeError(reason, `${code ? `${code}: ` : ''}${err.message}`.slice(0, 300));
-      },
-      close: () => new ProbeError('tls_error', 'connection closed during the handshake'),
+      error: handshakeError,
+      close: handshakeClosed,
     }).then(() => resolve(t), reject);
   });
 }

@@ -191,6 +191,28 @@ test('a failed TLS handshake is NG, and the relay test reconnects in clear', asy
   assert.equal(evaluateOpenRelay([{ ip: '127.0.0.1', role: 'mx', obs }]).status, 'ng');
 });
 
+test('a handshake cut by the probe deadline is interrupted (TLS unknown), not a failed handshake', async () => {
+  const { obs, server } = await probeScripted(async (io) => {
+    io.send('220 mx\r\n');
+    if (io.n === 1) {
+      return breakAtStarttls(io, async () => {
+        io.send('220 go ahead\r\n');
+        await io.line(); // the ClientHello; then silence, longer than the session deadline
+        await new Promise((r) => setTimeout(r, 3000));
+      });
+    }
+    await dialogue(io);
+  }, { sessionDeadlineMs: 1000 });
+  assert.equal(obs.deadlineReached, true);
+  assert.equal(obs.tls.handshake, 'interrupted');
+  assert.equal(obs.tls.error, 'session_deadline');
+  assert.deepEqual(obs.connections, [{ mode: 'full', step: 'tls', code: null, error: 'session_deadline' }]);
+  assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).status, 'unknown');
+  assert.equal(smtpSession(obs).reason, 'session_deadline');
+  // The deadline ended the probe: no reconnect in clear after it.
+  assert.equal(server.connections(), 1);
+});
+
 test('the plain-text fallback after a failed handshake can be switched off', async () => {
   const { obs, server } = await probeScripted(async (io) => {
     io.send('220 mx\r\n');

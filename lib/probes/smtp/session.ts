@@ -167,9 +167,12 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         } catch (err) {
           if (!(err instanceof ProbeError)) throw err;
           rec.add('I', `TLS handshake failed: ${err.message}`);
-          obs.tls.error = err.message;
-          obs.tls.handshake = err.reason === 'tls_timeout' || err.reason === 'connection_reset' || err.reason === 'session_deadline' ? 'interrupted' : 'failed';
-          stop('tls', { error: err.reason });
+          // The probe's deadline closing the socket mid-handshake is our cut, not the server's failure: the
+          // handshake was interrupted (tls_receive unknown, never NG; CRITERIA.md), like a timeout.
+          const cut = err.reason === 'session_deadline' || o.sessionExpired();
+          obs.tls.error = cut ? 'session_deadline' : err.message;
+          obs.tls.handshake = cut || err.reason === 'tls_timeout' || err.reason === 'connection_reset' ? 'interrupted' : 'failed';
+          stop('tls', { error: cut ? 'session_deadline' : err.reason });
           return 'tls_failed';
         } finally {
           release?.();

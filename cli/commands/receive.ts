@@ -2,6 +2,7 @@
 // diagnosis for `mailcensus worker`; a sweeper re-enqueues stored mails that have no diagnosis yet.
 import type { Command } from 'commander';
 import { action, intOption, requireAtLeast, untilSignal, withDatabase } from '../run.ts';
+import { boundHeapGrowth } from '../heap.ts';
 
 interface ReceiveOptions {
   listen?: string;
@@ -34,6 +35,9 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error (default MAILCENSUS_LOG_LEVEL or info)')
     .action(
       action(async (opts: ReceiveOptions) => {
+        // Mails stream through a bounded live heap; without the bound V8 let garbage grow the RSS past the
+        // receiver's memory budget + 400 MiB (`npm run bench -- receiver`).
+        boundHeapGrowth();
         const { readFileSync } = await import('node:fs');
         const { config, parseHostPort } = await import('../../lib/config.ts');
         const { InputError } = await import('../../lib/errors.ts');

@@ -1,6 +1,7 @@
-// A memo of what a survey meets again and again (certificates, DKIM keys): a Map of at most `max` entries,
-// emptied when full. A survey's working set turns over with its MX hosts, so recomputing after a clear costs
-// less than LRU bookkeeping on every hit; the bound keeps hostile input from growing it.
+// A memo of what a survey meets again and again (certificates, DKIM keys, TLS secure contexts, CA files): a
+// Map of at most `max` entries, emptied when full. A survey's working set turns over with its MX hosts, so
+// recomputing after a clear costs less than LRU bookkeeping on every hit; the bound keeps hostile input from
+// growing it.
 
 export interface BoundedMemo<V> {
   /** The value remembered for `key`, else `compute()`'s, remembered. */

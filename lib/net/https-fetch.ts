@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { OutboundRefusedError, type OutboundGate } from './outbound.ts';
 import { isSelfSigned, presentedChain, trustedFingerprints } from './presented-cert.ts';
+import { boundedMemo } from '../bounded-memo.ts';
 import type { PresentedCert } from '../checks/dane/tlsa.ts';
 import type { Config } from '../config.ts';
 
@@ -103,17 +104,10 @@ export function extraCaPemsFromConfig(cfg: Pick<Config, 'extraCaFile'>): string[
   return cfg.extraCaFile ? [readFileSync(cfg.extraCaFile, 'utf8')] : [];
 }
 
-const secureContexts = new Map<string, tls.SecureContext>();
+const secureContexts = boundedMemo<tls.SecureContext>(17);
 function secureContextFor(extraCaPems: readonly string[]): tls.SecureContext {
-  const key = extraCaPems.join('\n');
-  let sc = secureContexts.get(key);
-  if (!sc) {
-    // TLS 1.2 and up: a policy host is a web server; anything older is recorded as tls_error.
-    sc = tls.createSecureContext({ minVersion: 'TLSv1.2', ca: [...tls.rootCertificates, ...extraCaPems] });
-    if (secureContexts.size > 16) secureContexts.clear();
-    secureContexts.set(key, sc);
-  }
-  return sc;
+  // TLS 1.2 and up: a policy host is a web server; anything older is recorded as tls_error.
+  return secureContexts.get(extraCaPems.join('\n'), () => tls.createSecureContext({ minVersion: 'TLSv1.2', ca: [...tls.rootCertificates, ...extraCaPems] }));
 }
 
 const MAX_HEADER_BYTES = 16 * 1024;

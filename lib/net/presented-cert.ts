@@ -184,19 +184,16 @@ export function presentedChain(t: tls.TLSSocket, fromTrustStore?: (certSha256: s
   return factsOfChain(links);
 }
 
-const fingerprintSets = new Map<string, Set<string>>();
+const fingerprintSets = boundedMemo<Set<string>>(17);
 /** SHA-256 fingerprints of the certificates in PEM bundles, computed once per bundle set (the system store has ~140). */
 export function trustedFingerprints(pems: readonly string[]): Set<string> {
   const key = `${pems.length}:${pems.map((p) => p.length).join(',')}:${pems.map((p) => p.slice(-80)).join('')}`;
-  let set = fingerprintSets.get(key);
-  if (!set) {
-    set = new Set();
+  return fingerprintSets.get(key, () => {
+    const set = new Set<string>();
     for (const pem of pems.flatMap((b) => b.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])) {
       const x = parse(Buffer.from(pem));
       if (x) set.add(hex('sha256', x.raw));
     }
-    if (fingerprintSets.size > 16) fingerprintSets.clear();
-    fingerprintSets.set(key, set);
-  }
-  return set;
+    return set;
+  });
 }

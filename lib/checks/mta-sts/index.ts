@@ -4,6 +4,7 @@
 // gatherer stores the TXT lookup and the fetch under `dns.mtaSts` (plain JSON, bounded), so the value is
 // judged again from stored observations alone.
 import { readFileSync } from 'node:fs';
+import { boundedMemo } from '../../bounded-memo.ts';
 import { finding } from '../../criteria.ts';
 import { httpsPort } from '../../net/https-fetch.ts';
 import { defineFinding, labelledReasons, reason, type GatherDeps, type Label, RECORD_VALUE_LABELS } from '../contract.ts';
@@ -76,16 +77,9 @@ const POLICY_LABELS: Record<Exclude<MtaStsPolicyReason, 'txt_dns_failure'>, Labe
 };
 
 /** The extra CA files read once per path (the lab CA in lab mode). */
-const caPems = new Map<string, string[]>();
+const caPems = boundedMemo<string[]>(9);
 function extraCaPems(file: string | null | undefined): string[] {
-  if (!file) return [];
-  let pems = caPems.get(file);
-  if (!pems) {
-    pems = [readFileSync(file, 'utf8')];
-    if (caPems.size > 8) caPems.clear();
-    caPems.set(file, pems);
-  }
-  return pems;
+  return file ? caPems.get(file, () => [readFileSync(file, 'utf8')]) : [];
 }
 
 /** The TXT record, then — only when it is a valid v=STSv1 record and an outbound gate is given — the policy. */

@@ -2,6 +2,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { isSelfSigned } from '../../net/presented-cert.ts';
+import { boundedMemo } from '../../bounded-memo.ts';
 import { awaitSocketEvent, ProbeError } from './wire.ts';
 import type { CertObservation } from './types.ts';
 
@@ -14,22 +15,17 @@ export interface TlsContext {
 
 // One secure context per set of trusted CAs, built once per process: building it parses the ~140 system root
 // certificates, which took 44% of a survey worker's CPU when it was done for every STARTTLS (issue 9 profile).
-const secureContexts = new Map<string, tls.SecureContext>();
+const secureContexts = boundedMemo<tls.SecureContext>(17);
 function secureContextFor(extraCaPems: string[]): tls.SecureContext {
-  const key = extraCaPems.join('\n');
-  let sc = secureContexts.get(key);
-  if (sc === undefined) {
-    sc = tls.createSecureContext({
+  return secureContexts.get(extraCaPems.join('\n'), () =>
+    tls.createSecureContext({
       // Old servers still speak TLS 1.0; seclevel 0 lets OpenSSL 3 negotiate with them so we can record it.
       minVersion: 'TLSv1',
       ciphers: 'DEFAULT:@SECLEVEL=0',
       // `authorized` then tells whether the chain verifies against the system CAs plus the extra ones.
       ca: [...tls.rootCertificates, ...extraCaPems],
-    });
-    if (secureContexts.size > 16) secureContexts.clear();
-    secureContexts.set(key, sc);
-  }
-  return sc;
+    }),
+  );
 }
 
 /**

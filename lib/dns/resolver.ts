@@ -367,8 +367,8 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
   const maxCacheEntries = Math.max(1, opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES);
 
   // Least recently used first (a Map iterates in insertion order; a hit is moved to the end). Each entry keeps
-  // the CNAME target the server left unresolved, so a hit chases the same chain as the first answer did.
-  const cache = new Map<string, { expires: number; result: DnsResult; pendingTarget?: string }>();
+  // the whole answer, the CNAME target the server left unresolved included, so a hit chases the same chain.
+  const cache = new Map<string, { expires: number; resolved: Resolved & { pendingTarget?: string } }>();
   const inflight = new Map<string, Promise<Resolved & { pendingTarget?: string }>>();
   let queries = 0;
   let cacheHits = 0;
@@ -424,13 +424,12 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
       cacheHits++;
       cache.delete(key);
       cache.set(key, hit);
-      return { result: hit.result, ttl: 0, ...(hit.pendingTarget ? { pendingTarget: hit.pendingTarget } : {}) };
+      return { ...hit.resolved, ttl: 0 };
     }
     const running = inflight.get(key);
     if (running) {
       cacheHits++;
-      const r = await running;
-      return { result: r.result, ttl: 0, ...(r.pendingTarget ? { pendingTarget: r.pendingTarget } : {}) };
+      return { ...(await running), ttl: 0 };
     }
     const p = ask(name, type, cd);
     inflight.set(key, p);
@@ -440,7 +439,7 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
       if (ttl > 0) {
         cache.delete(key);
         if (cache.size >= maxCacheEntries) cache.delete(cache.keys().next().value as string);
-        cache.set(key, { expires: Date.now() + ttl * 1000, result: r.result, ...(r.pendingTarget ? { pendingTarget: r.pendingTarget } : {}) });
+        cache.set(key, { expires: Date.now() + ttl * 1000, resolved: r });
       }
       return r;
     } finally {

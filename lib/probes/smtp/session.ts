@@ -155,11 +155,8 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
             socket.pause();
             const from = rec.elapsed();
             const got = await o.handshakeSlots.take(socket);
-            if ('closed' in got) {
-              // The probe's deadline cut our own wait: nothing is known of the server's TLS (unknown, never NG).
-              if (o.sessionExpired()) throw new ProbeError('session_deadline', 'session deadline reached while waiting for a TLS handshake slot');
-              throw got.closed ? handshakeError(got.closed) : handshakeClosed();
-            }
+            // Closed while waiting (the server hung up, or the probe's deadline closed it: see the catch below).
+            if ('closed' in got) throw got.closed ? handshakeError(got.closed) : handshakeClosed();
             release = got.release;
             rec.add('I', `waited ${rec.elapsed() - from} ms for a TLS handshake slot of this worker`);
           }
@@ -167,9 +164,10 @@ export async function runSession(ip: string, o: Resolved, rec: Recorder, obs: Sm
         } catch (err) {
           if (!(err instanceof ProbeError)) throw err;
           rec.add('I', `TLS handshake failed: ${err.message}`);
-          // The probe's deadline closing the socket mid-handshake is our cut, not the server's failure: the
-          // handshake was interrupted (tls_receive unknown, never NG; CRITERIA.md), like a timeout.
-          const cut = err.reason === 'session_deadline' || o.sessionExpired();
+          // The probe's deadline closing the socket, during the handshake or while it waited for a slot, is our
+          // cut, not the server's failure: the handshake was interrupted (tls_receive unknown, never NG;
+          // CRITERIA.md), like a timeout.
+          const cut = o.sessionExpired();
           obs.tls.error = cut ? 'session_deadline' : err.message;
           obs.tls.handshake = cut || err.reason === 'tls_timeout' || err.reason === 'connection_reset' ? 'interrupted' : 'failed';
           stop('tls', { error: cut ? 'session_deadline' : err.reason });

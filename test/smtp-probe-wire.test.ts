@@ -106,6 +106,24 @@ async function breakAtStarttls(io: Io, then: () => void | Promise<void>): Promis
   }
 }
 
+/**
+ * A server whose first connection breaks the TLS handshake after the ClientHello (`afterClientHello`) and whose
+ * later ones (the relay test's reconnect in clear) run `dialogue` with `rest`.
+ */
+function breaksHandshake(afterClientHello: (io: Io) => void | Promise<void>, rest: Parameters<typeof dialogue>[1] = {}) {
+  return async (io: Io): Promise<void> => {
+    io.send('220 mx\r\n');
+    if (io.n === 1) {
+      return breakAtStarttls(io, async () => {
+        io.send('220 go ahead\r\n');
+        await io.line(); // the ClientHello arrives as bytes, not a line
+        await afterClientHello(io);
+      });
+    }
+    await dialogue(io, rest);
+  };
+}
+
 function opts(port: number, extra: Partial<SmtpProbeOptions> = {}): SmtpProbeOptions {
   return { port, lab: true, connectTimeoutMs: 5000, bannerTimeoutMs: 5000, commandTimeoutMs: 5000, relayVariants: ['plain'], ...extra };
 }
@@ -171,17 +189,8 @@ test('STARTTLS answered 454 (temporary) is unknown, and the relay test still run
 });
 
 test('a failed TLS handshake is NG, and the relay test reconnects in clear', async () => {
-  const { obs, server } = await probeScripted(async (io) => {
-    io.send('220 mx\r\n');
-    if (io.n === 1) {
-      return breakAtStarttls(io, async () => {
-        io.send('220 go ahead\r\n');
-        await io.line(); // the ClientHello arrives as bytes, not a line; answer garbage
-        io.send('this is not TLS at all\r\n'.repeat(4));
-      });
-    }
-    await dialogue(io, { rcpt: '250 ok, I relay\r\n' });
-  });
+  // The ClientHello is answered with garbage.
+  const { obs, server } = await probeScripted(breaksHandshake((io) => io.send('this is not TLS at all\r\n'.repeat(4)), { rcpt: '250 ok, I relay\r\n' }));
   assert.equal(smtpSessionClass(obs), 'handshake_failed');
   assert.equal(obs.tls.handshake, 'failed');
   assert.equal(evaluateTlsReceive(mx('127.0.0.1', obs)).reason, 'handshake_failed');
@@ -192,17 +201,8 @@ test('a failed TLS handshake is NG, and the relay test reconnects in clear', asy
 });
 
 test('a handshake cut by the probe deadline is interrupted (TLS unknown), not a failed handshake', async () => {
-  const { obs, server } = await probeScripted(async (io) => {
-    io.send('220 mx\r\n');
-    if (io.n === 1) {
-      return breakAtStarttls(io, async () => {
-        io.send('220 go ahead\r\n');
-        await io.line(); // the ClientHello; then silence, longer than the session deadline
-        await new Promise((r) => setTimeout(r, 3000));
-      });
-    }
-    await dialogue(io);
-  }, { sessionDeadlineMs: 1000 });
+  // After the ClientHello, silence longer than the session deadline.
+  const { obs, server } = await probeScripted(breaksHandshake(() => new Promise((r) => setTimeout(r, 3000))), { sessionDeadlineMs: 1000 });
   assert.equal(obs.deadlineReached, true);
   assert.equal(obs.tls.handshake, 'interrupted');
   assert.equal(obs.tls.error, 'session_deadline');

@@ -229,7 +229,7 @@ const CHANGES = `Issue 18 (what limited the report at 10,000,000 diagnoses and w
 
 - Before: report_diagnoses() sorted every diagnosis of the period (1,900,000 for the year) with all the snapshot's columns for its DISTINCT ON, for the current period (snapshot) and the previous one (tally) at once; at this size that sort no longer fits the report's work_mem (256 MB) and the bitmap heap scan reads the whole period's heap (see the EXPLAIN below).
 - After (migration 20261202000500_report_latest): an index \`diagnoses_period_latest (observed_at) INCLUDE (source, survey_id, provenance, domain, id)\`; report_diagnoses() (both overloads, same filters, same order of preference) takes each domain's latest id from an index-only scan of the period, sorted in memory (narrow rows), and only then joins the winners' rows. Nothing in reports/ changed; the figures of both versions are compared in every run of this part.
-- Not done (see the report of issue 18): the join of the winners' rows is a merge join over the primary key from its start (the planner's choice); a nested loop or a bitmap of the winners would read less. Parallel workers were not tried on this loaded machine.`;
+- Not done in that first round (both done in the second, above): the join of the winners' rows was a merge join over the primary key from its start (the planner's choice); parallel workers were not tried.`;
 
 const EARLIER = `Earlier, issue 9 (1,000,000 diagnoses: 400,000 domains in 2020 and 2021, 200,000 a third time): before → after (issue 9: what limited the report and what fixing it gained; the two versions alternating 3× in one process on one 1,000,000-diagnosis database, medians; load average 2.5–3.1):
 

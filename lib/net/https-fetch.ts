@@ -99,9 +99,14 @@ export function httpsPort(cfg: Pick<Config, 'lab' | 'httpsPort'>): number {
   return cfg.lab ? cfg.httpsPort : 443;
 }
 
-/** The extra CAs of the configuration (the lab CA in lab mode), read once per call. */
-export function extraCaPemsFromConfig(cfg: Pick<Config, 'extraCaFile'>): string[] {
-  return cfg.extraCaFile ? [readFileSync(cfg.extraCaFile, 'utf8')] : [];
+const extraCaFiles = boundedMemo<string[]>(9);
+/**
+ * The extra CAs of the configuration (MAILCENSUS_EXTRA_CA: the lab CA in lab mode), read once per path and
+ * process: the MTA-STS gatherer asks for them per domain, the SMTP probe options per run.
+ */
+export function extraCaPemsFromConfig(cfg: { extraCaFile?: string | null }): string[] {
+  const file = cfg.extraCaFile;
+  return file ? extraCaFiles.get(file, () => [readFileSync(file, 'utf8')]) : [];
 }
 
 const secureContexts = boundedMemo<tls.SecureContext>(17);

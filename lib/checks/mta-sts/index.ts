@@ -3,10 +3,8 @@
 // (§3.3), parsed (§3.2), and every MX host of the domain matched against its `mx` patterns (§4.1). The
 // gatherer stores the TXT lookup and the fetch under `dns.mtaSts` (plain JSON, bounded), so the value is
 // judged again from stored observations alone.
-import { readFileSync } from 'node:fs';
-import { boundedMemo } from '../../bounded-memo.ts';
 import { finding } from '../../criteria.ts';
-import { httpsPort } from '../../net/https-fetch.ts';
+import { extraCaPemsFromConfig, httpsPort } from '../../net/https-fetch.ts';
 import { defineFinding, labelledReasons, reason, type GatherDeps, type Label, RECORD_VALUE_LABELS } from '../contract.ts';
 import type { JudgeInput } from '../judge-input.ts';
 import { DNS_FAILURE_REASONS } from '../reasons.ts';
@@ -76,11 +74,6 @@ const POLICY_LABELS: Record<Exclude<MtaStsPolicyReason, 'txt_dns_failure'>, Labe
   mx_not_covered: { en: 'an MX host matches none of the policy mx patterns (RFC 8461 §4.1)', ja: 'ポリシーのmxに一致しないMXがある' },
 };
 
-/** The extra CA files read once per path (the lab CA in lab mode). */
-const caPems = boundedMemo<string[]>(9);
-function extraCaPems(file: string | null | undefined): string[] {
-  return file ? caPems.get(file, () => [readFileSync(file, 'utf8')]) : [];
-}
 
 /** The TXT record, then — only when it is a valid v=STSv1 record and an outbound gate is given — the policy. */
 export async function gatherMtaSts(domain: string, deps: GatherDeps, opts: { cd: boolean }): Promise<MtaStsGathered> {
@@ -91,7 +84,7 @@ export async function gatherMtaSts(domain: string, deps: GatherDeps, opts: { cd:
     resolver: deps.resolver,
     gate: deps.outbound,
     port: httpsPort({ lab: deps.config.lab ?? false, httpsPort: deps.config.httpsPort ?? 443 }),
-    extraCaPems: extraCaPems(deps.config.extraCaFile),
+    extraCaPems: extraCaPemsFromConfig(deps.config),
     cd: opts.cd,
     ...(deps.https?.deadlineMs ? { deadlineMs: deps.https.deadlineMs } : {}),
     ...(deps.https?.connectTimeoutMs ? { connectTimeoutMs: deps.https.connectTimeoutMs } : {}),

@@ -7,8 +7,8 @@
 //   tls.ts      STARTTLS, secure contexts, the certificate
 //   session.ts  the steps of one connection
 import type net from 'node:net';
-import { readFileSync } from 'node:fs';
 import { createOutboundGate, type OutboundGate } from '../../net/outbound.ts';
+import { extraCaPemsFromConfig } from '../../net/https-fetch.ts';
 import type { Config } from '../../config.ts';
 import { Recorder, type ConnectFn } from './wire.ts';
 import { runSession, type Resolved } from './session.ts';
@@ -83,7 +83,7 @@ export function smtpOptionsFromConfig(cfg: Readonly<Config>, extra: Partial<Smtp
     connectTimeoutMs: cfg.smtpConnectTimeoutMs,
     bannerTimeoutMs: cfg.smtpBannerTimeoutMs,
     commandTimeoutMs: cfg.smtpCommandTimeoutMs,
-    extraCaPems: cfg.extraCaFile ? [readFileSync(cfg.extraCaFile, 'utf8')] : [],
+    extraCaPems: extraCaPemsFromConfig(cfg),
     lab: cfg.lab,
     relayTestDomain: cfg.relayTestDomain,
     mailFrom: cfg.contact,
